@@ -1,0 +1,52 @@
+# The two commands a new user runs are `make demo` and `make test`.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint unit dev-cluster dev-cluster-down k8s-tools bench crds clean
+
+$(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) and installing stepwise with its test tools"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[all]' --group test --group lint
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py
+
+k8s-tools:
+	bash scripts/k8s-tools.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check stepwise tests bench examples scripts
+	$(BIN)/ruff format --check stepwise tests bench examples scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: $(STAMP) k8s-tools
+	bash scripts/ensure-postgres.sh
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not postgres and not kube and not slow"
+
+dev-cluster: $(STAMP) k8s-tools
+	$(BIN)/python scripts/dev_cluster.py up
+
+dev-cluster-down: $(STAMP)
+	$(BIN)/python scripts/dev_cluster.py down
+
+crds: $(STAMP)
+	$(BIN)/stepwise crds
+
+bench: $(STAMP) k8s-tools
+	bash scripts/ensure-postgres.sh
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache stepwise.db*

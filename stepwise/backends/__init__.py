@@ -1,0 +1,52 @@
+"""Storage layer: the ``Backend`` protocol (``base``) and its Postgres and SQLite implementations.
+
+Membership: code that talks to a database. Backends own the record types they speak; they
+never import ``stepwise.core`` or anything above it, and each dialect keeps its SQL in
+``.sql`` files.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
+
+from stepwise.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from stepwise.backends.base import Backend
+
+DEFAULT_URL = "sqlite:///stepwise.db"
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password replaced by ``***``: safe to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0] + ":***"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc[1]}"))
+
+
+def open_backend(url: str, *, schema: str = "stepwise") -> Backend:
+    """A backend for ``url`` (not yet opened): ``postgresql://…`` or ``sqlite:///path``.
+
+    ``schema`` names the Postgres schema that holds stepwise's tables.
+    """
+    scheme = urlsplit(url).scheme
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from stepwise.backends.postgres.backend import PostgresBackend
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigurationError(
+                "the Postgres backend needs asyncpg: pip install 'stepwise[postgres]'"
+            ) from exc
+        return PostgresBackend(url, schema=schema)
+    if scheme == "sqlite":
+        from stepwise.backends.sqlite.backend import SqliteBackend
+
+        return SqliteBackend(url)
+    raise ConfigurationError(
+        f"unsupported database URL {hide_password(url)!r}: "
+        "use postgresql://user:pass@host:port/db or sqlite:///path/to/file.db"
+    )

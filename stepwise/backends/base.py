@@ -1,0 +1,311 @@
+"""The one narrow seam between the engine and storage, and the records it speaks.
+
+Every backend (Postgres, SQLite) implements ``Backend``; one conformance suite
+(``tests/backends/test_conformance.py``) holds them to the same behaviour.
+
+Invariants every implementation keeps:
+
+* A run starts executing only through ``claim_runs``, which hands out a fresh
+  ``lease_token`` per claim. Every later write for that run carries the token and is
+  *fenced*: it applies only while the run is still ``running`` under that very token.
+  A worker whose lease expired (another worker claimed the run) or whose run was
+  canceled gets its token back in the "rejected" set and must abandon the run.
+* A completed step is never overwritten: once ``completed`` its output is final.
+* ``write`` applies a whole batch in one transaction, so a worker can group the
+  step completions of many runs into one commit; a completed step is durable when
+  ``write`` returns, before the workflow moves past it.
+* Payloads (input, output, error) are opaque JSON text here; only ``core.codec``
+  interprets them.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol
+
+
+class RunStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELED})
+
+
+class StepStatus(enum.StrEnum):
+    RUNNING = "running"
+    SLEEPING = "sleeping"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: str
+    workflow: str
+    version: str | None
+    status: RunStatus
+    input: str
+    output: str | None
+    error: str | None
+    idempotency_key: str | None
+    attempt: int
+    """Workflow-level attempt, 1-based; grows only through ``RetryRun``."""
+    claims: int
+    """How many times a worker claimed this run (crash recoveries show up here)."""
+    deadline_at: datetime | None
+    available_at: datetime
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    run_id: str
+    key: str
+    status: StepStatus
+    output: str | None
+    error: str | None
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    wake_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    run: RunRecord
+    lease_token: str
+    steps: list[StepRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    id: str
+    workflow: str
+    version: str | None
+    input: str
+    idempotency_key: str | None = None
+    deadline_at: datetime | None = None
+    available_at: datetime | None = None
+    """None means now (database time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    workflow: str | None = None
+    statuses: Sequence[RunStatus] = ()
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    hostname: str
+    workflows: Sequence[str]
+    concurrency: int
+
+
+# ---- fenced writes, applied by ``Backend.write`` in one transaction -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted:
+    """A step attempt began (not awaited for durability: a lost start only re-runs the step)."""
+
+    token: str
+    run_id: str
+    key: str
+    attempts: int
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished:
+    """A step attempt ended; ``status`` is COMPLETED (with output) or FAILED (with error).
+
+    A FAILED write with retries left records the attempt count and error but the step is
+    tried again; the final FAILED is what replay re-raises.
+    """
+
+    token: str
+    run_id: str
+    key: str
+    status: StepStatus
+    output: str | None
+    error: str | None
+    attempts: int
+    started_at: datetime
+    finished_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StepSleeping:
+    """A durable sleep was entered; the step completes once ``wake_at`` has passed."""
+
+    token: str
+    run_id: str
+    key: str
+    wake_at: datetime
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FinishRun:
+    """The run ends: SUCCEEDED (output), FAILED (error) or CANCELED. The lease is dropped."""
+
+    token: str
+    run_id: str
+    status: RunStatus
+    output: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SuspendRun:
+    """The run waits for a durable sleep: status SLEEPING until ``available_at``, lease dropped."""
+
+    token: str
+    run_id: str
+    available_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRun:
+    """Give the run back at once (graceful shutdown): status PENDING, available now."""
+
+    token: str
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRun:
+    """Workflow-level retry: PENDING at ``available_at``, ``attempt`` + 1, failed steps erased
+    (so they run again), completed steps kept; ``error`` records why."""
+
+    token: str
+    run_id: str
+    available_at: datetime
+    error: str
+
+
+WriteOp = StepStarted | StepFinished | StepSleeping | FinishRun | SuspendRun | ReleaseRun | RetryRun
+
+
+@dataclass(slots=True)
+class WriteResult:
+    rejected: set[str] = field(default_factory=set)
+    """Lease tokens whose ops were not applied: the run is no longer held under that token."""
+
+
+class Watch(Protocol):
+    """A subscription to run changes (steps written, status changed)."""
+
+    async def next(self, timeout: float) -> set[str] | None:
+        """Ids of runs changed since the last call, or None meaning "re-read everything".
+
+        Returns an empty set when ``timeout`` passed with no change. A backend that cannot
+        push (SQLite) returns None after a short poll interval instead.
+        """
+        ...
+
+    async def __aenter__(self) -> Watch: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class Backend(Protocol):
+    """Storage for runs and steps. Async only; one instance is shared by a whole process."""
+
+    display_url: str
+    """The URL with any password hidden: safe for logs and error messages."""
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations (under a lock: safe when many start at once).
+
+        Raises ``DatabaseUnavailable`` naming ``display_url`` when the database is unreachable.
+        """
+        ...
+
+    async def close(self) -> None: ...
+
+    # ---- client side ----
+    async def create_run(self, new: NewRun) -> tuple[RunRecord, bool]:
+        """Insert a run; with an idempotency key already used for that workflow, return the
+        existing run and False instead. Wakes idle workers."""
+        ...
+
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    async def list_runs(self, query: RunFilter) -> list[RunRecord]:
+        """Newest first."""
+        ...
+
+    async def list_steps(self, run_id: str) -> list[StepRecord]:
+        """In the order the steps were first started."""
+        ...
+
+    async def cancel_run(self, run_id: str) -> RunRecord | None:
+        """Mark an unfinished run CANCELED (its holder's next fenced write is rejected).
+        A finished run is returned unchanged; an unknown id gives None."""
+        ...
+
+    async def expire_runs(self) -> int:
+        """Fail unfinished runs whose deadline passed; returns how many."""
+        ...
+
+    def watch(self) -> Watch:
+        """Subscribe to run changes; use as ``async with backend.watch() as w``."""
+        ...
+
+    # ---- worker side ----
+    async def register_worker(self, worker: WorkerInfo) -> None: ...
+
+    async def unregister_worker(self, worker_id: str) -> None: ...
+
+    async def serving_workers(self, workflow: str, within_seconds: float) -> int:
+        """How many workers that heartbeated within ``within_seconds`` serve ``workflow``."""
+        ...
+
+    async def claim_runs(
+        self, worker_id: str, workflows: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[ClaimedRun]:
+        """Atomically take up to ``limit`` runs of the given workflows that are PENDING or
+        SLEEPING and available, or RUNNING with an expired lease; each gets a new token and a
+        lease of ``lease_seconds``; each comes with its stored steps."""
+        ...
+
+    async def heartbeat(
+        self, worker_id: str, tokens: Sequence[str], lease_seconds: float
+    ) -> set[str]:
+        """Extend the leases of the runs held under ``tokens`` and the worker's own heartbeat;
+        return the tokens no longer held (run canceled, or claimed by another worker)."""
+        ...
+
+    async def write(self, ops: Sequence[WriteOp]) -> WriteResult:
+        """Apply all ops in one transaction, in order, each fenced by its token."""
+        ...
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when new work may be claimable (a run created, released or due), or after
+        ``timeout``. Postgres answers with LISTEN/NOTIFY, SQLite by polling."""
+        ...

@@ -1,0 +1,135 @@
+"""The whole public exception tree of stepwise.
+
+    StepwiseError
+    ├── ConfigurationError          bad URL, schema name, flag or environment value
+    ├── DatabaseUnavailable         the database cannot be reached (names the URL, password hidden)
+    ├── DefinitionError             a workflow definition is wrong (duplicate name, bad signature)
+    ├── UnknownWorkflow             no workflow registered under that name (lists the known ones)
+    ├── InvalidInput                run input is not JSON or fails the workflow's input model
+    ├── StepError                   problems tied to one step (carries ``step``)
+    │   ├── StepNameError           a step name that is not a non-empty string
+    │   ├── StepResultError         a step returned something that is not JSON-serialisable
+    │   └── StepFailed              a step failed after its retries; raised inside the workflow
+    ├── RunNotFound                 no run with that id
+    ├── RunFailed                   waiting on a run that failed (carries the stored error)
+    ├── RunCanceled                 waiting on a run that was canceled
+    ├── WaitTimeout                 a wait ran out of time before the run finished
+    └── NonDeterminismError         a replay met a recorded step it cannot match
+
+``Suspend`` and ``Abandon`` (in ``stepwise.core.replay``) derive from ``BaseException`` on
+purpose: a workflow's ``except Exception`` must never swallow a durable sleep, a cancel or a
+lost lease. They are engine signals, not errors, and are not exported.
+
+This module imports nothing of ours, so every layer may raise these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StepwiseError(Exception):
+    """Base class of every error stepwise raises on purpose."""
+
+
+class ConfigurationError(StepwiseError):
+    """A URL, schema name, flag or environment value is not usable."""
+
+
+class DatabaseUnavailable(StepwiseError):
+    """The database at ``url`` (password hidden) cannot be reached."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"cannot reach the database at {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class DefinitionError(StepwiseError):
+    """A workflow definition is wrong: a duplicate name, a bad signature."""
+
+
+class UnknownWorkflow(StepwiseError):
+    """No workflow is registered under ``name``; ``known`` lists the ones that are."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listed = ", ".join(sorted(known)) if known else "none"
+        super().__init__(f"unknown workflow {name!r}; known workflows: {listed}")
+        self.name = name
+        self.known = sorted(known)
+
+
+class InvalidInput(StepwiseError):
+    """Run input is not JSON, or does not satisfy the workflow's input model."""
+
+
+class StepError(StepwiseError):
+    """An error tied to one step, named by ``step``."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"step {step!r}: {message}")
+        self.step = step
+
+
+class StepNameError(StepError):
+    """A step name that is not a non-empty string."""
+
+
+class StepResultError(StepError):
+    """A step returned a value that cannot be stored as JSON."""
+
+
+class StepFailed(StepError):
+    """A step failed after all its retries.
+
+    ``error_type`` and ``error_message`` describe the original exception; on replay the original
+    object is gone, so these fields are what a workflow should branch on.
+    """
+
+    def __init__(
+        self, step: str, error_type: str, error_message: str, attempts: int = 1
+    ) -> None:
+        super().__init__(step, f"failed after {attempts} attempt(s): {error_type}: {error_message}")
+        self.error_type = error_type
+        self.error_message = error_message
+        self.attempts = attempts
+
+
+class RunNotFound(StepwiseError):
+    """No run has the id ``run_id``."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no run with id {run_id!r}")
+        self.run_id = run_id
+
+
+class RunFailed(StepwiseError):
+    """The awaited run failed; ``error`` is its stored error document."""
+
+    def __init__(self, run_id: str, error: dict[str, Any] | None) -> None:
+        detail = (error or {}).get("message", "unknown error")
+        kind = (error or {}).get("type", "Error")
+        super().__init__(f"run {run_id} failed: {kind}: {detail}")
+        self.run_id = run_id
+        self.error = error
+
+
+class RunCanceled(StepwiseError):
+    """The awaited run was canceled."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} was canceled")
+        self.run_id = run_id
+
+
+class WaitTimeout(StepwiseError):
+    """A wait for a run ran out of time; the run itself goes on."""
+
+    def __init__(self, run_id: str, timeout: float) -> None:
+        super().__init__(f"run {run_id} did not finish within {timeout:g}s")
+        self.run_id = run_id
+        self.timeout = timeout
+
+
+class NonDeterminismError(StepwiseError):
+    """A replay met a recorded step it cannot match to the code that runs now."""
