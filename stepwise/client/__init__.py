@@ -1,0 +1,1 @@
+"""Start, inspect, wait for and cancel runs. Uses ``core`` for definitions and ``backends``."""

@@ -1,0 +1,245 @@
+"""The client: how applications, the CLI and the operator start and follow runs.
+
+It never executes workflows; workers do. It reads the database directly, so a result is
+available the moment the run's final write commits.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from stepwise.backends import DEFAULT_URL, open_backend
+from stepwise.backends.base import (
+    Backend,
+    NewRun,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    StepRecord,
+    StepStatus,
+)
+from stepwise.core import codec
+from stepwise.core.definitions import WorkflowDefinition
+from stepwise.core.registry import Registry
+from stepwise.errors import (
+    InvalidInput,
+    RunCanceled,
+    RunFailed,
+    RunNotFound,
+    WaitTimeout,
+)
+
+WORKER_LIVENESS_SECONDS = 90.0
+"""A worker that has not heartbeated for this long no longer counts as serving its workflows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    key: str
+    status: StepStatus
+    attempts: int
+    output: Any
+    error: dict[str, Any] | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    wake_at: datetime | None
+
+    @classmethod
+    def from_record(cls, record: StepRecord) -> Step:
+        return cls(
+            key=record.key,
+            status=record.status,
+            attempts=record.attempts,
+            output=codec.loads(record.output) if record.output is not None else None,
+            error=codec.loads(record.error) if record.error is not None else None,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            wake_at=record.wake_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """A run as the client sees it: payloads decoded from their stored JSON."""
+
+    id: str
+    workflow: str
+    version: str | None
+    status: RunStatus
+    input: Any
+    output: Any
+    error: dict[str, Any] | None
+    idempotency_key: str | None
+    attempt: int
+    claims: int
+    deadline_at: datetime | None
+    available_at: datetime
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def from_record(cls, r: RunRecord) -> Run:
+        return cls(
+            id=r.id,
+            workflow=r.workflow,
+            version=r.version,
+            status=r.status,
+            input=codec.loads(r.input),
+            output=codec.loads(r.output) if r.output is not None else None,
+            error=codec.loads(r.error) if r.error is not None else None,
+            idempotency_key=r.idempotency_key,
+            attempt=r.attempt,
+            claims=r.claims,
+            deadline_at=r.deadline_at,
+            available_at=r.available_at,
+            created_at=r.created_at,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+            updated_at=r.updated_at,
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
+
+
+class Client:
+    """``async with Client.connect(url) as client: run = await client.start("wf", {...})``.
+
+    ``registry`` (optional) lets ``start`` validate input against a workflow's model before
+    the run is stored; without it, the worker validates.
+    """
+
+    def __init__(self, backend: Backend, *, registry: Registry | None = None) -> None:
+        self.backend = backend
+        self._registry = registry
+
+    @classmethod
+    def connect(
+        cls, url: str = DEFAULT_URL, *, schema: str = "stepwise", registry: Registry | None = None
+    ) -> Client:
+        """A client with its own backend, opened by ``async with``."""
+        return cls(open_backend(url, schema=schema), registry=registry)
+
+    async def __aenter__(self) -> Client:
+        await self.backend.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.backend.close()
+
+    async def start(
+        self,
+        workflow: str | WorkflowDefinition,
+        input: Any = None,  # noqa: A002 - mirrors ctx.input
+        *,
+        idempotency_key: str | None = None,
+        deadline: datetime | timedelta | None = None,
+        version: str | None = None,
+        run_id: str | None = None,
+    ) -> Run:
+        """Store a new run for workers to pick up; with an ``idempotency_key`` already used for
+        this workflow, return the run it started instead of starting another."""
+        definition = workflow if isinstance(workflow, WorkflowDefinition) else None
+        if definition is None and self._registry is not None and workflow in self._registry:
+            definition = self._registry.get(str(workflow))
+        name = definition.name if definition is not None else str(workflow)
+        if definition is not None:
+            stored_input = definition.validate_input(input)
+            version = version if version is not None else definition.version
+        else:
+            try:
+                stored_input = codec.loads(codec.dumps(input))
+            except (TypeError, ValueError) as exc:
+                raise InvalidInput(f"input of workflow {name!r} is not JSON: {exc}") from None
+        if isinstance(deadline, timedelta):
+            deadline = datetime.now(UTC) + deadline
+        record, _ = await self.backend.create_run(
+            NewRun(
+                id=run_id or str(uuid.uuid4()),
+                workflow=name,
+                version=version,
+                input=codec.dumps(stored_input),
+                idempotency_key=idempotency_key,
+                deadline_at=deadline,
+            )
+        )
+        return Run.from_record(record)
+
+    async def get(self, run_id: str) -> Run:
+        record = await self.backend.get_run(run_id)
+        if record is None:
+            raise RunNotFound(run_id)
+        return Run.from_record(record)
+
+    async def steps(self, run_id: str) -> list[Step]:
+        return [Step.from_record(s) for s in await self.backend.list_steps(run_id)]
+
+    async def list(
+        self,
+        *,
+        workflow: str | None = None,
+        status: RunStatus | list[RunStatus] | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
+        """Runs, newest first, optionally of one workflow and in some statuses."""
+        statuses = [status] if isinstance(status, RunStatus) else list(status or [])
+        records = await self.backend.list_runs(RunFilter(workflow, statuses, limit))
+        return [Run.from_record(r) for r in records]
+
+    async def cancel(self, run_id: str) -> Run:
+        """Cancel an unfinished run: its worker stops at the next step boundary. A finished
+        run is returned unchanged."""
+        record = await self.backend.cancel_run(run_id)
+        if record is None:
+            raise RunNotFound(run_id)
+        return Run.from_record(record)
+
+    async def wait(self, run_id: str, *, timeout: float | None = None) -> Any:
+        """The run's output once it succeeded; ``RunFailed``/``RunCanceled`` otherwise, and
+        ``WaitTimeout`` when ``timeout`` seconds pass first (the run goes on)."""
+        run = await self.wait_finished(run_id, timeout=timeout)
+        if run.status is RunStatus.SUCCEEDED:
+            return run.output
+        if run.status is RunStatus.CANCELED:
+            raise RunCanceled(run_id)
+        raise RunFailed(run_id, run.error)
+
+    async def wait_finished(self, run_id: str, *, timeout: float | None = None) -> Run:
+        """The run once it reached a final status, whatever that is."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        async with self.backend.watch() as changes:
+            while True:
+                run = await self.get(run_id)
+                if run.finished:
+                    return run
+                # Re-read on a change to this run, and every few seconds in any case.
+                changed: set[str] | None = set()
+                while changed is not None and run_id not in changed:
+                    left = 5.0 if deadline is None else deadline - time.monotonic()
+                    if left <= 0:
+                        raise WaitTimeout(run_id, timeout or 0.0)
+                    changed = await changes.next(min(left, 5.0))
+                    if not changed:
+                        break
+
+    async def waiting_reason(self, run: Run) -> str | None:
+        """Why a pending run is not progressing, when that is visible: no live worker serves
+        its workflow (a rolling deploy may bring one)."""
+        if run.status is not RunStatus.PENDING:
+            return None
+        if await self.backend.serving_workers(run.workflow, WORKER_LIVENESS_SECONDS):
+            return None
+        return f"no live worker serves workflow {run.workflow!r}"

@@ -1,0 +1,76 @@
+"""Name → workflow definition, and loading the user's workflow modules.
+
+A worker serves exactly the workflows in its registry; runs of other workflows stay
+pending until some worker that knows them comes (a rolling deploy), which
+``Backend.serving_workers`` makes visible.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from stepwise.core.definitions import WorkflowDefinition
+from stepwise.errors import DefinitionError, UnknownWorkflow
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._by_name: dict[str, WorkflowDefinition] = {}
+
+    def add(self, definition: WorkflowDefinition) -> None:
+        existing = self._by_name.get(definition.name)
+        if existing is not None and existing.origin != definition.origin:
+            raise DefinitionError(
+                f"two workflows are registered under the name {definition.name!r}: "
+                f"{existing.origin} and {definition.origin}"
+            )
+        self._by_name[definition.name] = definition
+
+    def get(self, name: str) -> WorkflowDefinition:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UnknownWorkflow(name, list(self._by_name)) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+
+default_registry = Registry()
+"""Where ``@workflow`` registers unless told otherwise."""
+
+
+def load_app(spec: str) -> None:
+    """Import a workflow module given as a file path (``flows/orders.py``) or a dotted module
+    name (``myapp.flows``), so its ``@workflow`` definitions register themselves."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        if not path.is_file():
+            raise DefinitionError(f"workflow file {spec!r} does not exist")
+        resolved = path.resolve()
+        module_name = f"stepwise_app_{resolved.stem}"
+        if module_name in sys.modules:
+            return
+        module_spec = importlib.util.spec_from_file_location(module_name, resolved)
+        if module_spec is None or module_spec.loader is None:
+            raise DefinitionError(f"cannot load workflow file {spec!r}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        # Let the file import its siblings, as `python file.py` would.
+        sys.path.insert(0, str(resolved.parent))
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+        return
+    try:
+        importlib.import_module(spec)
+    except ModuleNotFoundError as exc:
+        raise DefinitionError(f"cannot import workflow module {spec!r}: {exc}") from None

@@ -1,0 +1,234 @@
+"""The replay engine: execute a claimed run's workflow function against its stored steps.
+
+Every execution replays the function from the top. Steps stored as completed return their
+stored result at once; the others run. An execution ends in exactly one fenced write:
+finish (succeeded/failed), suspend (durable sleep), release (graceful shutdown) or retry —
+or in none at all when the lease was lost, because then the run belongs to someone else.
+
+Stopping happens at step boundaries through ``Interrupt``, a ``BaseException``: a
+workflow's ``except Exception`` cannot swallow a durable sleep, a shutdown or a cancel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from stepwise.backends.base import (
+    ClaimedRun,
+    FinishRun,
+    ReleaseRun,
+    RetryRun,
+    RunStatus,
+    StepRecord,
+    SuspendRun,
+    WriteOp,
+)
+from stepwise.core import codec
+from stepwise.core.context import WorkflowContext
+from stepwise.core.definitions import WorkflowDefinition
+from stepwise.core.events import ExecutionListener
+from stepwise.core.journal import Journal, LeaseLost
+from stepwise.core.steps import StepApi
+from stepwise.errors import InvalidInput, StepResultError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_STEP_ATTEMPTS = 10_000
+"""Hard cap of step attempts per run, so a crash loop or a runaway loop cannot go on forever."""
+
+
+class Stop(enum.Enum):
+    NONE = "none"
+    SUSPEND = "sleeping"
+    RELEASE = "released"
+    ABANDON = "abandoned"
+    DEADLINE = "deadline"
+    FAIL = "failed"
+
+
+class Interrupt(BaseException):
+    """Raised at a step boundary to stop the workflow function; never an error of the user's."""
+
+
+class DeadlineExceeded(Exception):
+    """The run's deadline passed before it finished."""
+
+
+class StepAttemptsExceeded(Exception):
+    """The run used up its hard cap of step attempts."""
+
+
+class Execution:
+    """One worker's attempt at one claimed run."""
+
+    def __init__(
+        self,
+        claimed: ClaimedRun,
+        definition: WorkflowDefinition,
+        journal: Journal,
+        *,
+        listener: ExecutionListener | None = None,
+        max_step_attempts: int = DEFAULT_MAX_STEP_ATTEMPTS,
+    ) -> None:
+        self.run = claimed.run
+        self.run_id = claimed.run.id
+        self.token = claimed.lease_token
+        self.memo: dict[str, StepRecord] = {s.key: s for s in claimed.steps}
+        self.definition = definition
+        self.journal = journal
+        self.listener = listener or ExecutionListener()
+        self._max_attempts = max_step_attempts
+        self._attempts_used = sum(s.attempts for s in claimed.steps)
+        self._stop = Stop.NONE
+        self._fail_error: BaseException | None = None
+        self._wake_at: datetime | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    # ---- called by steps, at step boundaries ----
+    def boundary(self) -> None:
+        if self._stop is not Stop.NONE:
+            raise Interrupt(self._stop.value)
+
+    def count_attempt(self) -> None:
+        if self._attempts_used >= self._max_attempts:
+            self._fail(StepAttemptsExceeded(f"run used up its {self._max_attempts} step attempts"))
+            raise Interrupt(Stop.FAIL.value)
+        self._attempts_used += 1
+
+    def suspend_until(self, wake_at: datetime) -> NoReturn:
+        if self._wake_at is None or wake_at < self._wake_at:
+            self._wake_at = wake_at
+        if self._stop is Stop.NONE:
+            self._stop = Stop.SUSPEND
+        raise Interrupt(Stop.SUSPEND.value)
+
+    @contextlib.contextmanager
+    def tracking(self) -> Iterator[None]:
+        """Mark the current task as a step in flight, so stopping waits for it to settle."""
+        task = asyncio.current_task()
+        if task is None or task is self._task:
+            yield
+            return
+        self._inflight.add(task)
+        try:
+            yield
+        finally:
+            self._inflight.discard(task)
+
+    # ---- called by the worker ----
+    def release(self) -> None:
+        """Graceful shutdown: stop at the next step boundary and give the run back."""
+        if self._stop is Stop.NONE:
+            self._stop = Stop.RELEASE
+
+    def abandon(self) -> None:
+        """The lease is gone (canceled or taken over): stop now and write nothing."""
+        self._stop = Stop.ABANDON
+        self._cancel_all()
+
+    def _fail(self, error: BaseException) -> None:
+        self._stop = Stop.FAIL
+        self._fail_error = error
+
+    def _deadline_passed(self) -> None:
+        if self._stop in (Stop.NONE, Stop.RELEASE, Stop.SUSPEND):
+            self._stop = Stop.DEADLINE
+            self._cancel_all()
+
+    def _cancel_all(self) -> None:
+        for task in (self._task, *self._inflight):
+            if task is not None and not task.done():
+                task.cancel()
+
+    # ---- the execution itself ----
+    async def execute(self) -> str:
+        """Run the workflow to its next resting point; returns the outcome's name."""
+        self.listener.run_started(self.run_id, self.run.workflow, self.run.claims)
+        outcome = await self._execute()
+        self.listener.run_finished(self.run_id, outcome)
+        return outcome
+
+    async def _execute(self) -> str:
+        try:
+            value = self.definition.parse_input(codec.loads(self.run.input))
+        except Exception as exc:
+            error = InvalidInput(f"input of workflow {self.run.workflow!r} is invalid: {exc}")
+            return await self._write(self._finish(RunStatus.FAILED, error=error), "failed")
+        ctx: WorkflowContext[Any] = WorkflowContext(
+            input=value,
+            run_id=self.run_id,
+            version=self.run.version,
+            attempt=self.run.attempt,
+            step=StepApi(self),
+        )
+        self._task = asyncio.create_task(self.definition.fn(ctx), name=f"run-{self.run_id}")
+        deadline = None
+        if self.run.deadline_at is not None:
+            delay = (self.run.deadline_at - datetime.now(UTC)).total_seconds()
+            deadline = asyncio.get_running_loop().call_later(max(delay, 0), self._deadline_passed)
+        try:
+            await asyncio.wait({self._task})
+            await self._settle()
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+        return await self._conclude(self._task)
+
+    async def _settle(self) -> None:
+        """Wait for steps still in flight (e.g. gather's siblings of a sleeping step) so their
+        results are stored before the run is put aside."""
+        while self._inflight:
+            await asyncio.wait(set(self._inflight))
+
+    async def _conclude(self, task: asyncio.Task[Any]) -> str:
+        stop = self._stop
+        if stop is Stop.ABANDON:
+            return "abandoned"
+        if stop is Stop.DEADLINE:
+            late = DeadlineExceeded(f"deadline {self.run.deadline_at} passed")
+            return await self._write(self._finish(RunStatus.FAILED, error=late), "failed")
+        if stop is Stop.FAIL:
+            return await self._write(
+                self._finish(RunStatus.FAILED, error=self._fail_error), "failed"
+            )
+        if stop is Stop.SUSPEND:
+            assert self._wake_at is not None
+            return await self._write(SuspendRun(self.token, self.run_id, self._wake_at), "sleeping")
+        error = None if task.cancelled() else task.exception()
+        if task.cancelled() or isinstance(error, Interrupt | asyncio.CancelledError):
+            # Only a release interrupts without another stop reason.
+            return await self._write(ReleaseRun(self.token, self.run_id), "released")
+        if error is None:
+            try:
+                output = codec.encode_result("<workflow result>", task.result())
+            except StepResultError as exc:
+                return await self._write(self._finish(RunStatus.FAILED, error=exc), "failed")
+            op = FinishRun(self.token, self.run_id, RunStatus.SUCCEEDED, output=output)
+            return await self._write(op, "succeeded")
+        if stop is Stop.RELEASE:
+            return await self._write(ReleaseRun(self.token, self.run_id), "released")
+        policy = self.definition.retry
+        if policy is not None and policy.allows_another(self.run.attempt):
+            available = datetime.now(UTC) + policy.delay(self.run.attempt)
+            retry = RetryRun(self.token, self.run_id, available, codec.encode_error(error))
+            return await self._write(retry, "retrying")
+        return await self._write(self._finish(RunStatus.FAILED, error=error), "failed")
+
+    def _finish(self, status: RunStatus, *, error: BaseException | None) -> FinishRun:
+        doc = codec.encode_error(error) if error is not None else None
+        return FinishRun(self.token, self.run_id, status, error=doc)
+
+    async def _write(self, op: WriteOp, outcome: str) -> str:
+        try:
+            await self.journal.commit(op)
+        except LeaseLost:
+            log.info("run %s: lease lost before it could be marked %s", self.run_id, outcome)
+            return "abandoned"
+        return outcome

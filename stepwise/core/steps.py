@@ -1,0 +1,216 @@
+"""``ctx.step``: durable steps and durable sleeps, keyed by name.
+
+Memo keys are fixed when ``ctx.step.run`` is *called*, never by the order in which steps
+finish: a name used again within one execution becomes ``name:1``, ``name:2``… in call order,
+so a replay on another worker derives exactly the same keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from stepwise.backends.base import StepFinished, StepSleeping, StepStarted, StepStatus
+from stepwise.core import codec
+from stepwise.core.retry import DEFAULT_STEP_RETRY, RetryPolicy
+from stepwise.errors import StepFailed, StepNameError, StepResultError
+
+if TYPE_CHECKING:
+    from stepwise.core.replay import Execution
+
+MAX_NAME_LENGTH = 200
+
+
+class MemoKeys:
+    """Deterministic keys in call order: ``name``, ``name:1``, ``name:2``…"""
+
+    def __init__(self) -> None:
+        self._count: dict[str, int] = {}
+        self._taken: set[str] = set()
+
+    def next(self, name: object) -> str:
+        if not isinstance(name, str) or not name.strip():
+            raise StepNameError(repr(name), "a step name must be a non-empty string")
+        if len(name) > MAX_NAME_LENGTH:
+            raise StepNameError(name[:40] + "…", f"longer than {MAX_NAME_LENGTH} characters")
+        index = self._count.get(name, 0)
+        key = name if index == 0 else f"{name}:{index}"
+        while key in self._taken:
+            index += 1
+            key = f"{name}:{index}"
+        self._count[name] = index + 1
+        self._taken.add(key)
+        return key
+
+
+def _seconds(duration: float | timedelta) -> float:
+    return duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+
+
+async def _call(fn: Callable[[], Any]) -> Any:
+    """Async callables run on the loop; sync ones in a thread, so they never block other steps."""
+    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
+    ):
+        return await fn()
+    result = await asyncio.to_thread(fn)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+class StepApi:
+    """``ctx.step.run(name, fn)`` and ``ctx.step.sleep(name, duration)``."""
+
+    def __init__(self, execution: Execution) -> None:
+        self._ex = execution
+        self._keys = MemoKeys()
+
+    def run(
+        self, name: str, fn: Callable[[], Any], *, retry: RetryPolicy | None = None
+    ) -> Awaitable[Any]:
+        """Run ``fn`` once for this run (durably), or return its stored result on replay.
+
+        ``fn`` takes no arguments and may be sync (runs in a thread) or async. Its result must
+        be JSON-serialisable or a pydantic model; the workflow receives it after a JSON round
+        trip. A failure is retried per ``retry`` (3 attempts with backoff by default), then
+        raised as ``StepFailed``.
+        """
+        key = self._keys.next(name)
+        if not callable(fn):
+            raise StepNameError(key, f"the step function must be callable, got {type(fn).__name__}")
+        return self._run(key, fn, retry or DEFAULT_STEP_RETRY)
+
+    def sleep(self, name: str, duration: float | timedelta) -> Awaitable[None]:
+        """Pause the run for ``duration`` (seconds or timedelta) without holding a worker slot:
+        the run is put aside and resumed, on any worker, once the time has passed."""
+        key = self._keys.next(name)
+        return self._sleep(key, _seconds(duration))
+
+    async def _run(self, key: str, fn: Callable[[], Any], policy: RetryPolicy) -> Any:
+        ex = self._ex
+        ex.boundary()
+        stored = ex.memo.get(key)
+        if stored is not None and stored.status is StepStatus.COMPLETED:
+            ex.listener.step_replayed(ex.run_id, key)
+            return codec.loads(stored.output or "null")
+        attempts = stored.attempts if stored is not None else 0
+        failed = stored is not None and stored.status is StepStatus.FAILED
+        if failed and stored is not None and not policy.allows_another(attempts):
+            raise _failed_from_document(key, stored.error, attempts)
+        started = datetime.now(UTC)
+        with ex.tracking():
+            while True:
+                ex.boundary()
+                ex.count_attempt()
+                attempts += 1
+                ex.listener.step_started(ex.run_id, key, attempts)
+                ex.journal.submit(StepStarted(ex.token, ex.run_id, key, attempts, started))
+                t0 = time.monotonic()
+                try:
+                    output = codec.encode_result(key, await _call(fn))
+                except StepResultError as exc:
+                    await self._record_failure(key, exc, attempts, started, t0, retrying=False)
+                    raise
+                except Exception as exc:
+                    retrying = policy.allows_another(attempts)
+                    await self._record_failure(key, exc, attempts, started, t0, retrying=retrying)
+                    if not retrying:
+                        raise StepFailed(key, type(exc).__name__, str(exc), attempts) from exc
+                    await asyncio.sleep(policy.delay(attempts).total_seconds())
+                    continue
+                await ex.journal.commit(
+                    StepFinished(
+                        ex.token,
+                        ex.run_id,
+                        key,
+                        StepStatus.COMPLETED,
+                        output,
+                        None,
+                        attempts,
+                        started,
+                        datetime.now(UTC),
+                    )
+                )
+                ex.listener.step_finished(
+                    ex.run_id,
+                    key,
+                    ok=True,
+                    seconds=time.monotonic() - t0,
+                    error=None,
+                    retrying=False,
+                )
+                return codec.loads(output)
+
+    async def _record_failure(
+        self,
+        key: str,
+        exc: Exception,
+        attempts: int,
+        started: datetime,
+        t0: float,
+        *,
+        retrying: bool,
+    ) -> None:
+        ex = self._ex
+        op = StepFinished(
+            ex.token,
+            ex.run_id,
+            key,
+            StepStatus.FAILED,
+            None,
+            codec.encode_error(exc, step=key),
+            attempts,
+            started,
+            datetime.now(UTC),
+        )
+        # The final failure must be durable before the workflow sees it; a failure that will
+        # be retried only informs (a crash just retries it once more).
+        if retrying:
+            ex.journal.submit(op)
+        else:
+            await ex.journal.commit(op)
+        ex.listener.step_finished(
+            ex.run_id,
+            key,
+            ok=False,
+            seconds=time.monotonic() - t0,
+            error=f"{type(exc).__name__}: {exc}",
+            retrying=retrying,
+        )
+
+    async def _sleep(self, key: str, seconds: float) -> None:
+        ex = self._ex
+        ex.boundary()
+        stored = ex.memo.get(key)
+        if stored is not None and stored.status is StepStatus.COMPLETED:
+            ex.listener.step_replayed(ex.run_id, key)
+            return
+        now = datetime.now(UTC)
+        if stored is not None and stored.wake_at is not None:
+            wake_at = stored.wake_at
+            started = stored.started_at or now
+        else:
+            wake_at, started = now + timedelta(seconds=max(seconds, 0.0)), now
+            if wake_at > now:
+                await ex.journal.commit(StepSleeping(ex.token, ex.run_id, key, wake_at, now))
+        if wake_at <= now:
+            await ex.journal.commit(
+                StepFinished(
+                    ex.token, ex.run_id, key, StepStatus.COMPLETED, "null", None, 1, started, now
+                )
+            )
+            ex.listener.step_finished(
+                ex.run_id, key, ok=True, seconds=0.0, error=None, retrying=False
+            )
+            return
+        ex.suspend_until(wake_at)
+
+
+def _failed_from_document(key: str, error: str | None, attempts: int) -> StepFailed:
+    doc = codec.loads(error) if error else {}
+    return StepFailed(key, doc.get("type", "Error"), doc.get("message", ""), attempts)

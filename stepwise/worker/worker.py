@@ -1,0 +1,198 @@
+"""The claim loop: take runs while slots are free, execute each, give them back on shutdown.
+
+A run is held under a lease that the heartbeat (``leases``) keeps renewing. If this process
+dies, the lease runs out and another worker claims the run and replays it from its stored
+steps. On SIGTERM the worker stops claiming, lets in-flight runs reach a step boundary and
+releases them, so another worker takes them at once instead of after the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from stepwise.backends.base import Backend, ClaimedRun, ReleaseRun, WorkerInfo
+from stepwise.core.events import ExecutionListener
+from stepwise.core.journal import Journal, LeaseLost
+from stepwise.core.registry import Registry
+from stepwise.core.replay import DEFAULT_MAX_STEP_ATTEMPTS, Execution
+from stepwise.errors import DatabaseUnavailable, UnknownWorkflow
+from stepwise.worker.leases import Heartbeat
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+class Worker:
+    """Executes runs of the workflows in ``registry``, at most ``concurrency`` at a time."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        registry: Registry,
+        *,
+        concurrency: int = 10,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 1.0,
+        shutdown_grace: float = 25.0,
+        worker_id: str | None = None,
+        listener: ExecutionListener | None = None,
+        max_step_attempts: int = DEFAULT_MAX_STEP_ATTEMPTS,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if lease_seconds <= 0:
+            raise ValueError(f"lease must be positive, got {lease_seconds}")
+        self.backend = backend
+        self.registry = registry
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.shutdown_grace = shutdown_grace
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.listener = listener or ExecutionListener()
+        self.max_step_attempts = max_step_attempts
+        self.journal = Journal(backend, on_rejected=self.lose)
+        self.active: dict[str, tuple[Execution, asyncio.Task[str]]] = {}
+        self.ready = False
+        """True once registered and claiming: what the readiness probe reports."""
+        self._slot_freed = asyncio.Event()
+        self._heartbeat = Heartbeat(self)
+
+    @property
+    def held_tokens(self) -> list[str]:
+        return list(self.active)
+
+    def lose(self, tokens: set[str]) -> None:
+        """Runs whose lease is gone (canceled, or taken over after an expiry): stop them now."""
+        for token in tokens:
+            entry = self.active.get(token)
+            if entry is not None:
+                log.info("run %s: lease lost, abandoning", entry[0].run_id)
+                entry[0].abandon()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then shut down gracefully."""
+        info = WorkerInfo(self.id, socket.gethostname(), self.registry.names(), self.concurrency)
+        await self._retrying(lambda: self.backend.register_worker(info))
+        heartbeat = asyncio.create_task(self._heartbeat.run(stop), name="stepwise-heartbeat")
+        log.info(
+            "worker %s serving %s (concurrency %d, lease %.0fs)",
+            self.id,
+            ", ".join(info.workflows) or "no workflows",
+            self.concurrency,
+            self.lease_seconds,
+        )
+        try:
+            self.ready = True
+            await self._claim_loop(stop)
+        finally:
+            self.ready = False
+            await self._shutdown()
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            with contextlib.suppress(DatabaseUnavailable):
+                await self.backend.unregister_worker(self.id)
+
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.create_task(stop.wait())
+        names = self.registry.names()
+        failures = 0
+        try:
+            while not stop.is_set():
+                free = self.concurrency - len(self.active)
+                if free <= 0:
+                    self._slot_freed.clear()
+                    await _first(stopping, self._slot_freed.wait())
+                    continue
+                try:
+                    claimed = await self.backend.claim_runs(
+                        self.id, names, free, self.lease_seconds
+                    )
+                    failures = 0
+                except DatabaseUnavailable as exc:
+                    delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                    failures += 1
+                    log.warning("claim failed, retrying in %.2fs: %s", delay, exc)
+                    await _first(stopping, asyncio.sleep(delay))
+                    continue
+                for item in claimed:
+                    self._start(item)
+                if len(claimed) < free:
+                    await _first(stopping, self.backend.wait_for_work(self.poll_interval))
+        finally:
+            stopping.cancel()
+
+    def _start(self, claimed: ClaimedRun) -> None:
+        try:
+            definition = self.registry.get(claimed.run.workflow)
+        except UnknownWorkflow:  # claims filter by name; this guards a registry change
+            self.journal.submit(ReleaseRun(claimed.lease_token, claimed.run.id))
+            return
+        execution = Execution(
+            claimed,
+            definition,
+            self.journal,
+            listener=self.listener,
+            max_step_attempts=self.max_step_attempts,
+        )
+        task = asyncio.create_task(execution.execute(), name=f"stepwise-run-{claimed.run.id}")
+        self.active[claimed.lease_token] = (execution, task)
+        task.add_done_callback(lambda t: self._done(claimed.lease_token, t))
+
+    def _done(self, token: str, task: asyncio.Task[str]) -> None:
+        self.active.pop(token, None)
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("execution of a run crashed", exc_info=task.exception())
+
+    async def _shutdown(self) -> None:
+        """Release in-flight runs at their next step boundary; force it after the grace."""
+        if self.active:
+            log.info("shutting down: releasing %d run(s)", len(self.active))
+        entries = list(self.active.items())
+        for execution, _ in self.active.values():
+            execution.release()
+        tasks = [task for _, task in self.active.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.shutdown_grace)
+        for token, (execution, task) in entries:
+            if not task.done():
+                execution.abandon()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                with contextlib.suppress(LeaseLost):
+                    await self.journal.commit(ReleaseRun(token, execution.run_id))
+        await self.journal.drain()
+
+    async def _retrying(self, call: Callable[[], Awaitable[None]]) -> None:
+        failures = 0
+        while True:
+            try:
+                await call()
+                return
+            except DatabaseUnavailable as exc:
+                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                failures += 1
+                log.warning("database unavailable, retrying in %.2fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+
+
+async def _first(stopping: asyncio.Task[bool], other: Awaitable[Any]) -> None:
+    """Wait until ``other`` is done or the stop event fires, whichever is first."""
+    task = asyncio.ensure_future(other)
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
