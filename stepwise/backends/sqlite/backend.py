@@ -1,0 +1,511 @@
+"""The embedded backend: one SQLite file, shared by the worker processes of one machine.
+
+Why it looks like this:
+
+* ``sqlite3`` blocks, the interface is async: every call runs on ONE thread owned by the
+  instance (a single-thread executor that also creates the connection), so the event loop never
+  blocks and the connection is only ever touched by the thread that made it.
+* Several processes may share the file. Every check-then-write (claim, fenced write, cancel,
+  migrations) runs in a ``BEGIN IMMEDIATE`` transaction: it holds the database's only write
+  lock from its first read, so no other process can claim or cancel between the fencing check
+  and the write. ``busy_timeout`` makes the others wait for the lock instead of failing.
+* Timestamps are computed in Python (UTC) and stored as fixed-width ISO-8601 text, so text order
+  is time order and records get timezone-aware datetimes back.
+* SQLite cannot push notifications: ``wait_for_work`` and ``watch`` poll. Work created, released
+  or rescheduled through this very instance wakes its ``wait_for_work`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from stepwise.backends import base, migrations
+from stepwise.backends.sqlfiles import load_queries
+from stepwise.errors import ConfigurationError, DatabaseUnavailable
+
+_T = TypeVar("_T")
+
+_QUERIES = load_queries("stepwise.backends.sqlite")
+_MIGRATIONS_PACKAGE = "stepwise.backends.sqlite.migrations"
+_BUSY_TIMEOUT_SECONDS = 30.0
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+_Params = dict[str, Any]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def _maybe_text(moment: datetime | None) -> str | None:
+    return None if moment is None else _text(moment)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _maybe_time(text: str | None) -> datetime | None:
+    return None if text is None else _time(text)
+
+
+def _run_record(row: sqlite3.Row) -> base.RunRecord:
+    return base.RunRecord(
+        id=row["id"],
+        workflow=row["workflow"],
+        version=row["version"],
+        status=base.RunStatus(row["status"]),
+        input=row["input"],
+        output=row["output"],
+        error=row["error"],
+        idempotency_key=row["idempotency_key"],
+        attempt=row["attempt"],
+        claims=row["claims"],
+        deadline_at=_maybe_time(row["deadline_at"]),
+        available_at=_time(row["available_at"]),
+        created_at=_time(row["created_at"]),
+        started_at=_maybe_time(row["started_at"]),
+        finished_at=_maybe_time(row["finished_at"]),
+        updated_at=_time(row["updated_at"]),
+    )
+
+
+def _step_record(row: sqlite3.Row) -> base.StepRecord:
+    return base.StepRecord(
+        run_id=row["run_id"],
+        key=row["key"],
+        status=base.StepStatus(row["status"]),
+        output=row["output"],
+        error=row["error"],
+        attempts=row["attempts"],
+        started_at=_maybe_time(row["started_at"]),
+        finished_at=_maybe_time(row["finished_at"]),
+        wake_at=_maybe_time(row["wake_at"]),
+    )
+
+
+def _database_path(url: str) -> str:
+    """``sqlite:///relative/path.db`` → ``relative/path.db``, ``sqlite:////a.db`` → ``/a.db``."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite" or parts.netloc or len(parts.path) < 2 or parts.query:
+        raise ConfigurationError(
+            f"unsupported SQLite URL {url!r}: use sqlite:///relative/path.db "
+            "or sqlite:////absolute/path.db"
+        )
+    return parts.path[1:]
+
+
+def _statements(script: str) -> Iterable[str]:
+    """Split a migration into statements, so they run inside the caller's transaction
+    (``executescript`` would commit it first)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip():
+        yield pending
+
+
+def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    """``work(conn)`` holding the write lock from its first read to its commit."""
+    conn.execute(_QUERIES["begin_immediate"])
+    try:
+        result = work(conn)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return result
+
+
+def _op_statements(op: base.WriteOp, now: str) -> list[tuple[str, _Params]]:
+    """The named statements (and their parameters) that apply one accepted write op."""
+    match op:
+        case base.StepStarted():
+            return [
+                (
+                    "step_started",
+                    {
+                        "run_id": op.run_id,
+                        "key": op.key,
+                        "attempts": op.attempts,
+                        "started_at": _text(op.started_at),
+                    },
+                )
+            ]
+        case base.StepFinished():
+            return [
+                (
+                    "step_finished",
+                    {
+                        "run_id": op.run_id,
+                        "key": op.key,
+                        "status": op.status.value,
+                        "output": op.output,
+                        "error": op.error,
+                        "attempts": op.attempts,
+                        "started_at": _text(op.started_at),
+                        "finished_at": _text(op.finished_at),
+                    },
+                )
+            ]
+        case base.StepSleeping():
+            return [
+                (
+                    "step_sleeping",
+                    {
+                        "run_id": op.run_id,
+                        "key": op.key,
+                        "wake_at": _text(op.wake_at),
+                        "started_at": _text(op.started_at),
+                    },
+                )
+            ]
+        case base.FinishRun():
+            return [
+                (
+                    "finish_run",
+                    {
+                        "run_id": op.run_id,
+                        "token": op.token,
+                        "status": op.status.value,
+                        "output": op.output,
+                        "error": op.error,
+                        "now": now,
+                    },
+                )
+            ]
+        case base.SuspendRun():
+            return [
+                (
+                    "suspend_run",
+                    {
+                        "run_id": op.run_id,
+                        "token": op.token,
+                        "available_at": _text(op.available_at),
+                        "now": now,
+                    },
+                )
+            ]
+        case base.ReleaseRun():
+            return [("release_run", {"run_id": op.run_id, "token": op.token, "now": now})]
+        case base.RetryRun():
+            return [
+                (
+                    "retry_run",
+                    {
+                        "run_id": op.run_id,
+                        "token": op.token,
+                        "available_at": _text(op.available_at),
+                        "error": op.error,
+                        "now": now,
+                    },
+                ),
+                ("delete_failed_steps", {"run_id": op.run_id}),
+            ]
+
+
+_RUN_ENDING = (base.FinishRun, base.SuspendRun, base.ReleaseRun, base.RetryRun)
+_MAKES_WORK = (base.SuspendRun, base.ReleaseRun, base.RetryRun)
+
+
+class _PollingWatch:
+    """SQLite cannot push changes: after each poll interval, "re-read everything"."""
+
+    def __init__(self, poll_interval: float) -> None:
+        self._poll_interval = poll_interval
+
+    async def next(self, timeout: float) -> set[str] | None:
+        await asyncio.sleep(max(0.0, min(timeout, self._poll_interval)))
+        return None
+
+    async def __aenter__(self) -> _PollingWatch:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+class SqliteBackend:
+    """``Backend`` on a SQLite file; see the module docstring for how it stays correct."""
+
+    def __init__(self, url: str, *, poll_interval: float = 0.1) -> None:
+        self.display_url = url
+        self._path = _database_path(url)
+        self._poll_interval = poll_interval
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stepwise-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._work = asyncio.Event()
+
+    # ---- plumbing: the work functions run on the instance's one database thread ----
+
+    async def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``work(conn)`` on the database thread, in autocommit (one statement is atomic)."""
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError(f"the SQLite backend for {self.display_url} is not open")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work, conn)
+        except sqlite3.OperationalError as exc:
+            raise DatabaseUnavailable(self.display_url, str(exc)) from exc
+
+    async def _atomic(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``work(conn)`` on the database thread, in one ``BEGIN IMMEDIATE`` transaction."""
+        return await self._read(lambda conn: _transaction(conn, work))
+
+    # ---- lifecycle ----
+
+    async def open(self) -> None:
+        try:
+            self._conn = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._connect
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise DatabaseUnavailable(self.display_url, str(exc)) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; ours are explicit BEGIN IMMEDIATE.
+        # timeout is SQLite's busy_timeout: wait for another process's write lock, don't fail.
+        conn = sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.executescript(_QUERIES["configure_connection"])
+            _transaction(conn, _migrate)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=False)
+
+    # ---- client side ----
+
+    async def create_run(self, new: base.NewRun) -> tuple[base.RunRecord, bool]:
+        now = _now()
+        params = {
+            "id": new.id,
+            "workflow": new.workflow,
+            "version": new.version,
+            "input": new.input,
+            "idempotency_key": new.idempotency_key,
+            "deadline_at": _maybe_text(new.deadline_at),
+            "available_at": _text(new.available_at or now),
+            "now": _text(now),
+        }
+        record, created = await self._atomic(lambda conn: _insert_run(conn, params))
+        if created:
+            self._work.set()
+        return record, created
+
+    async def get_run(self, run_id: str) -> base.RunRecord | None:
+        return await self._read(lambda conn: _get_run(conn, run_id))
+
+    async def list_runs(self, query: base.RunFilter) -> list[base.RunRecord]:
+        params = {
+            "workflow": query.workflow,
+            "statuses": json.dumps([s.value for s in query.statuses]) if query.statuses else None,
+            "limit": query.limit,
+        }
+        rows = await self._read(lambda conn: conn.execute(_QUERIES["list_runs"], params).fetchall())
+        return [_run_record(row) for row in rows]
+
+    async def list_steps(self, run_id: str) -> list[base.StepRecord]:
+        params = {"run_id": run_id}
+        rows = await self._read(
+            lambda conn: conn.execute(_QUERIES["list_steps"], params).fetchall()
+        )
+        return [_step_record(row) for row in rows]
+
+    async def cancel_run(self, run_id: str) -> base.RunRecord | None:
+        params = {"id": run_id, "now": _text(_now())}
+
+        def cancel(conn: sqlite3.Connection) -> base.RunRecord | None:
+            conn.execute(_QUERIES["cancel_run"], params)
+            return _get_run(conn, run_id)
+
+        return await self._atomic(cancel)
+
+    async def expire_runs(self) -> int:
+        params = {"now": _text(_now())}
+        expired: int = await self._atomic(
+            lambda conn: conn.execute(_QUERIES["expire_runs"], params).rowcount
+        )
+        return expired
+
+    def watch(self) -> base.Watch:
+        return _PollingWatch(self._poll_interval)
+
+    # ---- worker side ----
+
+    async def register_worker(self, worker: base.WorkerInfo) -> None:
+        params = {
+            "id": worker.id,
+            "hostname": worker.hostname,
+            "workflows": json.dumps(list(worker.workflows)),
+            "concurrency": worker.concurrency,
+            "now": _text(_now()),
+        }
+        await self._read(lambda conn: conn.execute(_QUERIES["register_worker"], params))
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        params = {"id": worker_id}
+        await self._read(lambda conn: conn.execute(_QUERIES["unregister_worker"], params))
+
+    async def serving_workers(self, workflow: str, within_seconds: float) -> int:
+        params = {"workflow": workflow, "since": _text(_now() - timedelta(seconds=within_seconds))}
+        count: int = await self._read(
+            lambda conn: conn.execute(_QUERIES["serving_workers"], params).fetchone()[0]
+        )
+        return count
+
+    async def claim_runs(
+        self, worker_id: str, workflows: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[base.ClaimedRun]:
+        if limit <= 0 or not workflows:
+            return []
+        names = json.dumps(list(workflows))
+        return await self._read(
+            lambda conn: _claim(conn, worker_id, names, limit, timedelta(seconds=lease_seconds))
+        )
+
+    async def heartbeat(
+        self, worker_id: str, tokens: Sequence[str], lease_seconds: float
+    ) -> set[str]:
+        now = _now()
+        runs = {
+            "tokens": json.dumps(list(tokens)),
+            "expires_at": _text(now + timedelta(seconds=lease_seconds)),
+        }
+        worker = {"id": worker_id, "now": _text(now)}
+
+        def beat(conn: sqlite3.Connection) -> set[str]:
+            held = {row[0] for row in conn.execute(_QUERIES["heartbeat_runs"], runs)}
+            conn.execute(_QUERIES["heartbeat_worker"], worker)
+            return held
+
+        return set(tokens) - await self._atomic(beat)
+
+    async def write(self, ops: Sequence[base.WriteOp]) -> base.WriteResult:
+        if not ops:
+            return base.WriteResult()
+        result = await self._atomic(lambda conn: _write(conn, ops))
+        if any(isinstance(op, _MAKES_WORK) for op in ops):
+            self._work.set()
+        return result
+
+    async def wait_for_work(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._work.wait(), max(0.0, min(timeout, self._poll_interval)))
+        self._work.clear()
+
+
+# ---- work functions: each runs on a backend's database thread ----------------------------
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute(_QUERIES["create_migrations_table"])
+    applied = {row[0] for row in conn.execute(_QUERIES["applied_migrations"])}
+    for migration in migrations.discover(_MIGRATIONS_PACKAGE):
+        if migration.version in applied:
+            continue
+        for statement in _statements(migration.sql):
+            conn.execute(statement)
+        conn.execute(
+            _QUERIES["record_migration"],
+            {"version": migration.version, "name": migration.name, "now": _text(_now())},
+        )
+
+
+def _insert_run(conn: sqlite3.Connection, params: _Params) -> tuple[base.RunRecord, bool]:
+    row = conn.execute(_QUERIES["insert_run"], params).fetchone()
+    if row is not None:
+        return _run_record(row), True
+    existing = conn.execute(_QUERIES["run_by_idempotency_key"], params).fetchone()
+    return _run_record(existing), False
+
+
+def _get_run(conn: sqlite3.Connection, run_id: str) -> base.RunRecord | None:
+    row = conn.execute(_QUERIES["get_run"], {"id": run_id}).fetchone()
+    return None if row is None else _run_record(row)
+
+
+def _claim(
+    conn: sqlite3.Connection, worker_id: str, workflows: str, limit: int, lease: timedelta
+) -> list[base.ClaimedRun]:
+    # An idle worker polls: look without the write lock first, so polling never holds up the
+    # other processes' writers. The candidates are read again under the lock.
+    params = {"workflows": workflows, "limit": limit, "now": _text(_now())}
+    if conn.execute(_QUERIES["claim_candidates"], params).fetchone() is None:
+        return []
+
+    def take(conn: sqlite3.Connection) -> list[base.ClaimedRun]:
+        now = _now()
+        params["now"] = _text(now)
+        tokens = {
+            row["id"]: str(uuid.uuid4())
+            for row in conn.execute(_QUERIES["claim_candidates"], params)
+        }
+        if not tokens:
+            return []
+        leased = {"owner": worker_id, "expires_at": _text(now + lease), "now": _text(now)}
+        conn.executemany(
+            _QUERIES["claim_run"],
+            [{"id": run_id, "token": token, **leased} for run_id, token in tokens.items()],
+        )
+        ids = {"ids": json.dumps(list(tokens))}
+        runs = {row["id"]: _run_record(row) for row in conn.execute(_QUERIES["runs_by_ids"], ids)}
+        steps: dict[str, list[base.StepRecord]] = {run_id: [] for run_id in tokens}
+        for row in conn.execute(_QUERIES["steps_of_runs"], ids):
+            steps[row["run_id"]].append(_step_record(row))
+        return [
+            base.ClaimedRun(runs[run_id], token, steps[run_id]) for run_id, token in tokens.items()
+        ]
+
+    return _transaction(conn, take)
+
+
+def _write(conn: sqlite3.Connection, ops: Sequence[base.WriteOp]) -> base.WriteResult:
+    tokens = json.dumps(sorted({op.token for op in ops}))
+    # Read under the write lock: no claim or cancel can take these runs before the commit.
+    held = dict(conn.execute(_QUERIES["held_leases"], {"tokens": tokens}).fetchall())
+    now = _text(_now())
+    result = base.WriteResult()
+    statements: list[tuple[str, _Params]] = []
+    for op in ops:
+        if op.token in result.rejected or held.get(op.token) != op.run_id:
+            result.rejected.add(op.token)
+            continue
+        statements.extend(_op_statements(op, now))
+        if isinstance(op, _RUN_ENDING):
+            del held[op.token]
+    for name, group in groupby(statements, key=lambda statement: statement[0]):
+        conn.executemany(_QUERIES[name], [params for _, params in group])
+    return result

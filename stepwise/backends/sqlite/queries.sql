@@ -1,0 +1,212 @@
+-- Named queries of the SQLite backend (loaded by stepwise.backends.sqlfiles.load_queries).
+-- Parameters are named (:name). Timestamps are UTC ISO-8601 text of fixed width, computed by
+-- Python, so comparing the text compares the times. Lists travel as JSON arrays (json_each).
+
+-- name: configure_connection --
+-- WAL lets readers run beside the one writer, across processes. synchronous=FULL syncs the WAL
+-- on every commit: a completed step survives a power loss, not only a process crash.
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA foreign_keys = ON;
+
+-- name: begin_immediate --
+-- Take the database's write lock now, so a check and the write that depends on it are atomic
+-- across processes (busy_timeout makes other writers wait instead of failing).
+BEGIN IMMEDIATE;
+
+-- name: create_migrations_table --
+CREATE TABLE IF NOT EXISTS stepwise_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+);
+
+-- name: applied_migrations --
+SELECT version FROM stepwise_migrations;
+
+-- name: record_migration --
+INSERT INTO stepwise_migrations (version, name, applied_at) VALUES (:version, :name, :now);
+
+-- name: insert_run --
+-- A run with an idempotency key already used for its workflow inserts nothing (no row back).
+INSERT INTO runs (
+    id, workflow, version, status, input, idempotency_key, deadline_at, available_at,
+    created_at, updated_at
+)
+VALUES (
+    :id, :workflow, :version, 'pending', :input, :idempotency_key, :deadline_at, :available_at,
+    :now, :now
+)
+ON CONFLICT (workflow, idempotency_key) DO NOTHING
+RETURNING
+    id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at;
+
+-- name: run_by_idempotency_key --
+SELECT
+    id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at
+FROM runs
+WHERE workflow = :workflow AND idempotency_key = :idempotency_key;
+
+-- name: get_run --
+SELECT
+    id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at
+FROM runs
+WHERE id = :id;
+
+-- name: list_runs --
+-- Newest first; the rowid breaks ties between runs created in the same microsecond.
+SELECT
+    id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at
+FROM runs
+WHERE (:workflow IS NULL OR workflow = :workflow)
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+ORDER BY created_at DESC, rowid DESC
+LIMIT :limit;
+
+-- name: list_steps --
+SELECT run_id, key, status, output, error, attempts, started_at, finished_at, wake_at
+FROM steps
+WHERE run_id = :run_id
+ORDER BY seq;
+
+-- name: cancel_run --
+UPDATE runs
+SET status = 'canceled', finished_at = :now, updated_at = :now,
+    lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :id AND status IN ('pending', 'running', 'sleeping');
+
+-- name: expire_runs --
+-- The error document has the shape every stored error has: {"type", "message"}.
+UPDATE runs
+SET status = 'failed', finished_at = :now, updated_at = :now,
+    error = json_object(
+        'type', 'DeadlineExceeded',
+        'message', 'the run passed its deadline (' || deadline_at || ')'
+    ),
+    lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+WHERE deadline_at <= :now AND status IN ('pending', 'running', 'sleeping');
+
+-- name: register_worker --
+INSERT INTO workers (id, hostname, workflows, concurrency, started_at, heartbeat_at)
+VALUES (:id, :hostname, :workflows, :concurrency, :now, :now)
+ON CONFLICT (id) DO UPDATE
+SET hostname = excluded.hostname, workflows = excluded.workflows,
+    concurrency = excluded.concurrency, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at;
+
+-- name: unregister_worker --
+DELETE FROM workers WHERE id = :id;
+
+-- name: serving_workers --
+SELECT count(*)
+FROM workers
+WHERE heartbeat_at >= :since
+  AND EXISTS (SELECT 1 FROM json_each(workers.workflows) WHERE value = :workflow);
+
+-- name: claim_candidates --
+-- Runs of the given workflows that are due (or whose lease expired) and whose deadline has not
+-- passed, oldest available first.
+SELECT id
+FROM runs
+WHERE workflow IN (SELECT value FROM json_each(:workflows))
+  AND (deadline_at IS NULL OR deadline_at > :now)
+  AND (
+    (status IN ('pending', 'sleeping') AND available_at <= :now)
+    OR (status = 'running' AND lease_expires_at <= :now)
+  )
+ORDER BY available_at, created_at, rowid
+LIMIT :limit;
+
+-- name: claim_run --
+UPDATE runs
+SET status = 'running', lease_token = :token, lease_owner = :owner,
+    lease_expires_at = :expires_at, claims = claims + 1,
+    started_at = coalesce(started_at, :now), updated_at = :now
+WHERE id = :id;
+
+-- name: runs_by_ids --
+SELECT
+    id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at
+FROM runs
+WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: steps_of_runs --
+SELECT run_id, key, status, output, error, attempts, started_at, finished_at, wake_at
+FROM steps
+WHERE run_id IN (SELECT value FROM json_each(:ids))
+ORDER BY seq;
+
+-- name: heartbeat_runs --
+-- Returns the tokens still held; the caller reports the others as lost.
+UPDATE runs
+SET lease_expires_at = :expires_at
+WHERE lease_token IN (SELECT value FROM json_each(:tokens)) AND status = 'running'
+RETURNING lease_token;
+
+-- name: heartbeat_worker --
+UPDATE workers SET heartbeat_at = :now WHERE id = :id;
+
+-- name: held_leases --
+-- Which of the tokens still hold their run (read under the write lock, so it stays true for
+-- the rest of the transaction).
+SELECT lease_token, id
+FROM runs
+WHERE lease_token IN (SELECT value FROM json_each(:tokens)) AND status = 'running';
+
+-- name: step_started --
+-- A completed step is final; a restarted one keeps its first started_at.
+INSERT INTO steps (run_id, key, status, attempts, started_at)
+VALUES (:run_id, :key, 'running', :attempts, :started_at)
+ON CONFLICT (run_id, key) DO UPDATE
+SET status = 'running', attempts = excluded.attempts,
+    started_at = coalesce(steps.started_at, excluded.started_at)
+WHERE steps.status <> 'completed';
+
+-- name: step_finished --
+INSERT INTO steps (run_id, key, status, output, error, attempts, started_at, finished_at)
+VALUES (:run_id, :key, :status, :output, :error, :attempts, :started_at, :finished_at)
+ON CONFLICT (run_id, key) DO UPDATE
+SET status = excluded.status, output = excluded.output, error = excluded.error,
+    attempts = excluded.attempts, finished_at = excluded.finished_at,
+    started_at = coalesce(steps.started_at, excluded.started_at)
+WHERE steps.status <> 'completed';
+
+-- name: step_sleeping --
+INSERT INTO steps (run_id, key, status, attempts, started_at, wake_at)
+VALUES (:run_id, :key, 'sleeping', 1, :started_at, :wake_at)
+ON CONFLICT (run_id, key) DO UPDATE
+SET status = 'sleeping', wake_at = excluded.wake_at,
+    started_at = coalesce(steps.started_at, excluded.started_at)
+WHERE steps.status <> 'completed';
+
+-- name: finish_run --
+UPDATE runs
+SET status = :status, output = :output, error = :error, finished_at = :now, updated_at = :now,
+    lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :run_id AND lease_token = :token;
+
+-- name: suspend_run --
+UPDATE runs
+SET status = 'sleeping', available_at = :available_at, updated_at = :now,
+    lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :run_id AND lease_token = :token;
+
+-- name: release_run --
+UPDATE runs
+SET status = 'pending', available_at = :now, updated_at = :now,
+    lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :run_id AND lease_token = :token;
+
+-- name: retry_run --
+UPDATE runs
+SET status = 'pending', available_at = :available_at, attempt = attempt + 1, error = :error,
+    updated_at = :now, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :run_id AND lease_token = :token;
+
+-- name: delete_failed_steps --
+DELETE FROM steps WHERE run_id = :run_id AND status = 'failed';
