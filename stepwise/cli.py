@@ -1,0 +1,358 @@
+"""``stepwise``: run a workflow on one machine, serve workers, start and inspect runs.
+
+The only module that reads the environment: ``STEPWISE_DATABASE_URL``, ``STEPWISE_SCHEMA``,
+``STEPWISE_CONCURRENCY``, ``STEPWISE_LEASE_SECONDS``, ``STEPWISE_APP`` (comma-separated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from stepwise.backends import DEFAULT_URL
+from stepwise.backends.base import RunStatus
+from stepwise.client.client import Client, Run
+from stepwise.core.events import ExecutionListener
+from stepwise.core.registry import default_registry, load_app
+from stepwise.errors import StepwiseError, WaitTimeout
+
+log = logging.getLogger("stepwise")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"STEPWISE_{name}", default)
+
+
+def _json_arg(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}: {text!r}"
+        ) from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value:g}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stepwise", description="Durable workflows for Python.")
+    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "WARNING"))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def database(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--database-url",
+            default=_env("DATABASE_URL", DEFAULT_URL),
+            help=f"postgresql://… or sqlite:///file.db (default: $STEPWISE_DATABASE_URL or "
+            f"{DEFAULT_URL})",
+        )
+        p.add_argument("--schema", default=_env("SCHEMA", "stepwise"), help="Postgres schema")
+
+    run = sub.add_parser("run", help="run a workflow in this process and print its result")
+    run.add_argument("file", help="Python file (or module) that defines the workflow")
+    run.add_argument("workflow", help="workflow name")
+    run.add_argument("--input", type=_json_arg, default=None, help="input as JSON")
+    run.add_argument("--concurrency", type=_positive_int, default=10)
+    database(run)
+
+    worker = sub.add_parser("worker", help="serve workflows: claim and execute runs")
+    worker.add_argument(
+        "--app",
+        action="append",
+        default=[a for a in _env("APP", "").split(",") if a],
+        help="workflow file or module to load (repeatable)",
+    )
+    worker.add_argument("--concurrency", type=_positive_int, default=int(_env("CONCURRENCY", "10")))
+    worker.add_argument(
+        "--lease",
+        type=_positive_float,
+        default=float(_env("LEASE_SECONDS", "30")),
+        help="seconds a run stays leased without a heartbeat (default 30)",
+    )
+    worker.add_argument("--shutdown-grace", type=_positive_float, default=25.0)
+    worker.add_argument("--poll-interval", type=_positive_float, default=1.0)
+    worker.add_argument("--health-port", type=int, default=int(_env("HEALTH_PORT", "0")))
+    worker.add_argument("--health-host", default=_env("HEALTH_HOST", "0.0.0.0"))
+    database(worker)
+
+    start = sub.add_parser("start", help="start a run (a worker executes it); prints its id")
+    start.add_argument("workflow")
+    start.add_argument("--input", type=_json_arg, default=None)
+    start.add_argument("--idempotency-key")
+    start.add_argument("--deadline", type=_positive_float, help="seconds from now")
+    start.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    start.add_argument("--timeout", type=_positive_float)
+    database(start)
+
+    runs = sub.add_parser("runs", help="list, show or cancel runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", required=True, metavar="ACTION")
+    ls = runs_sub.add_parser("list")
+    ls.add_argument("--workflow")
+    ls.add_argument("--status", choices=[s.value for s in RunStatus], action="append")
+    ls.add_argument("--limit", type=_positive_int, default=50)
+    database(ls)
+    show = runs_sub.add_parser("show")
+    show.add_argument("run_id")
+    database(show)
+    cancel = runs_sub.add_parser("cancel")
+    cancel.add_argument("run_id")
+    database(cancel)
+
+    operator = sub.add_parser("operator", help="run the Kubernetes operator")
+    operator.add_argument("--namespace", action="append", default=[])
+    operator.add_argument("--all-namespaces", action="store_true")
+    operator.add_argument("--health-port", type=int, default=int(_env("HEALTH_PORT", "8080")))
+    database(operator)
+
+    crds = sub.add_parser("crds", help="write the CRD YAML to crds/ and the chart")
+    crds.add_argument("--output", default=None, help="write one file here instead")
+    crds.add_argument("--check", action="store_true", help="fail if committed copies drift")
+    return parser
+
+
+class StepPrinter(ExecutionListener):
+    """Shows each step of one run as it starts and ends, on stderr."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def _say(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    def step_started(self, run_id: str, key: str, attempt: int) -> None:
+        if run_id == self.run_id:
+            again = f" (attempt {attempt})" if attempt > 1 else ""
+            self._say(f"  ▶ {key}{again}")
+
+    def step_replayed(self, run_id: str, key: str) -> None:
+        if run_id == self.run_id:
+            self._say(f"  ↺ {key} (stored result)")
+
+    def step_finished(
+        self, run_id: str, key: str, *, ok: bool, seconds: float, error: str | None, retrying: bool
+    ) -> None:
+        if run_id != self.run_id:
+            return
+        if ok:
+            self._say(f"  ✓ {key} ({seconds * 1000:.0f} ms)")
+        else:
+            self._say(f"  ✗ {key}: {error}{' — retrying' if retrying else ''}")
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _run_summary(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "workflow": run.workflow,
+        "status": run.status.value,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+async def _cmd_run(args: argparse.Namespace) -> int:
+    from stepwise.worker.worker import Worker
+
+    load_app(args.file)
+    definition = default_registry.get(args.workflow)
+    async with Client.connect(
+        args.database_url, schema=args.schema, registry=default_registry
+    ) as client:
+        run = await client.start(definition, args.input)
+        print(f"run {run.id} of {definition.name} on {client.backend.display_url}", file=sys.stderr)
+        worker = Worker(
+            client.backend,
+            default_registry,
+            concurrency=args.concurrency,
+            poll_interval=0.2,
+            listener=StepPrinter(run.id),
+        )
+        stop = asyncio.Event()
+        serving = asyncio.create_task(worker.run(stop))
+        try:
+            finished = await client.wait_finished(run.id)
+        finally:
+            stop.set()
+            await serving
+    return _report(finished)
+
+
+def _report(run: Run) -> int:
+    if run.status is RunStatus.SUCCEEDED:
+        _print_json(run.output)
+        return 0
+    print(f"run {run.id} {run.status.value}", file=sys.stderr)
+    if run.error:
+        print(f"{run.error.get('type')}: {run.error.get('message')}", file=sys.stderr)
+    return 1
+
+
+async def _cmd_worker(args: argparse.Namespace) -> int:
+    from stepwise.backends import open_backend
+    from stepwise.worker import health
+    from stepwise.worker.worker import Worker
+
+    if not args.app:
+        raise StepwiseError("no workflows to serve: pass --app FILE_OR_MODULE (or $STEPWISE_APP)")
+    for app in args.app:
+        load_app(app)
+    backend = open_backend(args.database_url, schema=args.schema)
+    await backend.open()
+    metrics = health.Metrics()
+    worker = Worker(
+        backend,
+        default_registry,
+        concurrency=args.concurrency,
+        lease_seconds=args.lease,
+        poll_interval=args.poll_interval,
+        shutdown_grace=args.shutdown_grace,
+        listener=metrics,
+    )
+    stop = _stop_on_signals()
+    server = None
+    if args.health_port:
+        server = await health.serve(worker, metrics, args.health_host, args.health_port)
+    try:
+        await worker.run(stop)
+    finally:
+        if server is not None:
+            server.close()
+        await backend.close()
+    return 0
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _cmd_start(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    deadline = timedelta(seconds=args.deadline) if args.deadline else None
+    async with Client.connect(args.database_url, schema=args.schema) as client:
+        run = await client.start(
+            args.workflow, args.input, idempotency_key=args.idempotency_key, deadline=deadline
+        )
+        print(run.id)
+        reason = await client.waiting_reason(run)
+        if reason:
+            print(f"note: {reason}; the run waits until one starts", file=sys.stderr)
+        if not args.wait:
+            return 0
+        try:
+            finished = await client.wait_finished(run.id, timeout=args.timeout)
+        except WaitTimeout as exc:
+            print(str(exc), file=sys.stderr)
+            return 1
+        return _report(finished)
+
+
+async def _cmd_runs(args: argparse.Namespace) -> int:
+    async with Client.connect(args.database_url, schema=args.schema) as client:
+        if args.runs_command == "list":
+            statuses = [RunStatus(s) for s in args.status or []]
+            runs = await client.list(workflow=args.workflow, status=statuses, limit=args.limit)
+            for run in runs:
+                print(
+                    f"{run.id}  {run.workflow:<24} {run.status.value:<10} "
+                    f"{run.created_at:%Y-%m-%d %H:%M:%S}"
+                )
+            return 0
+        if args.runs_command == "show":
+            run = await client.get(args.run_id)
+            steps = await client.steps(run.id)
+            doc = _run_summary(run) | {
+                "input": run.input,
+                "output": run.output,
+                "error": run.error,
+                "attempt": run.attempt,
+                "claims": run.claims,
+                "waiting": await client.waiting_reason(run),
+                "steps": [
+                    {"name": s.key, "status": s.status.value, "attempts": s.attempts}
+                    | ({"error": s.error} if s.error else {})
+                    for s in steps
+                ],
+            }
+            _print_json(doc)
+            return 0
+        run = await client.cancel(args.run_id)
+        print(f"run {run.id} {run.status.value}")
+        return 0
+
+
+async def _cmd_operator(args: argparse.Namespace) -> int:
+    from stepwise.operator import main as operator_main
+
+    return await operator_main.run(
+        database_url=args.database_url,
+        schema=args.schema,
+        namespaces=args.namespace,
+        all_namespaces=args.all_namespaces or not args.namespace,
+        health_port=args.health_port,
+    )
+
+
+async def _cmd_crds(args: argparse.Namespace) -> int:
+    from stepwise.operator import crd
+
+    return crd.write_all(output=args.output, check=args.check)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "run": _cmd_run,
+    "worker": _cmd_worker,
+    "start": _cmd_start,
+    "runs": _cmd_runs,
+    "operator": _cmd_operator,
+    "crds": _cmd_crds,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    started = time.monotonic()
+    try:
+        code = asyncio.run(COMMANDS[args.command](args))
+    except StepwiseError as exc:
+        print(f"stepwise: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    log.debug("%s took %.3fs", args.command, time.monotonic() - started)
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
+    return code
+
