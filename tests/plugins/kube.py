@@ -333,6 +333,9 @@ class ControlPlane:
         self._started = False
         return state
 
+    def __repr__(self) -> str:
+        return f"ControlPlane(server={self.server or None!r}, workdir={self.workdir!r})"
+
     def __enter__(self) -> ControlPlane:
         return self.start()
 
