@@ -157,10 +157,14 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 def _set_parent_death_signal() -> None:
-    """In the child: get SIGTERM when the parent dies, so a SIGKILLed pytest leaves no orphans."""
+    """In the child: die with the parent, so a SIGKILLed pytest leaves no orphans.
+
+    SIGKILL, not SIGTERM: a kube-apiserver whose etcd went away at the same moment hangs in
+    its graceful shutdown, and nothing here needs one (all state is throwaway).
+    """
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _pid_alive(pid: int) -> bool:

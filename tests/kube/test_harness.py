@@ -1,0 +1,122 @@
+"""The harness itself: it fails loudly without binaries, reports the real version, and leaves
+no process behind, whether stopped, detached and stopped by pid, or orphaned by a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.kube import (
+    REPO_ROOT,
+    ControlPlane,
+    ControlPlaneError,
+    read_versions,
+    stop_pids,
+    wait_until,
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_missing_binaries_name_the_build_script(tmp_path: Path) -> None:
+    with pytest.raises(ControlPlaneError, match=r"bash scripts/k8s-tools\.sh"):
+        ControlPlane(bin_dir=tmp_path).start()
+
+
+def test_fixture_fails_instead_of_skipping(tmp_path: Path) -> None:
+    (tmp_path / "test_uses_kube.py").write_text(
+        "def test_needs_cluster(kube):\n    pass\n", encoding="utf-8"
+    )
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-p", "tests.plugins.kube", "-o", "addopts=",
+            "-p", "no:cacheprovider", "-q", str(tmp_path / "test_uses_kube.py"),
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "STEPWISE_CACHE": str(tmp_path / "empty-cache")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "1 error" in output
+    assert "skipped" not in output
+    assert "bash scripts/k8s-tools.sh" in output
+
+
+@pytest.mark.kube
+def test_stop_and_detach_leave_no_process() -> None:
+    plane = ControlPlane(controllers=False, scheduler=False).start()
+    try:
+        assert plane.api("GET", "/version")["gitVersion"] == read_versions()["KUBE_VERSION"]
+        pids = plane.pids()
+        workdir = plane.root
+    finally:
+        plane.stop()
+    assert not [name for name, pid in pids.items() if _alive(pid)]
+    assert not workdir.exists()
+
+    # The dev-cluster path: detach, then stop by the recorded pids from "another process".
+    plane = ControlPlane(controllers=False, scheduler=False, die_with_parent=False).start()
+    state = plane.detach()
+    try:
+        assert all(_alive(pid) for pid, _ in state["pids"])
+        stop_pids([(pid, exe) for pid, exe in state["pids"]])
+        assert not [pid for pid, _ in state["pids"] if _alive(pid)]
+    finally:
+        shutil.rmtree(state["workdir"], ignore_errors=True)
+
+
+@pytest.mark.kube
+def test_children_die_with_a_killed_parent() -> None:
+    """A SIGKILLed test run cannot clean up; the parent-death signal must do it."""
+    script = textwrap.dedent(
+        """
+        import json, sys, time
+        from tests.plugins.kube import ControlPlane
+        plane = ControlPlane(controllers=False, scheduler=False).start()
+        print(json.dumps({"pids": plane.pids(), "workdir": str(plane.root)}), flush=True)
+        time.sleep(120)
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    workdir = None
+    try:
+        assert parent.stdout is not None
+        started = json.loads(parent.stdout.readline())
+        workdir = started["workdir"]
+        pids = list(started["pids"].values())
+        assert all(_alive(pid) for pid in pids)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        wait_until(
+            lambda: not any(_alive(pid) for pid in pids),
+            timeout=20,
+            what="the orphaned etcd and kube-apiserver to exit",
+        )
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
