@@ -1,1 +1,65 @@
-"""stepwise."""
+"""stepwise: durable workflows for Python, run on Kubernetes.
+
+Everything a user's code needs is here; ``stepwise.testing`` helps their tests. Nothing
+else is public. ``import stepwise`` pulls in neither kopf nor a database driver.
+"""
+
+from __future__ import annotations
+
+from stepwise.backends.base import RunStatus, StepStatus
+from stepwise.client.client import Client, Run, Step
+from stepwise.core.context import WorkflowContext
+from stepwise.core.definitions import WorkflowDefinition, workflow
+from stepwise.core.registry import Registry, default_registry, load_app
+from stepwise.core.retry import NO_RETRY, RetryPolicy
+from stepwise.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    DefinitionError,
+    InvalidInput,
+    RunCanceled,
+    RunFailed,
+    RunNotFound,
+    StepError,
+    StepFailed,
+    StepNameError,
+    StepResultError,
+    StepwiseError,
+    UnknownWorkflow,
+    WaitTimeout,
+)
+from stepwise.worker.worker import Worker
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "NO_RETRY",
+    "Client",
+    "ConfigurationError",
+    "DatabaseUnavailable",
+    "DefinitionError",
+    "InvalidInput",
+    "Registry",
+    "RetryPolicy",
+    "Run",
+    "RunCanceled",
+    "RunFailed",
+    "RunNotFound",
+    "RunStatus",
+    "Step",
+    "StepError",
+    "StepFailed",
+    "StepNameError",
+    "StepResultError",
+    "StepStatus",
+    "StepwiseError",
+    "UnknownWorkflow",
+    "WaitTimeout",
+    "Worker",
+    "WorkflowContext",
+    "WorkflowDefinition",
+    "__version__",
+    "default_registry",
+    "load_app",
+    "workflow",
+]

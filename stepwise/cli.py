@@ -175,7 +175,7 @@ def _run_summary(run: Run) -> dict[str, Any]:
 
 
 async def _cmd_run(args: argparse.Namespace) -> int:
-    from stepwise.worker.worker import Worker
+    from stepwise.worker.inline import run_to_completion
 
     load_app(args.file)
     definition = default_registry.get(args.workflow)
@@ -184,20 +184,13 @@ async def _cmd_run(args: argparse.Namespace) -> int:
     ) as client:
         run = await client.start(definition, args.input)
         print(f"run {run.id} of {definition.name} on {client.backend.display_url}", file=sys.stderr)
-        worker = Worker(
-            client.backend,
+        finished = await run_to_completion(
+            client,
             default_registry,
-            concurrency=args.concurrency,
-            poll_interval=0.2,
+            run.id,
             listener=StepPrinter(run.id),
+            concurrency=args.concurrency,
         )
-        stop = asyncio.Event()
-        serving = asyncio.create_task(worker.run(stop))
-        try:
-            finished = await client.wait_finished(run.id)
-        finally:
-            stop.set()
-            await serving
     return _report(finished)
 
 
@@ -355,4 +348,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.suppress(BrokenPipeError):
         sys.stdout.flush()
     return code
-

@@ -13,8 +13,7 @@
     ├── RunNotFound                 no run with that id
     ├── RunFailed                   waiting on a run that failed (carries the stored error)
     ├── RunCanceled                 waiting on a run that was canceled
-    ├── WaitTimeout                 a wait ran out of time before the run finished
-    └── NonDeterminismError         a replay met a recorded step it cannot match
+    └── WaitTimeout                 a wait ran out of time before the run finished
 
 ``Suspend`` and ``Abandon`` (in ``stepwise.core.replay``) derive from ``BaseException`` on
 purpose: a workflow's ``except Exception`` must never swallow a durable sleep, a cancel or a
@@ -86,9 +85,7 @@ class StepFailed(StepError):
     object is gone, so these fields are what a workflow should branch on.
     """
 
-    def __init__(
-        self, step: str, error_type: str, error_message: str, attempts: int = 1
-    ) -> None:
+    def __init__(self, step: str, error_type: str, error_message: str, attempts: int = 1) -> None:
         super().__init__(step, f"failed after {attempts} attempt(s): {error_type}: {error_message}")
         self.error_type = error_type
         self.error_message = error_message
@@ -129,7 +126,3 @@ class WaitTimeout(StepwiseError):
         super().__init__(f"run {run_id} did not finish within {timeout:g}s")
         self.run_id = run_id
         self.timeout = timeout
-
-
-class NonDeterminismError(StepwiseError):
-    """A replay met a recorded step it cannot match to the code that runs now."""

@@ -29,9 +29,7 @@ def discover(package: str) -> list[Migration]:
         match = _FILE.match(entry.name)
         if match is None:
             continue
-        found.append(
-            Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8"))
-        )
+        found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):

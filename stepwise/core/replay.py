@@ -189,6 +189,7 @@ class Execution:
 
     async def _conclude(self, task: asyncio.Task[Any]) -> str:
         stop = self._stop
+        error = None if task.cancelled() else task.exception()  # always retrieved: no warnings
         if stop is Stop.ABANDON:
             return "abandoned"
         if stop is Stop.DEADLINE:
@@ -201,7 +202,6 @@ class Execution:
         if stop is Stop.SUSPEND:
             assert self._wake_at is not None
             return await self._write(SuspendRun(self.token, self.run_id, self._wake_at), "sleeping")
-        error = None if task.cancelled() else task.exception()
         if task.cancelled() or isinstance(error, Interrupt | asyncio.CancelledError):
             # Only a release interrupts without another stop reason.
             return await self._write(ReleaseRun(self.token, self.run_id), "released")
