@@ -55,7 +55,8 @@ async def test_durable_sleep_frees_the_worker_slot(engine: Engine) -> None:
         stop.set()
         await serving
     (nap,) = await engine.client.steps(sleeping.id)
-    assert nap.wake_at is not None and nap.finished_at is not None
+    assert nap.wake_at is not None
+    assert nap.finished_at is not None
     assert nap.finished_at >= nap.wake_at
 
 
@@ -109,7 +110,8 @@ async def test_a_deadline_fails_a_run_that_runs_too_long(engine: Engine) -> None
 
     run = await engine.run(too_slow, deadline=timedelta(seconds=0.5))
     assert run.status is RunStatus.FAILED
-    assert run.error is not None and run.error["type"] == "DeadlineExceeded"
+    assert run.error is not None
+    assert run.error["type"] == "DeadlineExceeded"
 
 
 async def test_a_pending_run_past_its_deadline_is_failed_by_the_sweep(engine: Engine) -> None:
@@ -136,7 +138,9 @@ async def test_an_idempotency_key_starts_one_run(engine: Engine) -> None:
     again = await engine.client.start(charge, {"cents": 100}, idempotency_key="order-1")
     assert first.id == again.id
     done = await engine.run(charge, {"cents": 100}, idempotency_key="order-1")
-    assert done.id == first.id and done.output == 1 and calls == 1
+    assert done.id == first.id
+    assert done.output == 1
+    assert calls == 1
 
 
 async def test_ctx_version_is_the_version_the_run_started_with(engine: Engine) -> None:
@@ -160,14 +164,15 @@ async def test_input_is_validated_by_the_declared_model(engine: Engine) -> None:
         return ctx.input.cents
 
     assert (await engine.run(typed, {"order_id": 1, "cents": "250"})).output == 250
-    with pytest.raises(InvalidInput, match="typed.*Order"):
+    with pytest.raises(InvalidInput, match=r"typed.*Order"):
         await engine.client.start(typed, {"order_id": "not a number"})
 
 
 async def test_a_workflow_no_worker_knows_waits_visibly(engine: Engine) -> None:
     run = await engine.client.start("arrives-later", {"n": 1})
     reason = await engine.client.waiting_reason(run)
-    assert reason is not None and "arrives-later" in reason
+    assert reason is not None
+    assert "arrives-later" in reason
 
     @workflow("arrives-later", registry=engine.registry)
     async def arrives_later(ctx: Any) -> int:

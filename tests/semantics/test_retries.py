@@ -14,7 +14,8 @@ FAST = RetryPolicy(max_attempts=3, initial_interval=0.01, backoff_coefficient=2,
 def test_backoff_grows_exponentially_and_is_capped() -> None:
     policy = RetryPolicy(initial_interval=1, backoff_coefficient=2, max_interval=5)
     assert [policy.delay(n).total_seconds() for n in (1, 2, 3, 4)] == [1, 2, 4, 5]
-    assert policy.allows_another(2) and not policy.allows_another(3)
+    assert policy.allows_another(2)
+    assert not policy.allows_another(3)
 
 
 async def test_a_step_is_retried_until_it_succeeds(engine: Engine) -> None:
@@ -47,7 +48,8 @@ async def test_a_step_that_keeps_failing_fails_after_its_attempts(engine: Engine
     assert run.status is RunStatus.FAILED
     (step,) = await engine.client.steps(run.id)
     assert (step.status, step.attempts) == (StepStatus.FAILED, 3)
-    assert step.error is not None and step.error["type"] == "ZeroDivisionError"
+    assert step.error is not None
+    assert step.error["type"] == "ZeroDivisionError"
 
 
 async def test_workflow_retry_reruns_failed_steps_but_not_completed_ones(engine: Engine) -> None:
