@@ -26,10 +26,11 @@ CREATE TABLE runs (
     UNIQUE (workflow, idempotency_key)
 );
 
--- The claim: pending or sleeping runs that are due, oldest first.
-CREATE INDEX runs_claimable ON runs (available_at) WHERE status IN ('pending', 'sleeping');
--- The claim: running runs whose lease expired.
-CREATE INDEX runs_leased ON runs (lease_expires_at) WHERE status = 'running';
+-- The claim: pending or sleeping runs that are due; running runs whose lease expired. Partial,
+-- so finished runs (the bulk of a long-lived file) cost the claim nothing.
+CREATE INDEX runs_claimable ON runs (workflow, available_at)
+    WHERE status IN ('pending', 'sleeping');
+CREATE INDEX runs_leased ON runs (workflow, lease_expires_at) WHERE status = 'running';
 -- Fenced writes and heartbeats look runs up by their lease token.
 CREATE UNIQUE INDEX runs_lease_token ON runs (lease_token) WHERE lease_token IS NOT NULL;
 -- Listing, newest first.
