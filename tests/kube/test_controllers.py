@@ -35,7 +35,9 @@ def _pods(kube: ControlPlane, ns: str) -> list[dict[str, Any]]:
 def _unschedulable(pod: dict[str, Any]) -> bool:
     conditions = mapping_get(pod, "status.conditions") or []
     return any(
-        c["type"] == "PodScheduled" and c["status"] == "False" and c.get("reason") == "Unschedulable"
+        c["type"] == "PodScheduled"
+        and c["status"] == "False"
+        and c.get("reason") == "Unschedulable"
         for c in conditions
     )
 
@@ -54,11 +56,11 @@ def test_deployment_gets_replicaset_and_pending_pods(
     rs = wait_until(replicaset, timeout=30, what="the Deployment's ReplicaSet")
     assert rs["metadata"]["ownerReferences"][0]["uid"] == deployment["metadata"]["uid"]
 
-    pods = wait_until(
-        lambda: (found := _pods(kube, ns)) and len(found) == 2 and found,
-        timeout=30,
-        what="two Pods",
-    )
+    def two_pods() -> list[dict[str, Any]] | None:
+        found = _pods(kube, ns)
+        return found if len(found) == 2 else None
+
+    pods = wait_until(two_pods, timeout=30, what="two Pods")
     for pod in pods:
         assert pod["metadata"]["ownerReferences"][0]["uid"] == rs["metadata"]["uid"]
         assert pod["status"]["phase"] == "Pending"

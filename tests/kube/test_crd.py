@@ -56,9 +56,7 @@ def gadget_crd(kube: ControlPlane) -> Iterator[str]:
     """A test-only CRD in its own API group; returns the group. Deleted after the module."""
     group = f"g{secrets.token_hex(3)}.test.stepwise.dev"
     kube.apply(CRD_TEMPLATE.format(group=group))
-    kube.kubectl(
-        "wait", "--for=condition=Established", f"crd/gadgets.{group}", "--timeout=60s"
-    )
+    kube.kubectl("wait", "--for=condition=Established", f"crd/gadgets.{group}", "--timeout=60s")
     yield group
     kube.kubectl("delete", f"crd/gadgets.{group}", "--wait=false")
 

@@ -18,6 +18,7 @@ from tests.plugins.kube import (
     REPO_ROOT,
     ControlPlane,
     ControlPlaneError,
+    default_bin_dir,
     read_versions,
     stop_pids,
     wait_until,
@@ -120,3 +121,45 @@ def test_children_die_with_a_killed_parent() -> None:
             parent.stdout.close()
         if workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.mark.kube
+def test_dev_cluster_up_status_down(tmp_path: Path) -> None:
+    """``make dev-cluster`` / ``make dev-cluster-down`` in a private cache dir."""
+    (tmp_path / default_bin_dir().parent.name).mkdir()
+    (tmp_path / default_bin_dir().parent.name / "bin").symlink_to(default_bin_dir())
+    env = {**os.environ, "STEPWISE_CACHE": str(tmp_path)}
+
+    def dev_cluster(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(REPO_ROOT / "scripts" / "dev_cluster.py"), command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    try:
+        up = dev_cluster("up")
+        assert up.returncode == 0, up.stderr
+        exports = [line for line in up.stdout.splitlines() if line.startswith("export KUBECONFIG=")]
+        kubeconfig = exports[0].removeprefix("export KUBECONFIG=")
+        state = json.loads((tmp_path / "dev-cluster" / "state.json").read_text())
+        namespaces = subprocess.run(
+            [str(default_bin_dir() / "kubectl"), "get", "namespaces", "-o", "name"],
+            env={**env, "KUBECONFIG": kubeconfig, "KUBECACHEDIR": str(tmp_path / "kc")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert "namespace/kube-system" in namespaces.stdout.split()
+        assert dev_cluster("status").returncode == 0
+        assert "already up" in dev_cluster("up").stdout
+    finally:
+        down = dev_cluster("down")
+    assert down.returncode == 0, down.stderr
+    assert not [pid for pid, _ in state["pids"] if _alive(pid)]
+    assert not (tmp_path / "dev-cluster").exists()
+    assert dev_cluster("status").returncode == 1

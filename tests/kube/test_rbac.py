@@ -31,8 +31,10 @@ def test_service_account_denied_then_allowed(kube: ControlPlane, kube_namespace:
     ns = kube_namespace
     bot = kube.service_account_kubeconfig(ns, "bot")
     user = f"system:serviceaccount:{ns}:bot"
-    assert kube.kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}",
-                        kubeconfig=bot).stdout == user  # fmt: skip
+    whoami = kube.kubectl(
+        "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", kubeconfig=bot
+    )
+    assert whoami.stdout == user
 
     with pytest.raises(ToolError) as denied:
         kube.kubectl("get", "configmaps", "-n", ns, kubeconfig=bot)

@@ -140,7 +140,7 @@ def wait_until(
             result = check()
             if result:
                 return result
-        except Exception as exc:  # noqa: BLE001 - reported on timeout
+        except Exception as exc:
             last_error = exc
         if time.monotonic() >= deadline:
             detail = f" (last error: {last_error})" if last_error else ""
@@ -176,7 +176,7 @@ def _pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _pid_runs(pid: int, executable: str) -> bool:
+def pid_runs(pid: int, executable: str) -> bool:
     """Whether ``pid`` still runs ``executable`` (guards against a recycled pid)."""
     try:
         argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
@@ -192,7 +192,7 @@ def stop_pids(pids: Sequence[tuple[int, str]], timeout: float = 10.0) -> None:
     runs something else is left alone.
     """
     for pid, executable in pids:
-        if not _pid_runs(pid, executable):
+        if not pid_runs(pid, executable):
             continue
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
@@ -412,7 +412,7 @@ class ControlPlane:
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
                 start_new_session=True,  # Ctrl-C in the terminal reaches pytest, not them
-                preexec_fn=_set_parent_death_signal if self.die_with_parent else None,  # noqa: PLW1509
+                preexec_fn=_set_parent_death_signal if self.die_with_parent else None,
             )
         child = _Child(name, executable, popen, log)
         self._children.append(child)

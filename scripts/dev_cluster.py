@@ -1,0 +1,130 @@
+"""A local Kubernetes control plane for a developer: the same one the tests use (etcd,
+kube-apiserver, kube-controller-manager, kube-scheduler on 127.0.0.1), left running.
+
+    python scripts/dev_cluster.py up       # start (or show the running one), print KUBECONFIG
+    python scripts/dev_cluster.py status   # is it up? (exit 1 if not)
+    python scripts/dev_cluster.py down     # stop it by its recorded pids and forget it
+
+State lives in ``${STEPWISE_CACHE:-~/.cache/stepwise}/dev-cluster/`` (state.json, the
+kubeconfig, certificates and logs). The data is throwaway: ``down`` then ``up`` gives an
+empty cluster. There is no node, so Pods stay Pending.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import ssl
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests.plugins.kube import (  # noqa: E402 - needs the repo on sys.path
+    ControlPlane,
+    ControlPlaneError,
+    cache_dir,
+    pid_runs,
+    stop_pids,
+)
+
+
+def state_dir() -> Path:
+    return cache_dir() / "dev-cluster"
+
+
+def _load_state() -> dict[str, Any] | None:
+    try:
+        state: dict[str, Any] = json.loads((state_dir() / "state.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return state
+
+
+def _running(state: dict[str, Any]) -> bool:
+    return all(pid_runs(pid, exe) for pid, exe in state["pids"])
+
+
+def _print_usage(state: dict[str, Any]) -> None:
+    print(f"API server: {state['server']}")
+    print(f"logs:       {Path(state['workdir']) / 'logs'}")
+    print("use it with:")
+    print(f"export KUBECONFIG={state['kubeconfig']}")
+    print(f'export PATH="{state["bin_dir"]}:$PATH"   # the matching kubectl and helm')
+
+
+def up() -> int:
+    state = _load_state()
+    if state is not None:
+        if _running(state):
+            print("the dev cluster is already up")
+            _print_usage(state)
+            return 0
+        print("a previous dev cluster is gone or half-dead: cleaning it up", file=sys.stderr)
+        down(quiet=True)
+    workdir = state_dir() / "run"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    plane = ControlPlane(workdir, controllers=True, scheduler=True, die_with_parent=False)
+    try:
+        plane.start()
+    except ControlPlaneError as exc:
+        print(f"could not start the dev cluster: {exc}", file=sys.stderr)
+        return 1
+    state = plane.detach()
+    (state_dir() / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+    print("the dev cluster is up")
+    _print_usage(state)
+    return 0
+
+
+def status() -> int:
+    state = _load_state()
+    if state is None:
+        print("the dev cluster is down")
+        return 1
+    if not _running(state):
+        print("the dev cluster is half-dead (some processes exited): run `down`, then `up`")
+        return 1
+    plane_ok = _ready(state)
+    print("the dev cluster is up" + ("" if plane_ok else " but /readyz does not answer ok"))
+    _print_usage(state)
+    return 0 if plane_ok else 1
+
+
+def _ready(state: dict[str, Any]) -> bool:
+    context = ssl.create_default_context(cafile=str(Path(state["workdir"]) / "pki" / "ca.crt"))
+    try:
+        with urllib.request.urlopen(state["server"] + "/readyz", context=context, timeout=5) as r:
+            return bool(r.read().strip() == b"ok")
+    except OSError:
+        return False
+
+
+def down(quiet: bool = False) -> int:
+    state = _load_state()
+    if state is not None:
+        stop_pids([(int(pid), str(exe)) for pid, exe in state["pids"]])
+    shutil.rmtree(state_dir(), ignore_errors=True)
+    if not quiet:
+        print("the dev cluster is down" if state else "no dev cluster was running")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("command", choices=["up", "down", "status"])
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return up()
+    if args.command == "status":
+        return status()
+    return down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
