@@ -1,0 +1,1 @@
+"""Robustness tests: real worker processes killed, paused, stopped and fed bad input."""
