@@ -1,0 +1,62 @@
+"""The public API is curated: what ``stepwise`` exports is pinned here, on purpose."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import stepwise
+
+PUBLIC = [
+    "NO_RETRY",
+    "Client",
+    "ConfigurationError",
+    "DatabaseUnavailable",
+    "DefinitionError",
+    "InvalidInput",
+    "Registry",
+    "RetryPolicy",
+    "Run",
+    "RunCanceled",
+    "RunFailed",
+    "RunNotFound",
+    "RunStatus",
+    "Step",
+    "StepError",
+    "StepFailed",
+    "StepNameError",
+    "StepResultError",
+    "StepStatus",
+    "StepwiseError",
+    "UnknownWorkflow",
+    "WaitTimeout",
+    "Worker",
+    "WorkflowContext",
+    "WorkflowDefinition",
+    "__version__",
+    "default_registry",
+    "load_app",
+    "workflow",
+]
+
+
+def test_all_is_pinned() -> None:
+    assert stepwise.__all__ == PUBLIC
+    for name in stepwise.__all__:
+        assert hasattr(stepwise, name), name
+
+
+def test_every_error_derives_from_stepwise_error() -> None:
+    errors = [getattr(stepwise, n) for n in PUBLIC if n.endswith(("Error", "Failed", "Canceled"))]
+    for error in errors:
+        assert issubclass(error, stepwise.StepwiseError), error
+
+
+def test_import_needs_neither_kopf_nor_a_database_driver() -> None:
+    code = (
+        "import sys, stepwise; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('kopf', 'kubernetes', 'asyncpg', 'psycopg', 'prometheus_client')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
