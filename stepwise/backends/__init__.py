@@ -8,24 +8,15 @@ never import ``stepwise.core`` or anything above it, and each dialect keeps its 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from stepwise.backends.urls import hide_password
 from stepwise.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from stepwise.backends.base import Backend
 
 DEFAULT_URL = "sqlite:///stepwise.db"
-
-
-def hide_password(url: str) -> str:
-    """``url`` with its password replaced by ``***``: safe to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = netloc[0].split(":", 1)[0] + ":***"
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc[1]}"))
 
 
 def open_backend(url: str, *, schema: str = "stepwise") -> Backend:
