@@ -1,0 +1,394 @@
+"""The server backend: runs and steps in a Postgres schema, reached through an asyncpg pool.
+
+Why it looks like this:
+
+* The hot path is one round trip per call. A ``write`` batch is ONE statement: the plpgsql
+  function ``stepwise_write`` (migration 0001) locks the runs, fences every op by its lease
+  token, applies the ops set-based and NOTIFYs, in one transaction. A claim is ONE statement
+  that locks (``SKIP LOCKED``), leases and returns the runs with their steps. The Python side
+  only serialises ops once (``json.dumps`` of small dicts). The pool's reset query on release
+  is skipped: no call leaves session state behind (see ``_reset``).
+* The schema name is validated, quoted and set as every connection's ``search_path``, so all
+  SQL (in ``queries.sql`` and the migrations) uses unqualified names and two schemas in one
+  database never see each other's runs or notifications.
+* Anything that says "the server is away" (refused connection, admin shutdown during a
+  restart, a connection dropped mid-query) becomes ``DatabaseUnavailable`` naming the URL with
+  its password hidden; callers retry, and the pool replaces dead connections on next acquire.
+* LISTEN/NOTIFY lives in ``notify.Listener``: one connection per backend instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+import asyncpg
+
+from stepwise.backends import base, hide_password, migrations
+from stepwise.backends.postgres import notify
+from stepwise.backends.sqlfiles import load_queries
+from stepwise.errors import ConfigurationError, DatabaseUnavailable
+
+_QUERIES = load_queries("stepwise.backends.postgres")
+_MIGRATIONS_PACKAGE = "stepwise.backends.postgres.migrations"
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+POOL_SIZE = 10
+CONNECT_TIMEOUT = 10.0
+COMMAND_TIMEOUT = 60.0
+CLOSE_TIMEOUT = 10.0
+_RACE_RETRIES = 5
+
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,  # class 08: the connection failed or was dropped
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, restart, cannot connect
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
+    asyncpg.InterfaceError,  # "connection is closed" on a connection that died under us
+)
+"""Errors meaning the server is (for now) unreachable: the caller may retry."""
+
+
+def _quoted_schema(schema: str) -> str:
+    if not _SCHEMA_NAME.match(schema):
+        raise ConfigurationError(
+            f"invalid schema name {schema!r}: use lowercase letters, digits and underscores, "
+            "starting with a letter or underscore, at most 63 characters"
+        )
+    return f'"{schema}"'
+
+
+def _uuid(text: str) -> uuid.UUID | None:
+    """``text`` as a UUID, or None when it cannot be one (then it names nothing stored)."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def _run_record(row: Any) -> base.RunRecord:
+    return base.RunRecord(
+        id=str(row["id"]),
+        workflow=row["workflow"],
+        version=row["version"],
+        status=base.RunStatus(row["status"]),
+        input=row["input"],
+        output=row["output"],
+        error=row["error"],
+        idempotency_key=row["idempotency_key"],
+        attempt=row["attempt"],
+        claims=row["claims"],
+        deadline_at=row["deadline_at"],
+        available_at=row["available_at"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _step_record(row: Any) -> base.StepRecord:
+    return base.StepRecord(
+        run_id=str(row["run_id"]),
+        key=row["key"],
+        status=base.StepStatus(row["status"]),
+        output=row["output"],
+        error=row["error"],
+        attempts=row["attempts"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        wake_at=row["wake_at"],
+    )
+
+
+def _claimed_run(row: Any) -> base.ClaimedRun:
+    run_id = str(row["id"])
+    steps = [
+        base.StepRecord(
+            run_id=run_id,
+            key=key,
+            status=base.StepStatus(status),
+            output=output,
+            error=error,
+            attempts=attempts,
+            started_at=started_at,
+            finished_at=finished_at,
+            wake_at=wake_at,
+        )
+        for key, status, output, error, attempts, started_at, finished_at, wake_at in row["steps"]
+    ]
+    return base.ClaimedRun(_run_record(row), str(row["lease_token"]), steps)
+
+
+def _op_document(n: int, op: base.WriteOp) -> dict[str, Any]:
+    """``op`` as the JSON object ``stepwise_write`` reads into its ``write_op`` type."""
+    run_id = _uuid(op.run_id)
+    doc: dict[str, Any] = {
+        "n": n,
+        "token": op.token,
+        "run_id": None if run_id is None else str(run_id),
+    }
+    match op:
+        case base.StepStarted():
+            doc.update(
+                kind="step_started",
+                key=op.key,
+                attempts=op.attempts,
+                started_at=op.started_at.isoformat(),
+            )
+        case base.StepFinished():
+            doc.update(
+                kind="step_finished",
+                key=op.key,
+                status=op.status.value,
+                output=op.output,
+                error=op.error,
+                attempts=op.attempts,
+                started_at=op.started_at.isoformat(),
+                finished_at=op.finished_at.isoformat(),
+            )
+        case base.StepSleeping():
+            doc.update(
+                kind="step_sleeping",
+                key=op.key,
+                wake_at=op.wake_at.isoformat(),
+                started_at=op.started_at.isoformat(),
+            )
+        case base.FinishRun():
+            doc.update(kind="finish_run", status=op.status.value, output=op.output, error=op.error)
+        case base.SuspendRun():
+            doc.update(kind="suspend_run", available_at=op.available_at.isoformat())
+        case base.ReleaseRun():
+            doc.update(kind="release_run")
+        case base.RetryRun():
+            doc.update(kind="retry_run", available_at=op.available_at.isoformat(), error=op.error)
+    return doc
+
+
+async def _reset(conn: Any) -> None:
+    """Pool release hook. asyncpg's default resets every released connection with one more
+    round trip (unlisten, unlock, RESET ALL); our calls leave no session state (advisory locks
+    are transaction-scoped, LISTEN is on the listener's own connection), so only a transaction
+    left open by a cancelled call needs undoing."""
+    if conn.is_in_transaction():
+        await conn.reset()
+
+
+class PostgresBackend:
+    """``Backend`` on a Postgres schema; see the module docstring for the design."""
+
+    def __init__(self, url: str, *, schema: str = "stepwise") -> None:
+        self.display_url = hide_password(url)
+        self.schema = schema
+        self._quoted_schema = _quoted_schema(schema)
+        self._url = url
+        self._pool: asyncpg.Pool | None = None
+        self._listener: notify.Listener | None = None
+
+    # ---- plumbing ----
+
+    @contextlib.contextmanager
+    def _reachable(self, errors: tuple[type[BaseException], ...] = _UNAVAILABLE) -> Iterator[None]:
+        try:
+            yield
+        except errors as exc:
+            raise DatabaseUnavailable(self.display_url, str(exc) or type(exc).__name__) from exc
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        if self._pool is None:
+            raise RuntimeError(f"the Postgres backend for {self.display_url} is not open")
+        with self._reachable():
+            async with self._pool.acquire() as conn:
+                yield conn
+
+    async def _fetch(self, name: str, *args: object) -> list[Any]:
+        async with self._connection() as conn:
+            rows: list[Any] = await conn.fetch(_QUERIES[name], *args)
+            return rows
+
+    async def _fetchval(self, name: str, *args: object) -> Any:
+        async with self._connection() as conn:
+            return await conn.fetchval(_QUERIES[name], *args)
+
+    async def _execute(self, name: str, *args: object) -> None:
+        async with self._connection() as conn:
+            await conn.execute(_QUERIES[name], *args)
+
+    def _connect_options(self) -> dict[str, Any]:
+        return {
+            "timeout": CONNECT_TIMEOUT,
+            "command_timeout": COMMAND_TIMEOUT,
+            "server_settings": {
+                "search_path": self._quoted_schema,
+                "application_name": "stepwise",
+            },
+        }
+
+    # ---- lifecycle ----
+
+    async def open(self) -> None:
+        try:
+            # Any refusal while connecting (wrong password, no such database) also means
+            # "cannot reach the database at URL", not a bug to report with a traceback.
+            with self._reachable((*_UNAVAILABLE, asyncpg.PostgresError)):
+                self._pool = await asyncpg.create_pool(
+                    self._url,
+                    min_size=1,
+                    max_size=POOL_SIZE,
+                    reset=_reset,
+                    **self._connect_options(),
+                )
+            async with self._connection() as conn:
+                await self._migrate(conn)
+                row = await conn.fetchrow(_QUERIES["channels"])
+            channels = notify.Channels(work=row["work"], runs=row["runs"])
+            self._listener = notify.Listener(
+                lambda: asyncpg.connect(self._url, **self._connect_options()),
+                channels,
+                _QUERIES["ping"],
+            )
+            with self._reachable():
+                await self._listener.start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _migrate(self, conn: Any) -> None:
+        """Create the schema and apply pending migrations, all in one transaction under an
+        advisory lock: backends that start together migrate one after the other."""
+        async with conn.transaction():
+            await conn.execute(_QUERIES["lock_migrations"], self.schema)
+            await conn.execute(_QUERIES["create_schema"].replace("{schema}", self._quoted_schema))
+            await conn.execute(_QUERIES["create_migrations_table"])
+            applied = {row["version"] for row in await conn.fetch(_QUERIES["applied_migrations"])}
+            for migration in migrations.discover(_MIGRATIONS_PACKAGE):
+                if migration.version not in applied:
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        _QUERIES["record_migration"], migration.version, migration.name
+                    )
+
+    async def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
+            except (TimeoutError, *_UNAVAILABLE):
+                pool.terminate()
+
+    # ---- client side ----
+
+    async def create_run(self, new: base.NewRun) -> tuple[base.RunRecord, bool]:
+        for _ in range(_RACE_RETRIES):
+            rows = await self._fetch(
+                "create_run",
+                new.id,
+                new.workflow,
+                new.version,
+                new.input,
+                new.idempotency_key,
+                new.deadline_at,
+                new.available_at,
+            )
+            if rows:
+                return _run_record(rows[0]), rows[0]["created"]
+        raise RuntimeError(f"could not create nor find run {new.id} (idempotency key race)")
+
+    async def get_run(self, run_id: str) -> base.RunRecord | None:
+        key = _uuid(run_id)
+        if key is None:
+            return None
+        rows = await self._fetch("get_run", key)
+        return _run_record(rows[0]) if rows else None
+
+    async def list_runs(self, query: base.RunFilter) -> list[base.RunRecord]:
+        statuses = [status.value for status in query.statuses]
+        rows = await self._fetch("list_runs", query.workflow, statuses, query.limit)
+        return [_run_record(row) for row in rows]
+
+    async def list_steps(self, run_id: str) -> list[base.StepRecord]:
+        key = _uuid(run_id)
+        if key is None:
+            return []
+        return [_step_record(row) for row in await self._fetch("list_steps", key)]
+
+    async def cancel_run(self, run_id: str) -> base.RunRecord | None:
+        key = _uuid(run_id)
+        if key is None:
+            return None
+        for _ in range(_RACE_RETRIES):
+            rows = await self._fetch("cancel_run", key)
+            if not rows:
+                return None
+            record = _run_record(rows[0])
+            if rows[0]["changed"] or record.status.finished:
+                return record
+        raise RuntimeError(f"could not cancel run {run_id}: it kept changing")
+
+    async def expire_runs(self) -> int:
+        expired: int = await self._fetchval("expire_runs")
+        return expired
+
+    def watch(self) -> base.Watch:
+        if self._listener is None:
+            raise RuntimeError(f"the Postgres backend for {self.display_url} is not open")
+        return self._listener.watch()
+
+    # ---- worker side ----
+
+    async def register_worker(self, worker: base.WorkerInfo) -> None:
+        await self._execute(
+            "register_worker",
+            worker.id,
+            worker.hostname,
+            list(worker.workflows),
+            worker.concurrency,
+        )
+
+    async def unregister_worker(self, worker_id: str) -> None:
+        await self._execute("unregister_worker", worker_id)
+
+    async def serving_workers(self, workflow: str, within_seconds: float) -> int:
+        count: int = await self._fetchval("serving_workers", workflow, within_seconds)
+        return count
+
+    async def claim_runs(
+        self, worker_id: str, workflows: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[base.ClaimedRun]:
+        if limit <= 0 or not workflows:
+            return []
+        rows = await self._fetch("claim_runs", worker_id, list(workflows), limit, lease_seconds)
+        return [_claimed_run(row) for row in rows]
+
+    async def heartbeat(
+        self, worker_id: str, tokens: Sequence[str], lease_seconds: float
+    ) -> set[str]:
+        keys = [key for key in map(_uuid, tokens) if key is not None]
+        rows = await self._fetch("heartbeat", worker_id, keys, lease_seconds)
+        held = {row["token"] for row in rows}
+        return {token for token in tokens if token not in held}
+
+    async def write(self, ops: Sequence[base.WriteOp]) -> base.WriteResult:
+        if not ops:
+            return base.WriteResult()
+        batch = json.dumps([_op_document(n, op) for n, op in enumerate(ops)])
+        rejected: list[str] = await self._fetchval("write", batch)
+        return base.WriteResult(rejected=set(rejected))
+
+    async def wait_for_work(self, timeout: float) -> None:
+        listener = self._listener
+        if listener is None:
+            raise RuntimeError(f"the Postgres backend for {self.display_url} is not open")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(listener.work.wait(), max(0.0, timeout))
+        listener.work.clear()

@@ -1,0 +1,212 @@
+-- Named queries of the Postgres backend (loaded by stepwise.backends.sqlfiles.load_queries).
+-- Parameters are positional ($1…). Table names are unqualified: every connection's search_path
+-- is the backend's schema.
+--
+-- Round trips per Backend call (asyncpg prepares each statement once per connection, then one
+-- Bind/Execute/Sync per call; the pool releases connections without a reset query):
+--   write           1  SELECT stepwise_write(batch): fencing + all ops + NOTIFY, one transaction
+--   claim_runs      1  lock, lease and return the runs with their steps, one statement
+--   create_run      1  insert or return the run holding the idempotency key (+1 on a rare race)
+--   cancel_run      1  (+1 when a concurrent write finished the run meanwhile)
+--   heartbeat       1  worker heartbeat and lease extension, one statement
+--   get_run, list_runs, list_steps, expire_runs, register/unregister_worker,
+--   serving_workers 1 each
+--   wait_for_work, watch: 0 (notifications arrive on the listener connection)
+--   open            7 + 2 per pending migration, then the listener's connect and LISTENs
+
+-- name: lock_migrations --
+-- Held until the migrating transaction ends: backends starting together migrate one at a time.
+SELECT pg_advisory_xact_lock(hashtext('stepwise.migrations'), hashtext($1));
+
+-- name: create_schema --
+-- {schema} is the validated, quoted schema identifier: the only SQL text made in Python.
+CREATE SCHEMA IF NOT EXISTS {schema};
+
+-- name: create_migrations_table --
+CREATE TABLE IF NOT EXISTS stepwise_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: applied_migrations --
+SELECT version FROM stepwise_migrations;
+
+-- name: record_migration --
+INSERT INTO stepwise_migrations (version, name) VALUES ($1, $2);
+
+-- name: channels --
+-- The names this schema NOTIFYs on; the listener LISTENs to them.
+SELECT stepwise_channel('work') AS work, stepwise_channel('runs') AS runs;
+
+-- name: ping --
+-- The listener's liveness probe while it waits for notifications.
+SELECT 1;
+
+-- name: create_run --
+-- Inserts the run, or (its idempotency key already used for the workflow) returns the run that
+-- holds the key with created = false. A key taken by a transaction that committed after this
+-- statement's snapshot yields no row at all: the caller asks again.
+WITH inserted AS (
+    INSERT INTO runs (id, workflow, version, input, idempotency_key, deadline_at, available_at)
+    VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()))
+    ON CONFLICT (workflow, idempotency_key) DO NOTHING
+    RETURNING *
+)
+SELECT true AS created, inserted.*
+FROM inserted
+CROSS JOIN LATERAL (SELECT pg_notify(stepwise_channel('work'), '')) AS wake
+UNION ALL
+SELECT false AS created, runs.*
+FROM runs
+WHERE workflow = $2 AND idempotency_key = $5 AND NOT EXISTS (SELECT FROM inserted);
+
+-- name: get_run --
+SELECT * FROM runs WHERE id = $1;
+
+-- name: list_runs --
+-- Newest first; $2 is a (possibly empty) array of statuses.
+SELECT *
+FROM runs
+WHERE ($1::text IS NULL OR workflow = $1)
+  AND (cardinality($2::text[]) = 0 OR status = ANY ($2::text[]))
+ORDER BY created_at DESC, id
+LIMIT $3;
+
+-- name: list_steps --
+SELECT * FROM steps WHERE run_id = $1 ORDER BY seq;
+
+-- name: cancel_run --
+-- changed = false and an unfinished status means a concurrent write finished the run after
+-- this statement's snapshot: the caller reads again.
+WITH canceled AS (
+    UPDATE runs
+    SET status = 'canceled', finished_at = now(), updated_at = now(),
+        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+    WHERE id = $1 AND status IN ('pending', 'running', 'sleeping')
+    RETURNING *
+)
+SELECT true AS changed, canceled.*
+FROM canceled
+CROSS JOIN LATERAL (SELECT pg_notify(stepwise_channel('runs'), canceled.id::text)) AS wake
+UNION ALL
+SELECT false AS changed, runs.*
+FROM runs
+WHERE id = $1 AND NOT EXISTS (SELECT FROM canceled);
+
+-- name: expire_runs --
+-- The error document has the shape every stored error has: {"type", "message"}. Runs locked
+-- by a write in flight are left for the next sweep.
+WITH due AS (
+    SELECT id
+    FROM runs
+    WHERE deadline_at <= now() AND status IN ('pending', 'running', 'sleeping')
+    ORDER BY id
+    FOR NO KEY UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE runs AS r
+    SET status = 'failed', finished_at = now(), updated_at = now(),
+        error = json_build_object(
+            'type', 'DeadlineExceeded',
+            'message', 'the run passed its deadline ('
+                || to_char(r.deadline_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                || ')'
+        ),
+        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+    FROM due
+    WHERE r.id = due.id
+    RETURNING r.id
+)
+SELECT count(*)
+FROM expired
+CROSS JOIN LATERAL (SELECT pg_notify(stepwise_channel('runs'), expired.id::text)) AS wake;
+
+-- name: register_worker --
+INSERT INTO workers (id, hostname, workflows, concurrency, started_at, heartbeat_at)
+VALUES ($1, $2, $3, $4, now(), now())
+ON CONFLICT (id) DO UPDATE
+SET hostname = excluded.hostname, workflows = excluded.workflows,
+    concurrency = excluded.concurrency, started_at = excluded.started_at,
+    heartbeat_at = excluded.heartbeat_at;
+
+-- name: unregister_worker --
+DELETE FROM workers WHERE id = $1;
+
+-- name: serving_workers --
+SELECT count(*)
+FROM workers
+WHERE heartbeat_at >= now() - make_interval(secs => $2) AND $1 = ANY (workflows);
+
+-- name: claim_runs --
+-- Take up to $3 runs of the workflows $2 that are due (pending or sleeping) or whose lease
+-- expired, deadline not passed, oldest available first; lease them to worker $1 for $4 seconds
+-- with a fresh token each, and return them with their steps (in first-started order).
+-- SKIP LOCKED: claimers never wait for each other or for a write in flight.
+WITH expired AS (
+    SELECT id, available_at, created_at
+    FROM runs
+    WHERE status = 'running' AND lease_expires_at <= now()
+      AND workflow = ANY ($2::text[])
+      AND (deadline_at IS NULL OR deadline_at > now())
+    ORDER BY available_at, created_at
+    LIMIT $3
+    FOR NO KEY UPDATE SKIP LOCKED
+), due AS (
+    SELECT id, available_at, created_at
+    FROM runs
+    WHERE status IN ('pending', 'sleeping') AND available_at <= now()
+      AND workflow = ANY ($2::text[])
+      AND (deadline_at IS NULL OR deadline_at > now())
+    ORDER BY available_at, created_at
+    LIMIT $3
+    FOR NO KEY UPDATE SKIP LOCKED
+), picked AS (
+    SELECT id
+    FROM (SELECT * FROM expired UNION ALL SELECT * FROM due) AS candidates
+    ORDER BY available_at, created_at
+    LIMIT $3
+), claimed AS (
+    UPDATE runs AS r
+    SET status = 'running', lease_token = gen_random_uuid(), lease_owner = $1,
+        lease_expires_at = now() + make_interval(secs => $4), claims = r.claims + 1,
+        started_at = coalesce(r.started_at, now()), updated_at = now()
+    FROM picked
+    WHERE r.id = picked.id
+    RETURNING r.*
+)
+SELECT claimed.*,
+    ARRAY(
+        SELECT ROW(
+            s.key, s.status, s.output::text, s.error::text, s.attempts,
+            s.started_at, s.finished_at, s.wake_at
+        )
+        FROM steps AS s
+        WHERE s.run_id = claimed.id
+        ORDER BY s.seq
+    ) AS steps
+FROM claimed
+ORDER BY claimed.available_at, claimed.created_at;
+
+-- name: heartbeat --
+-- Extend the leases still held under the tokens $2 (locked in id order, like writes) and the
+-- worker's own heartbeat; returns the tokens still held.
+WITH worker AS (
+    UPDATE workers SET heartbeat_at = now() WHERE id = $1
+), held AS (
+    SELECT id
+    FROM runs
+    WHERE lease_token = ANY ($2::uuid[]) AND status = 'running'
+    ORDER BY id
+    FOR NO KEY UPDATE
+), extended AS (
+    UPDATE runs AS r
+    SET lease_expires_at = now() + make_interval(secs => $3)
+    FROM held
+    WHERE r.id = held.id
+    RETURNING r.lease_token
+)
+SELECT lease_token::text AS token FROM extended;
+
+-- name: write --
+-- See stepwise_write in migrations/0001_init.sql; returns the refused tokens.
+SELECT stepwise_write($1::jsonb);
