@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import os
 import signal
 import subprocess
@@ -43,7 +42,11 @@ def _render(message: Message) -> str:
 
 
 def wait_until(
-    predicate: Callable[[], _T | None], timeout: float, message: Message, *, interval: float = POLL_INTERVAL
+    predicate: Callable[[], _T | None],
+    timeout: float,
+    message: Message,
+    *,
+    interval: float = POLL_INTERVAL,
 ) -> _T:
     """Poll ``predicate`` until it returns a truthy value (returned), or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -57,20 +60,18 @@ def wait_until(
 
 
 async def async_wait_until(
-    predicate: Callable[[], _T | None | Awaitable[_T | None]],
+    predicate: Callable[[], Awaitable[_T | None]],
     timeout: float,
     message: Message,
     *,
     interval: float = POLL_INTERVAL,
 ) -> _T:
-    """``wait_until`` for event-loop code: ``predicate`` may be a coroutine function."""
+    """``wait_until`` for event-loop code: ``predicate`` is a coroutine function."""
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
-        if inspect.isawaitable(value):
-            value = await value
+        value = await predicate()
         if value:
-            return value  # type: ignore[return-value]
+            return value
         if time.monotonic() >= deadline:
             pytest.fail(f"timed out after {timeout:g}s waiting until {_render(message)}")
         await asyncio.sleep(interval)
@@ -88,7 +89,9 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 class Proc:
     """One child process whose stdout and stderr go to ``log_path``."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_path: Path, popen: subprocess.Popen[bytes]):
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, popen: subprocess.Popen[bytes]
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -111,7 +114,8 @@ class Proc:
 
     def tail(self, lines: int = LOG_TAIL_LINES) -> str:
         text = "\n".join(self.log().splitlines()[-lines:])
-        return f"--- {self.name} (pid {self.pid}, exit {self.returncode}) {self.log_path} ---\n{text}"
+        head = f"--- {self.name} (pid {self.pid}, exit {self.returncode}) {self.log_path} ---"
+        return f"{head}\n{text}"
 
     def signal(self, sig: signal.Signals) -> None:
         if self.alive:

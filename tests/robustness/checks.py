@@ -69,7 +69,9 @@ async def assert_completed_steps_never_rerun(
                     + ", ".join(f"{e.execution} at {e.at:.6f}" for e in late)
                 )
             if starts and min(starts, key=lambda e: e.at).execution == kept and len(starts) != 1:
-                problems.append(f"{where}: its first execution was stored, yet it ran {len(starts)}×")
+                problems.append(
+                    f"{where}: its first execution was stored, yet it ran {len(starts)} times"
+                )
     assert not problems, f"{len(problems)} violation(s):\n" + "\n".join(problems[:30])
     return Replays(
         steps=len(run_ids) * len(keys),
