@@ -1,0 +1,115 @@
+"""``python -m bench``: every suite in one command, one Postgres, results in ``bench/results.json``.
+
+    python -m bench                                  # all suites, 3 rounds
+    python -m bench --only throughput,latency --rounds 3
+    python -m bench --only throughput --systems stepwise,openworkflow --runs 200 --rounds 1
+
+Suites: throughput (sequential and parallel shapes), ceiling (pgbench), latency, k8s. Results
+of suites not run this time are kept from the previous ``results.json``, so one suite can be
+re-run alone; every suite records when it ran and the load average at each measured run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import ceiling, k8s, latency, machine, peers, report, throughput
+from bench.pgserver import BenchServer
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+SUITES = ("throughput", "ceiling", "latency", "k8s")
+
+
+def _csv(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        unknown = sorted(set(items) - set(choices))
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown: {', '.join(unknown)} (choose {choices})")
+        return items
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    p.add_argument("--only", type=_csv(SUITES), default=list(SUITES), help="suites to run")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per shape")
+    p.add_argument("--runs", type=int, default=1000, help="workflow runs per throughput run")
+    p.add_argument("--concurrency", type=int, default=100, help="worker concurrency")
+    p.add_argument("--shapes", type=_csv(throughput.SHAPES), default=list(throughput.SHAPES))
+    p.add_argument(
+        "--systems", type=_csv(tuple(throughput.SYSTEMS)), default=list(throughput.SYSTEMS)
+    )
+    p.add_argument("--latency-runs", type=int, default=200)
+    p.add_argument("--ceiling-seconds", type=int, default=10)
+    p.add_argument("--k8s-runs", type=int, default=500)
+    p.add_argument("--cache-dir", type=Path, default=peers.DEFAULT_CACHE)
+    p.add_argument("--output", type=Path, default=RESULTS)
+    return p
+
+
+def log(line: str) -> None:
+    print(line, flush=True)
+
+
+async def main(args: argparse.Namespace) -> int:
+    previous: dict[str, Any] = {}
+    if args.output.exists():
+        previous = json.loads(args.output.read_text()).get("suites", {})
+    suites: dict[str, Any] = {k: v for k, v in previous.items() if k not in args.only}
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    info = machine.describe()
+    log(f"==> machine: {info['cores']} cores, load {info['load_average_at_start']}")
+    failures: list[str] = []
+    need_peers = "throughput" in args.only or "latency" in args.only
+    installed = peers.ensure(args.cache_dir) if need_peers else None
+    async with BenchServer() as pg:
+        info["postgres"] = await pg.describe()
+        log(f"==> PostgreSQL {info['postgres']['version']} on 127.0.0.1:{pg.port}")
+        jobs: dict[str, Callable[[], Awaitable[dict[str, Any]]]] = {}
+        if installed is not None:
+            setup = throughput.Setup(installed, args.runs, args.concurrency)
+            jobs["throughput"] = lambda: throughput.run(
+                pg, setup, shapes=args.shapes, systems=args.systems, rounds=args.rounds, log=log
+            )
+            jobs["latency"] = lambda: latency.run(pg, installed, args.latency_runs, log=log)
+        jobs["ceiling"] = lambda: ceiling.run(pg, args.ceiling_seconds, log=log)
+        jobs["k8s"] = lambda: k8s.run(pg, args.k8s_runs, log=log)
+        for name in args.only:
+            log(f"==> {name}")
+            t0 = time.monotonic()
+            try:
+                result = await jobs[name]()
+            except Exception as exc:  # a failed suite is reported, the others still run
+                log(f"!! {name} failed: {exc}")
+                failures.append(name)
+                result = {"error": str(exc)}
+            result["ran_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+            result["seconds"] = round(time.monotonic() - t0, 1)
+            suites[name] = result
+    doc = {
+        "generated_at": started,
+        "command": " ".join(["python -m bench", *sys.argv[1:]]),
+        "machine": info,
+        "suites": suites,
+    }
+    doc["targets"] = report.targets(suites)
+    args.output.write_text(json.dumps(doc, indent=2) + "\n")
+    log(report.render(doc))
+    log(f"==> wrote {args.output}")
+    if failures:
+        log(f"!! failed suites: {', '.join(failures)}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(build_parser().parse_args())))

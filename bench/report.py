@@ -1,0 +1,95 @@
+"""The targets, checked against the figures (reported, never asserted), and a text summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.measure import ratio
+
+
+def _get(doc: dict[str, Any], *path: str) -> Any:
+    node: Any = doc
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _target(value: float | None, goal: float, *, below: bool = False) -> dict[str, Any]:
+    met = None if value is None else (value < goal if below else value >= goal)
+    return {"value": value, "target": goal, "met": met}
+
+
+def targets(suites: dict[str, Any]) -> dict[str, Any]:
+    seq = ("throughput", "sequential")
+    ours_steps = _get(suites, *seq, "systems", "stepwise", "median_db_steps_per_s")
+    tps = _get(suites, "ceiling", "tps")
+    share = ratio(ours_steps, tps)
+    return {
+        "stepwise/openworkflow workflows/s >= 2": _target(
+            _get(suites, *seq, "ratios", "stepwise/openworkflow", "db_workflows_per_s"), 2.0
+        ),
+        "stepwise/dbos workflows/s >= 10": _target(
+            _get(suites, *seq, "ratios", "stepwise/dbos", "db_workflows_per_s"), 10.0
+        ),
+        "stepwise steps/s as a share of the pgbench ceiling >= 0.25": _target(share, 0.25),
+        "p50 start->result ms < 50 (idle worker)": _target(
+            _get(suites, "latency", "systems", "stepwise", "client", "p50_ms"), 50.0, below=True
+        ),
+    }
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
+    return str(value)
+
+
+def render(doc: dict[str, Any]) -> str:
+    lines = ["", "== results (medians) =="]
+    suites = doc["suites"]
+    for shape in ("sequential", "parallel"):
+        block = _get(suites, "throughput", shape)
+        if not block or "systems" not in block:
+            continue
+        lines.append(f"throughput, {shape} (4 steps), {suites['throughput']['runs']} runs:")
+        lines.append(
+            f"  {'system':13} {'db wf/s':>9} {'db steps/s':>11} {'e2e wf/s':>9}"
+            f" {'commits/wf':>10} {'cpu ms/wf':>9} {'pg cpu ms/wf':>12}"
+        )
+        for name, s in block["systems"].items():
+            lines.append(
+                f"  {name:13} {_fmt(s['median_db_workflows_per_s']):>9}"
+                f" {_fmt(s['median_db_steps_per_s']):>11}"
+                f" {_fmt(s['median_e2e_workflows_per_s']):>9}"
+                f" {_fmt(s['median_commits_per_workflow']):>10}"
+                f" {_fmt(s['median_runner_cpu_ms_per_workflow']):>9}"
+                f" {_fmt(s['median_server_cpu_ms_per_workflow']):>12}"
+            )
+        for name, r in block["ratios"].items():
+            lines.append(
+                f"  {name}: {_fmt(r['db_workflows_per_s'])}x (database side),"
+                f" {_fmt(r['e2e_workflows_per_s'])}x (end to end)"
+            )
+    if _get(suites, "ceiling", "tps"):
+        c = suites["ceiling"]
+        lines.append(
+            f"ceiling: pgbench 1 INSERT/transaction, -c {c['clients']}: {c['tps']:,.0f} tps"
+        )
+    lat = _get(suites, "latency", "systems")
+    if lat:
+        for name, s in lat.items():
+            lines.append(
+                f"latency {name:13} client p50 {s['client']['p50_ms']} ms p99 "
+                f"{s['client']['p99_ms']} ms; database p50 {s['database']['p50_ms']} ms"
+            )
+    k8s = suites.get("k8s")
+    if k8s:
+        lines.append(f"k8s: {k8s.get('error') or k8s.get('summary')}")
+    for name, t in doc.get("targets", {}).items():
+        mark = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
+        lines.append(f"target {name}: {_fmt(t['value'])} -> {mark}")
+    return "\n".join(lines)
