@@ -120,9 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     database(cancel)
 
     operator = sub.add_parser("operator", help="run the Kubernetes operator")
-    operator.add_argument("--namespace", action="append", default=[])
-    operator.add_argument("--all-namespaces", action="store_true")
-    operator.add_argument("--health-port", type=int, default=int(_env("HEALTH_PORT", "8080")))
+    operator.add_argument(
+        "--namespace", action="append", default=[], help="serve this namespace (repeatable)"
+    )
+    operator.add_argument(
+        "--all-namespaces", action="store_true", help="serve every namespace (the default)"
+    )
+    operator.add_argument(
+        "--health-port",
+        type=int,
+        default=int(_env("HEALTH_PORT", "8080")),
+        help="port of the liveness endpoint /healthz (0: none)",
+    )
+    operator.add_argument("--health-host", default=_env("HEALTH_HOST", "0.0.0.0"))
     database(operator)
 
     crds = sub.add_parser("crds", help="write the CRD YAML to crds/ and the chart")
@@ -311,6 +321,7 @@ async def _cmd_operator(args: argparse.Namespace) -> int:
         namespaces=args.namespace,
         all_namespaces=args.all_namespaces or not args.namespace,
         health_port=args.health_port,
+        health_host=args.health_host,
     )
 
 

@@ -1,0 +1,110 @@
+"""The kopf handlers of ``WorkflowRun``: thin, each one event → one client call.
+
+* create → start the run under the resource's uid (``run_id`` and idempotency key), so a
+  create delivered twice, or replayed after an operator restart, never makes a second run;
+* delete (behind kopf's finalizer) → cancel the run if it is unfinished, then let go;
+* every watch event → tell the mirror the resource exists (it writes the status);
+* probe → the mirror's counters on the liveness endpoint.
+
+They live in their own registry, not kopf's global one, and run only under ``main.run``.
+Handlers return None: kopf would store a returned value in the status, which is ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import kopf
+
+from stepwise.backends.base import RunStatus
+from stepwise.client.client import Client
+from stepwise.errors import DatabaseUnavailable
+from stepwise.operator import models
+from stepwise.operator.kubeapi import KubeApi, ObjectRef
+from stepwise.operator.mirror import Mirror
+
+registry = kopf.OperatorRegistry()
+RESOURCE = (models.GROUP, models.VERSION, models.PLURAL)
+DATABASE_RETRY_DELAY = 5.0
+
+
+@dataclass
+class OperatorState:
+    """kopf's ``memo``: what every handler shares (kopf copies it shallowly per resource)."""
+
+    client: Client
+    kube: KubeApi
+    mirror: Mirror
+
+
+def idempotency_key(uid: str) -> str:
+    return f"workflowrun/{uid}"
+
+
+def ref_of(body: kopf.Body) -> ObjectRef:
+    return ObjectRef(str(body.metadata.namespace), str(body.metadata.name), str(body.metadata.uid))
+
+
+@kopf.on.event(*RESOURCE, registry=registry)
+def observe(type: str | None, body: kopf.Body, uid: str, memo: OperatorState, **_: Any) -> None:  # noqa: A002 - kopf's name
+    if type == "DELETED":
+        memo.mirror.forget(uid)
+    else:
+        memo.mirror.observe(body)
+
+
+@kopf.on.create(*RESOURCE, registry=registry)
+async def start_run(
+    body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, uid: str, memo: OperatorState, **_: Any
+) -> None:
+    parsed = models.WorkflowRunSpec.model_validate(dict(spec))
+    created = datetime.fromisoformat(str(meta["creationTimestamp"]))
+    client = memo.client
+    try:
+        if await client.backend.get_run(uid) is not None:
+            run = None  # started before the operator restarted: nothing to do
+        else:
+            run = await client.start(
+                parsed.workflow,
+                parsed.input,
+                run_id=uid,
+                idempotency_key=idempotency_key(uid),
+                deadline=parsed.deadline_after(created),
+                version=parsed.version,
+            )
+    except DatabaseUnavailable as exc:
+        raise kopf.TemporaryError(str(exc), delay=DATABASE_RETRY_DELAY) from exc
+    if run is not None:
+        await memo.kube.post_event(
+            ref_of(body),
+            reason="Started",
+            message=f"started run {run.id} of workflow {run.workflow}",
+            warning=False,
+        )
+    memo.mirror.mark(uid)
+
+
+@kopf.on.delete(*RESOURCE, registry=registry)
+async def cancel_run(body: kopf.Body, uid: str, memo: OperatorState, **_: Any) -> None:
+    client = memo.client
+    try:
+        record = await client.backend.get_run(uid)
+        if record is None or record.status.finished:
+            return
+        run = await client.cancel(uid)
+    except DatabaseUnavailable as exc:
+        raise kopf.TemporaryError(str(exc), delay=DATABASE_RETRY_DELAY) from exc
+    if run.status is RunStatus.CANCELED:
+        await memo.kube.post_event(
+            ref_of(body),
+            reason="Canceled",
+            message=f"canceled run {uid}: the WorkflowRun was deleted",
+            warning=False,
+        )
+
+
+@kopf.on.probe(id="mirror", registry=registry)
+def report(memo: OperatorState, **_: Any) -> dict[str, Any]:
+    return memo.mirror.stats()

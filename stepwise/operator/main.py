@@ -1,0 +1,84 @@
+"""``stepwise operator``: kopf embedded in this process, the status mirror beside it.
+
+kopf runs standalone (no peering objects: the chart runs exactly one operator with the
+Recreate strategy) with its bookkeeping in annotations under ``operator.stepwise.dev/``, so
+the status stays ours. Its diff base leaves out ``spec.input``: the spec is immutable, and a
+large input copied into an annotation would push the resource past the 256 KiB annotation
+limit. The liveness endpoint (``/healthz`` on the health port) also shows the mirror's
+counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Sequence
+
+import kopf
+
+from stepwise.client.client import Client
+from stepwise.operator import handlers, kubeapi
+from stepwise.operator.mirror import Mirror
+
+log = logging.getLogger("stepwise.operator")
+
+ANNOTATION_PREFIX = "operator.stepwise.dev"
+FINALIZER = "stepwise.dev/cancel-run"
+
+
+def settings(instance: str) -> kopf.OperatorSettings:
+    configured = kopf.OperatorSettings()
+    configured.peering.standalone = True
+    configured.persistence.finalizer = FINALIZER
+    configured.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX, v1=False
+    )
+    configured.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, ignored_fields=["spec.input"], v1=False
+    )
+    configured.posting.reporting_component = kubeapi.COMPONENT
+    configured.posting.reporting_instance = instance
+    return configured
+
+
+async def run(
+    *,
+    database_url: str,
+    schema: str,
+    namespaces: Sequence[str],
+    all_namespaces: bool,
+    health_port: int,
+    health_host: str = "0.0.0.0",
+) -> int:
+    """Serve WorkflowRuns in ``namespaces`` (or all of them) until SIGTERM/SIGINT."""
+    instance = socket.gethostname()
+    kube = kubeapi.KubeApi(kubeapi.load_configuration(), instance=instance)
+    async with Client.connect(database_url, schema=schema) as client:
+        mirror = Mirror(client, kube)
+        following = asyncio.create_task(mirror.run(), name="stepwise mirror")
+        await asyncio.sleep(0)  # let it start, so kopf counts its tasks as not its own
+        operating = asyncio.create_task(
+            kopf.operator(
+                registry=handlers.registry,
+                settings=settings(instance),
+                memo=handlers.OperatorState(client, kube, mirror),
+                standalone=True,
+                clusterwide=all_namespaces,
+                namespaces=() if all_namespaces else list(namespaces),
+                liveness_endpoint=(
+                    f"http://{health_host}:{health_port}/healthz" if health_port else None
+                ),
+            ),
+            name="kopf",
+        )
+        try:
+            await asyncio.wait({following, operating}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            following.cancel()
+            operating.cancel()
+            outcomes = await asyncio.gather(following, operating, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome  # the mirror or kopf failed: exit non-zero, the pod restarts
+    return 0

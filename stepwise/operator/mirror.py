@@ -1,0 +1,291 @@
+"""Follow the database and keep every WorkflowRun's status a faithful, cheap mirror of its run.
+
+One task serves the whole operator (a kopf daemon per resource would be thousands of tasks):
+
+* kopf's event handler tells the mirror which resources exist (``observe``/``forget``): the
+  run id is the resource's uid, so run id → (namespace, name) is a dict lookup;
+* ``backend.watch()`` (Postgres LISTEN/NOTIFY) names the runs that changed; those that belong
+  to a resource are *marked*;
+* a marked resource is *refreshed* (run + steps read, status built, patched if it changed) no
+  sooner than ``min_interval`` after its previous refresh: a burst of step completions costs
+  one patch per resource per interval, never one per step;
+* every ``resync_interval`` (and whenever the watch says "re-read everything", e.g. after a
+  reconnect) every unfinished resource is marked: the fallback when a notification is lost,
+  and how status catches up after the operator was down;
+* a finished resource with ``ttlSecondsAfterFinished`` is deleted when its time comes.
+
+The status the mirror last wrote is kept per resource, so "changed" is decided without asking
+the API server; the mirror is the only writer of the status (kopf's bookkeeping lives in
+annotations), so what kopf saw when the operator started plus what the mirror wrote since is
+the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from stepwise.backends.base import RunStatus
+from stepwise.client.client import Client, Run
+from stepwise.errors import StepwiseError
+from stepwise.operator import status as status_mod
+from stepwise.operator.kubeapi import KubeApi, NotFound, ObjectRef
+from stepwise.operator.models import Phase
+
+log = logging.getLogger("stepwise.operator")
+
+MIN_INTERVAL = 0.5
+RESYNC_INTERVAL = 15.0
+CONCURRENCY = 16
+RETRY_DELAY = 5.0
+
+_ANNOUNCED = {
+    Phase.SUCCEEDED.value: False,
+    Phase.FAILED.value: True,
+    Phase.CANCELED.value: False,
+}
+"""Phases that get an Event when a run reaches them, and whether it is a Warning."""
+
+
+@dataclass(slots=True)
+class Tracked:
+    """What the mirror knows about one WorkflowRun."""
+
+    ref: ObjectRef
+    generation: int | None
+    ttl: int | None
+    status: dict[str, Any]
+    """The resource's status as last seen (on first sight) or last written by the mirror."""
+    deleting: bool = False
+
+    @property
+    def finished(self) -> bool:
+        phase = self.status.get("phase")
+        return phase is not None and Phase(phase).finished
+
+
+@dataclass(slots=True)
+class _Schedule:
+    """Monotonic times: when each marked resource is refreshed, when it was last, and when a
+    finished one expires."""
+
+    due: dict[str, float] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)
+    expiry: dict[str, float] = field(default_factory=dict)
+
+
+class Mirror:
+    def __init__(
+        self,
+        client: Client,
+        kube: KubeApi,
+        *,
+        min_interval: float = MIN_INTERVAL,
+        resync_interval: float = RESYNC_INTERVAL,
+        concurrency: int = CONCURRENCY,
+    ) -> None:
+        self.client = client
+        self.kube = kube
+        self.min_interval = min_interval
+        self.resync_interval = resync_interval
+        self._limit = asyncio.Semaphore(concurrency)
+        self._tracked: dict[str, Tracked] = {}
+        self._schedule = _Schedule()
+        self._wake = asyncio.Event()
+        self.refreshes = 0
+
+    # ---- what kopf sees --------------------------------------------------------------------
+
+    def observe(self, body: Mapping[str, Any]) -> None:
+        """A watch event of a WorkflowRun (not a deletion): learn it, or update what may
+        change (generation, ttl, deletion); the status is taken only on first sight."""
+        meta = body["metadata"]
+        uid = str(meta["uid"])
+        spec = body.get("spec") or {}
+        tracked = self._tracked.get(uid)
+        if tracked is None:
+            tracked = Tracked(
+                ref=ObjectRef(str(meta["namespace"]), str(meta["name"]), uid),
+                generation=meta.get("generation"),
+                ttl=spec.get("ttlSecondsAfterFinished"),
+                status=copy.deepcopy(dict(body.get("status") or {})),
+            )
+            self._tracked[uid] = tracked
+            if tracked.status.get("runId") and not tracked.finished:
+                self.mark(uid)  # catch up after a restart
+        tracked.generation = meta.get("generation")
+        tracked.ttl = spec.get("ttlSecondsAfterFinished")
+        tracked.deleting = meta.get("deletionTimestamp") is not None
+        self._schedule_expiry(tracked)
+
+    def forget(self, uid: str) -> None:
+        """The resource is gone."""
+        self._tracked.pop(uid, None)
+        for times in (self._schedule.due, self._schedule.last, self._schedule.expiry):
+            times.pop(uid, None)
+
+    def mark(self, uid: str) -> None:
+        """Refresh this resource soon: now, or ``min_interval`` after its last refresh."""
+        if uid not in self._tracked or uid in self._schedule.due:
+            return
+        last = self._schedule.last.get(uid)
+        now = time.monotonic()
+        self._schedule.due[uid] = now if last is None else max(now, last + self.min_interval)
+        self._wake.set()
+
+    def mark_unfinished(self) -> None:
+        for uid, tracked in self._tracked.items():
+            if not tracked.finished and not tracked.deleting:
+                self.mark(uid)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "tracked": len(self._tracked),
+            "marked": len(self._schedule.due),
+            "expiring": len(self._schedule.expiry),
+            "refreshes": self.refreshes,
+            "requests": dict(self.kube.requests),
+        }
+
+    # ---- the loops -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Follow the database and serve the schedule until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._follow(), name="stepwise mirror: follow the database")
+            tasks.create_task(self._serve(), name="stepwise mirror: refresh and expire")
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async with self.client.backend.watch() as watch:
+                    self.mark_unfinished()  # changes may have passed while not subscribed
+                    resynced = time.monotonic()
+                    while True:
+                        changed = await watch.next(self.resync_interval)
+                        if changed is None or time.monotonic() - resynced >= self.resync_interval:
+                            self.mark_unfinished()
+                            resynced = time.monotonic()
+                        for run_id in changed or ():
+                            self.mark(run_id)
+            except (StepwiseError, OSError) as exc:
+                log.warning("lost the database watch (%s); retrying in %.0fs", exc, RETRY_DELAY)
+                await asyncio.sleep(RETRY_DELAY)
+
+    async def _serve(self) -> None:
+        schedule = self._schedule
+        while True:
+            now = time.monotonic()
+            ready = [uid for uid, at in schedule.due.items() if at <= now]
+            expired = [uid for uid, at in schedule.expiry.items() if at <= now]
+            if not ready and not expired:
+                upcoming = [*schedule.due.values(), *schedule.expiry.values()]
+                self._wake.clear()
+                timeout = max(min(upcoming) - now, 0.0) if upcoming else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                continue
+            for uid in ready:
+                del schedule.due[uid]
+                schedule.last[uid] = now
+            for uid in expired:
+                del schedule.expiry[uid]
+            await asyncio.gather(
+                *(self._guarded(self._refresh, uid, schedule.due) for uid in ready),
+                *(self._guarded(self._expire, uid, schedule.expiry) for uid in expired),
+            )
+
+    async def _guarded(
+        self, action: Callable[[str], Awaitable[None]], uid: str, retry: dict[str, float]
+    ) -> None:
+        """Run ``action``; when the database or the API server fails it, try again later."""
+        async with self._limit:
+            try:
+                await action(uid)
+            except NotFound:
+                self.forget(uid)
+            except (StepwiseError, ApiException, OSError) as exc:
+                log.warning(
+                    "could not mirror run %s (%s); retrying in %.0fs", uid, exc, RETRY_DELAY
+                )
+                if uid in self._tracked:
+                    retry.setdefault(uid, time.monotonic() + RETRY_DELAY)
+                    self._wake.set()
+
+    # ---- one resource ----------------------------------------------------------------------
+
+    async def _refresh(self, uid: str) -> None:
+        tracked = self._tracked.get(uid)
+        if tracked is None or tracked.deleting:
+            return
+        backend = self.client.backend
+        record = await backend.get_run(uid)
+        if record is None:
+            return  # the create handler has not started it yet; it marks it when it has
+        steps = await backend.list_steps(uid)
+        reason = None
+        if record.status is RunStatus.PENDING:
+            reason = await self.client.waiting_reason(Run.from_record(record))
+        self.refreshes += 1
+        new = status_mod.build(
+            record,
+            steps,
+            previous=tracked.status,
+            generation=tracked.generation,
+            waiting_reason=reason,
+            now=datetime.now(UTC),
+        )
+        if new == tracked.status:
+            return
+        await self.kube.replace_status(tracked.ref, new)
+        before = tracked.status.get("phase")
+        tracked.status = new
+        phase = new["phase"]
+        if phase in _ANNOUNCED and phase != before:
+            await self.kube.post_event(
+                tracked.ref, reason=phase, message=_story(new), warning=_ANNOUNCED[phase]
+            )
+        if tracked.finished:
+            self._schedule.last.pop(uid, None)
+            self._schedule_expiry(tracked)
+
+    def _schedule_expiry(self, tracked: Tracked) -> None:
+        uid = tracked.ref.uid
+        if tracked.ttl is None or not tracked.finished or tracked.deleting:
+            return
+        if uid in self._schedule.expiry or "finishedAt" not in tracked.status:
+            return
+        finished = datetime.fromisoformat(tracked.status["finishedAt"])
+        left = tracked.ttl - (datetime.now(UTC) - finished).total_seconds()
+        self._schedule.expiry[uid] = time.monotonic() + max(left, 0.0)
+        self._wake.set()
+
+    async def _expire(self, uid: str) -> None:
+        tracked = self._tracked.get(uid)
+        if tracked is None or tracked.deleting:
+            return
+        log.info("deleting %s/%s: finished %ss ago", *_where(tracked), tracked.ttl)
+        await self.kube.delete(tracked.ref)
+
+
+def _story(status: Mapping[str, Any]) -> str:
+    """The Event message of a finished run."""
+    took = f" in {status['duration']}" if "duration" in status else ""
+    if status["phase"] == Phase.SUCCEEDED:
+        return f"run {status['runId']} succeeded{took} ({status['steps']} steps)"
+    if status["phase"] == Phase.FAILED:
+        return f"run {status['runId']} failed{took}: {status.get('message', '')}"
+    return f"run {status['runId']} was canceled"
+
+
+def _where(tracked: Tracked) -> tuple[str, str]:
+    return tracked.ref.namespace, tracked.ref.name
