@@ -34,7 +34,10 @@ class MemoKeys:
 
     def next(self, name: object) -> str:
         if not isinstance(name, str) or not name.strip():
-            raise StepNameError(repr(name), "a step name must be a non-empty string")
+            raise StepNameError(
+                repr(name),
+                f"a step name must be a non-empty string, got {type(name).__name__} {name!r}",
+            )
         if len(name) > MAX_NAME_LENGTH:
             raise StepNameError(name[:40] + "…", f"longer than {MAX_NAME_LENGTH} characters")
         index = self._count.get(name, 0)
