@@ -54,9 +54,11 @@ def helm(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return run
 
 
-def render(helm: Any, *values: str, scenario: str | None = None) -> list[dict[str, Any]]:
+def render(
+    helm: Any, *values: str, scenario: str | None = None, namespace: str = "ns1"
+) -> list[dict[str, Any]]:
     """``helm template`` of the chart as release "demo": the list of objects."""
-    args = ["template", "demo", str(CHART), "-n", "ns1", "--kube-version", kube_version()]
+    args = ["template", "demo", str(CHART), "-n", namespace, "--kube-version", kube_version()]
     if scenario:
         args += ["-f", str(CHART / "ci" / scenario)]
     for value in values:
@@ -397,8 +399,11 @@ def test_api_server_accepts_rendered_objects(
     helm: Any, kube: ControlPlane, kube_namespace: str, scenario: str
 ) -> None:
     """A server-side dry run: every object passes the real API server's validation."""
+    # The operator's Roles go to the namespaces it watches: make that this test's namespace.
+    watched = merged_values(scenario)["operator"]["watchNamespaces"]
+    values = [f"operator.watchNamespaces={{{kube_namespace}}}"] if watched else []
     objects = [
-        obj for obj in render(helm, scenario=scenario)
+        obj for obj in render(helm, *values, scenario=scenario, namespace=kube_namespace)
         # Not served here: the Prometheus Operator's CRD is not installed.
         if obj["kind"] != "ServiceMonitor"
     ]  # fmt: skip
