@@ -1,15 +1,210 @@
-"""Kubernetes: WorkflowRuns applied at once to the test control plane -> all Succeeded.
+"""Kubernetes: N WorkflowRuns created at once -> the time until every one shows Succeeded.
 
-Filled in once the operator exists.
+On the test control plane (``tests/plugins/kube.py``: a real etcd and kube-apiserver on
+127.0.0.1, no nodes), with the CRD from ``crds/``, one ``stepwise operator`` process and one
+``stepwise worker`` process (concurrency 100) on the benchmark's Postgres. The runs are
+POSTed by 16 concurrent requests (so the creating client does not pace the figure), and the clock
+stops when a LIST shows every one with ``status.phase: Succeeded``.
+
+Also measured: API requests per run made by the operator (the apiserver's
+``apiserver_request_total`` for WorkflowRuns and Events, minus this benchmark's own creates
+and LISTs) and the operator's peak RSS (``VmHWM``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+from bench.machine import load_average
 from bench.pgserver import BenchServer
+from bench.throughput import REPO
+from stepwise.operator import models
+from tests.plugins.kube import ControlPlane, free_port
+
+DATABASE = "bench_k8s"
+WORKFLOW = "bench-sequential"
+TIMEOUT = 600.0
+CREATORS = 16
+_REQUEST = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[\d.e+]+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _requests(plane: ControlPlane) -> Counter[tuple[str, str, str]]:
+    """Requests so far for WorkflowRuns and Events, by (resource, subresource, verb)."""
+    text = plane.kubectl("get", "--raw", "/metrics").stdout
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for line in text.splitlines():
+        match = _REQUEST.match(line)
+        if match is None:
+            continue
+        labels = dict(_LABEL.findall(match["labels"]))
+        if labels.get("resource") in ("workflowruns", "events"):
+            key = (labels["resource"], labels.get("subresource", ""), labels["verb"])
+            counts[key] += int(float(match["value"]))
+    return counts
+
+
+def _peak_rss_mib(pid: int) -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+@contextlib.asynccontextmanager
+async def _process(
+    argv: list[str], env: dict[str, str], log_path: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=REPO, env=env, stdout=log_file, stderr=asyncio.subprocess.STDOUT
+        )
+        try:
+            yield proc
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+                try:
+                    await asyncio.wait_for(proc.wait(), 30)
+                except TimeoutError:
+                    proc.kill()
+                    await proc.wait()
+
+
+def _collection(namespace: str) -> str:
+    return f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{namespace}/{models.PLURAL}"
+
+
+async def _create_all(plane: ControlPlane, namespace: str, runs: int) -> None:
+    """POST every WorkflowRun, CREATORS at a time: "applied at once", not paced by a client."""
+    gate = asyncio.Semaphore(CREATORS)
+
+    async def create(i: int) -> None:
+        body = {
+            "apiVersion": models.API_VERSION,
+            "kind": models.KIND,
+            "metadata": {"name": f"bench-{i:04d}", "namespace": namespace},
+            "spec": {"workflow": WORKFLOW, "input": {"i": i}},
+        }
+        async with gate:
+            await asyncio.to_thread(plane.api, "POST", _collection(namespace), body)
+
+    await asyncio.gather(*(create(i) for i in range(runs)))
+
+
+def _phases(plane: ControlPlane, namespace: str) -> Counter[str]:
+    answer = plane.api("GET", _collection(namespace))
+    return Counter((item.get("status") or {}).get("phase") or "-" for item in answer["items"])
+
+
+async def _wait_healthy(port: int, proc: asyncio.subprocess.Process, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.returncode is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} while starting")
+        with contextlib.suppress(OSError):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /healthz HTTP/1.0\r\n\r\n")
+            status = await reader.readline()
+            writer.close()
+            if b" 200 " in status:
+                return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{what} not healthy on port {port} within 60s")
 
 
 async def run(pg: BenchServer, runs: int, *, log: Callable[[str], None]) -> dict[str, Any]:
-    raise RuntimeError("operator not available")
+    plane = ControlPlane(controllers=False, scheduler=False)
+    await asyncio.to_thread(plane.start)
+    try:
+        return await _measure(pg, plane, runs, log)
+    finally:
+        await asyncio.to_thread(plane.stop)
+
+
+async def _measure(
+    pg: BenchServer, plane: ControlPlane, runs: int, log: Callable[[str], None]
+) -> dict[str, Any]:
+    await asyncio.to_thread(plane.kubectl, "apply", "-f", str(REPO / "crds"))
+    crd = f"crd/{models.PLURAL}.{models.GROUP}"
+    await asyncio.to_thread(
+        plane.kubectl, "wait", "--for=condition=Established", crd, "--timeout=60s"
+    )
+    namespace = await asyncio.to_thread(plane.create_namespace, "bench")
+    url = await pg.fresh_database(DATABASE)
+    env = plane.env()
+    operator_port, worker_port = free_port(), free_port()
+    python = [sys.executable, "-m", "stepwise", "--log-level", "WARNING"]
+    operator_argv = [
+        *python, "operator", "--database-url", url, "--namespace", namespace,
+        "--health-port", str(operator_port), "--health-host", "127.0.0.1",
+    ]  # fmt: skip
+    worker_argv = [
+        *python, "worker", "--app", "bench.flows", "--database-url", url,
+        "--concurrency", "100", "--health-port", str(worker_port), "--health-host", "127.0.0.1",
+    ]  # fmt: skip
+    logs = plane.root / "logs"
+    async with (
+        _process(worker_argv, env, logs / "bench-worker.log") as worker,
+        _process(operator_argv, env, logs / "bench-operator.log") as operator,
+    ):
+        await _wait_healthy(worker_port, worker, "stepwise worker")
+        await _wait_healthy(operator_port, operator, "stepwise operator")
+        before = await asyncio.to_thread(_requests, plane)
+        load = load_average()
+        t0 = time.perf_counter()
+        await _create_all(plane, namespace, runs)
+        created_s = time.perf_counter() - t0
+        lists = 0
+        phases: Counter[str] = Counter()
+        while phases["Succeeded"] < runs:
+            if time.perf_counter() - t0 > TIMEOUT:
+                raise RuntimeError(f"not all Succeeded after {TIMEOUT:.0f}s: {dict(phases)}")
+            for proc, what in ((operator, "operator"), (worker, "worker")):
+                if proc.returncode is not None:
+                    raise RuntimeError(f"the {what} exited with {proc.returncode}")
+            await asyncio.sleep(0.25)
+            phases = await asyncio.to_thread(_phases, plane, namespace)
+            lists += 1
+        all_succeeded_s = time.perf_counter() - t0
+        # Let the operator finish what it does after the last status (events, bookkeeping).
+        await asyncio.sleep(2.0)
+        after = await asyncio.to_thread(_requests, plane)
+        peak_rss = _peak_rss_mib(operator.pid)
+    delta = after - before
+    ours = Counter({("workflowruns", "", "POST"): runs, ("workflowruns", "", "LIST"): lists})
+    operator_requests = delta - ours
+    total = sum(operator_requests.values())
+    log(
+        f"  {runs} WorkflowRuns: all Succeeded after {all_succeeded_s:.1f}s"
+        f" ({total / runs:.1f} operator API requests per run, peak RSS {peak_rss} MiB)"
+    )
+    return {
+        "workflow_runs": runs,
+        "workflow": WORKFLOW,
+        "worker_concurrency": 100,
+        "load_average": load,
+        "create_seconds": round(created_s, 2),
+        "all_succeeded_seconds": round(all_succeeded_s, 2),
+        "runs_per_second": round(runs / all_succeeded_s, 1),
+        "operator_api_requests": total,
+        "operator_api_requests_per_run": round(total / runs, 2),
+        "operator_api_requests_by_kind": {
+            f"{verb} {resource}{'/' + sub if sub else ''}": n
+            for (resource, sub, verb), n in sorted(operator_requests.items())
+        },
+        "operator_peak_rss_mib": peak_rss,
+        "summary": (
+            f"{runs} WorkflowRuns Succeeded in {all_succeeded_s:.1f}s, "
+            f"{total / runs:.1f} API requests/run, operator peak RSS {peak_rss} MiB"
+        ),
+    }
