@@ -4,6 +4,8 @@
 in-process ``Worker(concurrency=C)`` and poll a COUNT every 10 ms on a separate connection
 until all N finished: the same shape and the same completion check as the peers' runners.
 
+Every database call is counted and timed (``bench.calls``): round trips per workflow.
+
 ``latency``: one in-process worker, idle between runs; one run at a time, timed from
 ``client.start`` to ``client.wait`` returning the output (the client follows the run through
 LISTEN/NOTIFY, as an application would).
@@ -24,8 +26,10 @@ from typing import Any
 import asyncpg
 
 from bench import flows
+from bench.calls import CountingBackend
 from bench.pgserver import Q, quote_ident
 from stepwise import Client, Worker, default_registry
+from stepwise.backends import open_backend
 
 SCHEMA = "stepwise"
 
@@ -45,10 +49,13 @@ async def serving(client: Client, concurrency: int) -> AsyncIterator[Worker]:
 
 async def throughput(url: str, workflow: str, runs: int, concurrency: int) -> dict[str, Any]:
     progress = Q["stepwise_progress"].format(schema=quote_ident(SCHEMA))
-    async with Client.connect(url, schema=SCHEMA) as client:
+    backend = CountingBackend(open_backend(url, schema=SCHEMA))
+    async with Client(backend) as client:  # type: ignore[arg-type]
         t0 = time.perf_counter()
         await asyncio.gather(*(client.start(workflow, None) for _ in range(runs)))
         enqueue_s = time.perf_counter() - t0
+        enqueue_calls = backend.summary(runs)
+        backend.reset()
         monitor = await asyncpg.connect(url)
         try:
             wal_start = await monitor.fetchval(Q["current_lsn"])
@@ -74,6 +81,8 @@ async def throughput(url: str, workflow: str, runs: int, concurrency: int) -> di
         "wal_end": wal_end,
         "journal_batches": batches,
         "journal_ops": ops,
+        "enqueue_calls": enqueue_calls,
+        "process_calls": backend.summary(runs),
     }
 
 

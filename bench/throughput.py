@@ -141,6 +141,7 @@ async def one_run(pg: BenchServer, setup: Setup, system: System, shape: str) -> 
         "e2e_steps_per_s": round(n * STEPS / (r["process_ms"] / 1000), 1),
         "first_claim_after_ms": round((first_claim - r["process_start_epoch"]) * 1000),
         "commits_per_workflow": round(commits / n, 2) if commits is not None else None,
+        "round_trips_per_workflow": _round_trips(r, n),
         "xact_commit_per_workflow": round(r["xact_commit"] / n, 2),
         "wal_bytes_per_workflow": round(r["wal_bytes"] / n) if "wal_bytes" in r else None,
         "runner_cpu_ms_per_workflow": round(r["runner_cpu_s"] * 1000 / n, 2),
@@ -149,12 +150,20 @@ async def one_run(pg: BenchServer, setup: Setup, system: System, shape: str) -> 
     }
 
 
+def _round_trips(r: dict[str, Any], runs: int) -> float | None:
+    """Database calls of the processing phase per workflow (counted by stepwise's runner)."""
+    calls = r.get("process_calls")
+    if not calls:
+        return None
+    return round(sum(c["calls"] for c in calls.values()) / runs, 3)
+
+
 def summarize(runs: Sequence[dict[str, Any]], systems: Sequence[str]) -> dict[str, Any]:
     fields = (
         "db_workflows_per_s", "db_steps_per_s", "e2e_workflows_per_s", "e2e_steps_per_s",
-        "commits_per_workflow", "xact_commit_per_workflow", "wal_bytes_per_workflow",
-        "runner_cpu_ms_per_workflow", "server_cpu_ms_per_workflow", "enqueue_ms",
-        "first_claim_after_ms",
+        "commits_per_workflow", "round_trips_per_workflow", "xact_commit_per_workflow",
+        "wal_bytes_per_workflow", "runner_cpu_ms_per_workflow", "server_cpu_ms_per_workflow",
+        "enqueue_ms", "first_claim_after_ms",
     )  # fmt: skip
     per_system: dict[str, dict[str, Any]] = {}
     for name in systems:
