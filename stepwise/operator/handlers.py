@@ -4,7 +4,8 @@
   create delivered twice, or replayed after an operator restart, never makes a second run;
 * delete (behind kopf's finalizer) → cancel the run if it is unfinished, then let go;
 * every watch event → tell the mirror the resource exists (it writes the status);
-* probe → the mirror's counters on the liveness endpoint.
+* probe → the mirror's counters on the liveness endpoint;
+* login → the official client's credentials (in-cluster, else the kubeconfig).
 
 They live in their own registry, not kopf's global one, and run only under ``main.run``.
 Handlers return None: kopf would store a returned value in the status, which is ours.
@@ -47,9 +48,18 @@ def ref_of(body: kopf.Body) -> ObjectRef:
     return ObjectRef(str(body.metadata.namespace), str(body.metadata.name), str(body.metadata.uid))
 
 
+@kopf.on.login(registry=registry)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The same credentials as the mirror's client: the pod's ServiceAccount, else the
+    kubeconfig."""
+    return kopf.login_via_client(**kwargs)
+
+
 @kopf.on.event(*RESOURCE, registry=registry)
-def observe(type: str | None, body: kopf.Body, uid: str, memo: OperatorState, **_: Any) -> None:  # noqa: A002 - kopf's name
-    if type == "DELETED":
+async def observe(
+    event: kopf.RawEvent, body: kopf.Body, uid: str, memo: OperatorState, **_: Any
+) -> None:
+    if event["type"] == "DELETED":
         memo.mirror.forget(uid)
     else:
         memo.mirror.observe(body)
@@ -77,13 +87,15 @@ async def start_run(
     except DatabaseUnavailable as exc:
         raise kopf.TemporaryError(str(exc), delay=DATABASE_RETRY_DELAY) from exc
     if run is not None:
-        await memo.kube.post_event(
+        memo.mirror.announce(
             ref_of(body),
             reason="Started",
             message=f"started run {run.id} of workflow {run.workflow}",
             warning=False,
         )
-    memo.mirror.mark(uid)
+    # Not at once: a worker usually claims the run within moments, and the first status
+    # then already says Running (one patch less per run).
+    memo.mirror.mark(uid, delay=memo.mirror.min_interval)
 
 
 @kopf.on.delete(*RESOURCE, registry=registry)
@@ -97,7 +109,7 @@ async def cancel_run(body: kopf.Body, uid: str, memo: OperatorState, **_: Any) -
     except DatabaseUnavailable as exc:
         raise kopf.TemporaryError(str(exc), delay=DATABASE_RETRY_DELAY) from exc
     if run.status is RunStatus.CANCELED:
-        await memo.kube.post_event(
+        memo.mirror.announce(
             ref_of(body),
             reason="Canceled",
             message=f"canceled run {uid}: the WorkflowRun was deleted",

@@ -3,17 +3,19 @@ post an Event, delete a finished resource.
 
 kopf owns the watch and the handler bookkeeping; the mirror writes status on its own clock
 (when Postgres says a run changed), so it needs its own client. It uses the official
-``kubernetes`` client (synchronous) in worker threads; every call is short and the mirror
-bounds how many run at once. Credentials come from the pod's ServiceAccount in a cluster,
-else from the kubeconfig (``$KUBECONFIG``), as for kopf itself.
+``kubernetes`` client (synchronous) on its own ``THREADS`` threads; every call is short.
+Credentials come from the pod's ServiceAccount in a cluster, else from the kubeconfig
+(``$KUBECONFIG``), as for kopf itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +30,8 @@ from stepwise.operator import models
 log = logging.getLogger("stepwise.operator")
 
 REQUEST_TIMEOUT = 15.0
+THREADS = 32
+"""Kubernetes calls in flight at once (each holds a thread and a pooled connection)."""
 COMPONENT = "stepwise-operator"
 """The Events' reporting component, the same for kopf's own Events."""
 
@@ -59,7 +63,9 @@ class KubeApi:
     """Status writes, Events and deletes of WorkflowRuns; counts the requests it makes."""
 
     def __init__(self, configuration: k8s.Configuration, *, instance: str) -> None:
+        configuration.connection_pool_maxsize = THREADS
         api_client = k8s.ApiClient(configuration)
+        self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="stepwise-kube")
         api_client.user_agent = COMPONENT
         self._custom = k8s.CustomObjectsApi(api_client)
         self._core = k8s.CoreV1Api(api_client)
@@ -135,7 +141,8 @@ class KubeApi:
     async def _call(self, ref: ObjectRef, method: Any, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
         try:
-            return await asyncio.to_thread(method, *args, **kwargs)
+            call = functools.partial(method, *args, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
         except ApiException as exc:
             if _gone(exc):
                 raise NotFound(f"{models.KIND} {ref.namespace}/{ref.name} ({ref.uid})") from None

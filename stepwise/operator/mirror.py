@@ -45,7 +45,7 @@ log = logging.getLogger("stepwise.operator")
 
 MIN_INTERVAL = 0.5
 RESYNC_INTERVAL = 15.0
-CONCURRENCY = 16
+CONCURRENCY = 32
 RETRY_DELAY = 5.0
 
 _ANNOUNCED = {
@@ -101,6 +101,9 @@ class Mirror:
         self._tracked: dict[str, Tracked] = {}
         self._schedule = _Schedule()
         self._wake = asyncio.Event()
+        self._busy: set[str] = set()
+        """Resources with a refresh or expiry in flight."""
+        self._tasks: asyncio.TaskGroup | None = None
         self.refreshes = 0
 
     # ---- what kopf sees --------------------------------------------------------------------
@@ -133,13 +136,14 @@ class Mirror:
         for times in (self._schedule.due, self._schedule.last, self._schedule.expiry):
             times.pop(uid, None)
 
-    def mark(self, uid: str) -> None:
-        """Refresh this resource soon: now, or ``min_interval`` after its last refresh."""
+    def mark(self, uid: str, *, delay: float = 0.0) -> None:
+        """Refresh this resource in ``delay`` seconds, or ``min_interval`` after its last
+        refresh if that is later; a resource already marked keeps its time."""
         if uid not in self._tracked or uid in self._schedule.due:
             return
+        at = time.monotonic() + delay
         last = self._schedule.last.get(uid)
-        now = time.monotonic()
-        self._schedule.due[uid] = now if last is None else max(now, last + self.min_interval)
+        self._schedule.due[uid] = at if last is None else max(at, last + self.min_interval)
         self._wake.set()
 
     def mark_unfinished(self) -> None:
@@ -161,8 +165,17 @@ class Mirror:
     async def run(self) -> None:
         """Follow the database and serve the schedule until cancelled."""
         async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
             tasks.create_task(self._follow(), name="stepwise mirror: follow the database")
             tasks.create_task(self._serve(), name="stepwise mirror: refresh and expire")
+
+    def announce(self, ref: ObjectRef, *, reason: str, message: str, warning: bool) -> None:
+        """Post an Event in the background: it never holds up a status write or a handler."""
+        if self._tasks is None:
+            raise RuntimeError("the mirror is not running")
+        self._tasks.create_task(
+            self.kube.post_event(ref, reason=reason, message=message, warning=warning)
+        )
 
     async def _follow(self) -> None:
         while True:
@@ -182,44 +195,54 @@ class Mirror:
                 await asyncio.sleep(RETRY_DELAY)
 
     async def _serve(self) -> None:
+        """Start each due refresh and expiry as its own task (at most ``concurrency`` run at
+        once, never two for one resource), so a slow one holds up nothing else."""
         schedule = self._schedule
         while True:
             now = time.monotonic()
-            ready = [uid for uid, at in schedule.due.items() if at <= now]
-            expired = [uid for uid, at in schedule.expiry.items() if at <= now]
-            if not ready and not expired:
-                upcoming = [*schedule.due.values(), *schedule.expiry.values()]
-                self._wake.clear()
-                timeout = max(min(upcoming) - now, 0.0) if upcoming else None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                continue
-            for uid in ready:
-                del schedule.due[uid]
-                schedule.last[uid] = now
-            for uid in expired:
-                del schedule.expiry[uid]
-            await asyncio.gather(
-                *(self._guarded(self._refresh, uid, schedule.due) for uid in ready),
-                *(self._guarded(self._expire, uid, schedule.expiry) for uid in expired),
-            )
+            for uid, at in list(schedule.due.items()):
+                if at <= now and uid not in self._busy:
+                    del schedule.due[uid]
+                    schedule.last[uid] = now
+                    self._start(self._refresh, uid, schedule.due)
+            for uid, at in list(schedule.expiry.items()):
+                if at <= now and uid not in self._busy:
+                    del schedule.expiry[uid]
+                    self._start(self._expire, uid, schedule.expiry)
+            upcoming = [
+                at
+                for times in (schedule.due, schedule.expiry)
+                for uid, at in times.items()
+                if uid not in self._busy
+            ]
+            self._wake.clear()
+            timeout = max(min(upcoming) - now, 0.0) if upcoming else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _start(
+        self, action: Callable[[str], Awaitable[None]], uid: str, retry: dict[str, float]
+    ) -> None:
+        assert self._tasks is not None  # only called from _serve, under run()
+        self._busy.add(uid)
+        self._tasks.create_task(self._guarded(action, uid, retry))
 
     async def _guarded(
         self, action: Callable[[str], Awaitable[None]], uid: str, retry: dict[str, float]
     ) -> None:
         """Run ``action``; when the database or the API server fails it, try again later."""
-        async with self._limit:
-            try:
+        try:
+            async with self._limit:
                 await action(uid)
-            except NotFound:
-                self.forget(uid)
-            except (StepwiseError, ApiException, OSError) as exc:
-                log.warning(
-                    "could not mirror run %s (%s); retrying in %.0fs", uid, exc, RETRY_DELAY
-                )
-                if uid in self._tracked:
-                    retry.setdefault(uid, time.monotonic() + RETRY_DELAY)
-                    self._wake.set()
+        except NotFound:
+            self.forget(uid)
+        except (StepwiseError, ApiException, OSError) as exc:
+            log.warning("could not mirror run %s (%s); retrying in %.0fs", uid, exc, RETRY_DELAY)
+            if uid in self._tracked:
+                retry.setdefault(uid, time.monotonic() + RETRY_DELAY)
+        finally:
+            self._busy.discard(uid)
+            self._wake.set()
 
     # ---- one resource ----------------------------------------------------------------------
 
@@ -251,9 +274,7 @@ class Mirror:
         tracked.status = new
         phase = new["phase"]
         if phase in _ANNOUNCED and phase != before:
-            await self.kube.post_event(
-                tracked.ref, reason=phase, message=_story(new), warning=_ANNOUNCED[phase]
-            )
+            self.announce(tracked.ref, reason=phase, message=_story(new), warning=_ANNOUNCED[phase])
         if tracked.finished:
             self._schedule.last.pop(uid, None)
             self._schedule_expiry(tracked)
