@@ -6,6 +6,7 @@ flight goes out together in the next one. With 100 runs in flight, one commit ca
 completions of many steps, so the database commits far fewer times than there are steps.
 
 A write that fails because the database is away is kept and retried: nothing is dropped.
+A write that fails otherwise gives its runs up, as if their leases were lost (see ``_apply``).
 Fencing is the backend's: a batch reports the lease tokens it refused, and each waiting
 ``commit`` for such a token raises ``LeaseLost``.
 """
@@ -16,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from stepwise.backends.base import Backend, StepFinished, StepStarted, WriteOp
+from stepwise.backends.base import Backend, StepFinished, StepStarted, WriteOp, WriteResult
 from stepwise.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -63,25 +64,7 @@ class Journal:
             await self._write(batch)
 
     async def _write(self, batch: list[tuple[WriteOp, asyncio.Future[None] | None]]) -> None:
-        ops = _coalesce([op for op, _ in batch])
-        attempt = 0
-        while True:
-            try:
-                result = await self._backend.write(ops)
-                break
-            except DatabaseUnavailable as exc:
-                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
-                attempt += 1
-                log.warning("write of %d ops failed, retrying in %.2fs: %s", len(ops), delay, exc)
-                await asyncio.sleep(delay)
-            except Exception as exc:
-                log.exception("write of %d ops failed", len(ops))
-                for _, future in batch:
-                    if future is not None and not future.done():
-                        future.set_exception(exc)
-                return
-        self.batches += 1
-        self.ops_written += len(ops)
+        result = await self._apply(_coalesce([op for op, _ in batch]))
         if result.rejected and self._on_rejected is not None:
             self._on_rejected(result.rejected)
         for op, future in batch:
@@ -91,6 +74,31 @@ class Journal:
                 future.set_exception(LeaseLost(op.run_id))
             else:
                 future.set_result(None)
+
+    async def _apply(self, ops: list[WriteOp]) -> WriteResult:
+        """Write ``ops``, retrying while the database is away.
+
+        Any other failure leaves it unknown whether the ops were applied. Their runs are then
+        reported as rejected and abandoned like lost leases: they resume from their stored
+        steps once the leases run out. A storage fault must never reach a workflow as if its
+        step had raised (it would fail the run, or be caught by the workflow's own code).
+        """
+        attempt = 0
+        while True:
+            try:
+                result = await self._backend.write(ops)
+            except DatabaseUnavailable as exc:
+                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+                attempt += 1
+                log.warning("write of %d ops failed, retrying in %.2fs: %s", len(ops), delay, exc)
+                await asyncio.sleep(delay)
+                continue
+            except Exception:
+                log.exception("write of %d ops failed; abandoning their runs", len(ops))
+                return WriteResult(rejected={op.token for op in ops})
+            self.batches += 1
+            self.ops_written += len(ops)
+            return result
 
     async def drain(self) -> None:
         """Wait until every queued write was attempted."""

@@ -51,5 +51,11 @@ class Heartbeat:
         except DatabaseUnavailable as exc:
             log.warning("heartbeat failed (leases not renewed): %s", exc)
             return
+        except Exception:
+            # Unforeseen (say, a driver fault after a database restart): the next beat tries
+            # again. Letting it end the heartbeat would let every lease this worker holds run
+            # out while the worker goes on executing, and claiming, runs it cannot keep.
+            log.exception("heartbeat failed (leases not renewed)")
+            return
         if lost:
             worker.lose(lost)

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stepwise import Client, StepStatus
+from stepwise import Client, Run, RunStatus, StepStatus
+from tests.plugins.procs import Procs
 from tests.robustness.flows import Entry, read_ledger
 
 
@@ -76,4 +77,14 @@ async def assert_completed_steps_never_rerun(
     return Replays(
         steps=len(run_ids) * len(keys),
         executions=sum(1 for e in read_ledger(ledger) if e.event == "start"),
+    )
+
+
+def assert_all_succeeded(runs: Sequence[Run], procs: Procs) -> None:
+    """Every run succeeded; otherwise say which did not, why, and what the workers logged."""
+    bad = [run for run in runs if run.status is not RunStatus.SUCCEEDED]
+    assert not bad, (
+        f"{len(bad)} of {len(runs)} runs did not succeed:\n"
+        + "\n".join(f"{run.id} {run.status.value}: {run.error}" for run in bad[:10])
+        + f"\n{procs.tails()}"
     )

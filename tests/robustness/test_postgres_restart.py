@@ -18,7 +18,7 @@ import pytest
 from stepwise import Client, RunStatus
 from tests.plugins.postgres import PostgresServer
 from tests.plugins.procs import Procs, async_wait_until
-from tests.robustness.checks import assert_completed_steps_never_rerun
+from tests.robustness.checks import assert_all_succeeded, assert_completed_steps_never_rerun
 from tests.robustness.flows import read_ledger
 
 FLOWS = Path(__file__).with_name("flows.py")
@@ -59,7 +59,7 @@ async def test_workers_reconnect_after_postgres_restart(
         restarted_at = time.time()
 
         finished = [await client.wait_finished(run.id, timeout=180) for run in runs]
-        assert [run.status for run in finished] == [RunStatus.SUCCEEDED] * RUNS, procs.tails()
+        assert_all_succeeded(finished, procs)
         await assert_completed_steps_never_rerun(
             client, [run.id for run in runs], ledger, [f"step-{i}" for i in range(STEPS)]
         )
