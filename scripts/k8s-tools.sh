@@ -3,7 +3,7 @@
 # kube-scheduler, kubectl, helm) from the Go wrapper modules under tools/ into a
 # version-keyed cache outside the repo. No release binaries are downloaded: only Go
 # modules, pinned by the committed go.sum files. Binaries already built at the right
-# version are skipped, so a warm run takes a second or two.
+# version are skipped, so a warm run takes well under a second and needs no Go at all.
 #
 #   bash scripts/k8s-tools.sh                  build what is missing, print the bin dir
 #   bash scripts/k8s-tools.sh --print-bin-dir  print the bin dir only (builds nothing)
@@ -39,22 +39,23 @@ if [ "${1:-}" = "--print-bin-dir" ]; then
   exit 0
 fi
 
-# --- Go toolchain ----------------------------------------------------------------
+# --- Go toolchain (only needed when something must be built) ---------------------
 # GOTOOLCHAIN=local: use the installed Go and never fetch another toolchain.
 export GOTOOLCHAIN=local CGO_ENABLED=0
 export GOFLAGS="-mod=readonly -buildvcs=false"
 
-command -v go >/dev/null 2>&1 || die "Go is not installed (or not on PATH).
-  The test control plane is compiled from Go modules; install Go >= $(
-    sed -nE 's/^go ([0-9.]+)$/\1/p' "$TOOLS"/*/go.mod | sort -V | tail -1
-  ) (https://go.dev/dl/ or your distribution's golang package) and retry."
-
-need_go=$(sed -nE 's/^go ([0-9.]+)$/\1/p' "$TOOLS/k8s/go.mod" "$TOOLS/etcd/go.mod" \
-  "$TOOLS/helm/go.mod" | sort -V | tail -1)
-have_go=$(go env GOVERSION | sed -E 's/^go//; s/[^0-9.].*$//')
-if [ "$(printf '%s\n%s\n' "$need_go" "$have_go" | sort -V | head -1)" != "$need_go" ]; then
-  die "Go $have_go is too old: tools/*/go.mod need Go >= $need_go. Install a newer Go and retry."
-fi
+check_go() {
+  local need_go have_go
+  need_go=$(sed -nE 's/^go ([0-9.]+)$/\1/p' "$TOOLS/k8s/go.mod" "$TOOLS/etcd/go.mod" \
+    "$TOOLS/helm/go.mod" | sort -V | tail -1)
+  command -v go >/dev/null 2>&1 || die "Go is not installed (or not on PATH).
+  The test control plane is compiled from Go modules: install Go >= $need_go
+  (https://go.dev/dl/ or your distribution's golang package) and retry."
+  have_go=$(go env GOVERSION | sed -E 's/^go//; s/[^0-9.].*$//')
+  if [ "$(printf '%s\n%s\n' "$need_go" "$have_go" | sort -V | head -1)" != "$need_go" ]; then
+    die "Go $have_go is too old: tools/*/go.mod need Go >= $need_go. Install a newer Go and retry."
+  fi
+}
 
 # --- consistency of tools/k8s/go.mod with versions.env ----------------------------
 staging=v0.${KUBE_VERSION#v1.}
@@ -70,6 +71,7 @@ grep -qE "^(require)?\s*helm\.sh/helm/v3 $HELM_VERSION( |\$)" "$TOOLS/helm/go.mo
   die "tools/helm/go.mod does not require helm $HELM_VERSION (tools/versions.env)"
 
 if [ "${1:-}" = "--print-replaces" ]; then
+  check_go
   # Every staging module Kubernetes replaces with ./staging/src/k8s.io/NAME becomes
   # k8s.io/NAME v0.X.Y in a wrapper; the proxy does not serve their v0.0.0 requires.
   tmp=$(mktemp -d)
@@ -83,31 +85,9 @@ if [ "${1:-}" = "--print-replaces" ]; then
   exit 0
 fi
 
-# --- build -------------------------------------------------------------------------
-mkdir -p "$BIN"
-# Two concurrent `make test` runs must not build the same binaries twice.
-exec 9>"$PREFIX/.lock"
-if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
-  echo "==> another k8s-tools build holds $PREFIX/.lock; waiting for it"
-  flock 9
-fi
-
+# --- what is missing? ------------------------------------------------------------
 minor=${KUBE_VERSION#v1.}
 minor=${minor%%.*}
-# The module's commit time is a reproducible build date.
-build_date=$(cd "$TOOLS/k8s" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' \
-  k8s.io/kubernetes 2>/dev/null || echo 1970-01-01T00:00:00Z)
-# Without these, /version says v0.0.0-master and helm's kubeVersion checks fail.
-kube_ldflags="-s -w"
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  kube_ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-  kube_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
-done
-etcd_ldflags="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION"
-helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
-helm_ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
-helm_ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
-helm_ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
 
 # name | module dir | package | version command | expected substring | ldflags | tags
 targets=(
@@ -129,6 +109,45 @@ is_built() { # name, version args, expected substring
   out=$("$BIN/$1" $2 2>/dev/null) || return 1
   [[ $out == *"$3"* ]]
 }
+
+missing() {
+  local t name vcmd expect
+  for t in "${targets[@]}"; do
+    IFS='|' read -r name _ _ vcmd expect _ _ <<<"$t"
+    is_built "$name" "$vcmd" "$expect" || echo "$name"
+  done
+}
+
+if [ -z "$(missing)" ]; then
+  echo "==> k8s tools up to date ($KUBE_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION)"
+  echo "$BIN"
+  exit 0
+fi
+
+# --- build -------------------------------------------------------------------------
+check_go
+mkdir -p "$BIN"
+# Two concurrent `make test` runs must not build the same binaries twice.
+exec 9>"$PREFIX/.lock"
+if command -v flock >/dev/null 2>&1 && ! flock -n 9; then
+  echo "==> another k8s-tools build holds $PREFIX/.lock; waiting for it"
+  flock 9
+fi
+
+# The module's commit time is a reproducible build date.
+build_date=$(cd "$TOOLS/k8s" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' \
+  k8s.io/kubernetes 2>/dev/null || echo 1970-01-01T00:00:00Z)
+# Without these, /version says v0.0.0-master and helm's kubeVersion checks fail.
+kube_ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  kube_ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  kube_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+done
+etcd_ldflags="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION"
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+helm_ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+helm_ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"
+helm_ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor"
 
 started=$(date +%s)
 built=0
