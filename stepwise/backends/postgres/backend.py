@@ -29,9 +29,10 @@ from typing import Any
 
 import asyncpg
 
-from stepwise.backends import base, hide_password, migrations
+from stepwise.backends import base, migrations
 from stepwise.backends.postgres import notify
 from stepwise.backends.sqlfiles import load_queries
+from stepwise.backends.urls import hide_password
 from stepwise.errors import ConfigurationError, DatabaseUnavailable
 
 _QUERIES = load_queries("stepwise.backends.postgres")
@@ -282,8 +283,9 @@ class PostgresBackend:
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
-                await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
-            except (TimeoutError, *_UNAVAILABLE):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await pool.close()
+            except _UNAVAILABLE:  # TimeoutError included
                 pool.terminate()
 
     # ---- client side ----
@@ -389,6 +391,5 @@ class PostgresBackend:
         listener = self._listener
         if listener is None:
             raise RuntimeError(f"the Postgres backend for {self.display_url} is not open")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(listener.work.wait(), max(0.0, timeout))
+        await notify.wait_event(listener.work, timeout)
         listener.work.clear()

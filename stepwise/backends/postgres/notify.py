@@ -33,6 +33,14 @@ Connect = Callable[[], Awaitable[Any]]
 """Opens a new asyncpg connection (raises on failure)."""
 
 
+async def wait_event(event: asyncio.Event, timeout: float) -> None:
+    """Wait until ``event`` is set or ``timeout`` passed. Unlike ``asyncio.wait_for`` on
+    Python 3.11, a cancel that arrives as the event is set is never swallowed."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max(0.0, timeout)):
+            await event.wait()
+
+
 @dataclass(frozen=True, slots=True)
 class Channels:
     work: str
@@ -108,7 +116,8 @@ class Listener:
         if conn is not None:
             conn.remove_termination_listener(self._on_termination)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), PING_TIMEOUT)
+                async with asyncio.timeout(PING_TIMEOUT):
+                    await conn.close()
             conn.terminate()
 
     async def _supervise(self) -> None:
@@ -126,8 +135,8 @@ class Listener:
 
     async def _until_lost(self) -> None:
         while not self._lost.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), PING_INTERVAL)
+            await wait_event(self._lost, PING_INTERVAL)
+            if self._lost.is_set():
                 return
             try:
                 assert self._conn is not None
@@ -190,8 +199,7 @@ class ListenerWatch:
             raise RuntimeError("use the watch as `async with backend.watch() as w`")
         if not (subscriber.reset or subscriber.changed):
             subscriber.event.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(subscriber.event.wait(), max(0.0, timeout))
+            await wait_event(subscriber.event, timeout)
         if subscriber.reset or not self._listener.connected:
             # Notifications were (or are being) missed: only a full re-read is safe.
             subscriber.reset = False
