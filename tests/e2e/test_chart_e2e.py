@@ -13,6 +13,7 @@ removes the Deployments but keeps the CRD and the WorkflowRuns.
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,10 @@ def test_killed_worker_pod_resumes_on_its_replacement(
     (worker,) = cluster.ready_pods("worker")
     for pod in (operator, worker):
         assert kube.kubectl_json("get", "pod", pod, "-n", ns)["spec"]["nodeName"] == node_agent.name
+    assert "stepwise_runs_started" in _get(node_agent.port(ns, worker), "/metrics")
+    # `helm test`: a Pod with the chart's credentials reaches the database.
+    tested = kube.helm("test", RELEASE, "-n", ns, "--timeout", "120s")
+    assert "Phase:          Succeeded" in tested.stdout
 
     # A run of six parallel steps; wait until the three short ones are done.
     kube.apply(_run("crash", DURATIONS), namespace=ns)
@@ -181,6 +186,8 @@ def test_killed_worker_pod_resumes_on_its_replacement(
         assert started[step] == 2, (step, started)
         assert marks.pids(step) == {killed_pid, replacement_pid}
         assert marks.pids(step, "done") == {replacement_pid}
+    metrics = _get(node_agent.port(ns, replacement), "/metrics")
+    assert f'stepwise_steps_total{{result="ok"}} {float(len(long))}' in metrics
     details = {step["name"]: step for step in run["status"]["stepDetails"]}
     assert {details[step]["attempts"] for step in short} == {1}
     table = kube.kubectl("get", "wfr", "crash", "-n", ns).stdout
@@ -222,6 +229,12 @@ def test_killed_worker_pod_resumes_on_its_replacement(
         "workflowrun.stepwise.dev/crash",
     ]
     _release_workflow_runs(kube, ns)
+
+
+def _get(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        body: bytes = response.read()
+    return body.decode()
 
 
 def _is_running(pid: int) -> bool:

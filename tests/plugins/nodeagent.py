@@ -287,6 +287,15 @@ class NodeAgent:
                 if c.running and c.popen is not None
             }
 
+    def port(self, namespace: str, pod: str, container: str | None = None) -> int:
+        """The host port a Pod's container (the first by default) got as ``port_env``."""
+        with self._lock:
+            state = self._find(namespace, pod)
+            for candidate in state.containers if state else []:
+                if container in (None, candidate.name):
+                    return candidate.port
+        raise LookupError(f"no container {container or ''} of {namespace}/{pod} on {self.name}")
+
     def kill(self, namespace: str, pod: str, sig: signal.Signals = signal.SIGKILL) -> list[int]:
         """Send ``sig`` (SIGKILL: a crash) to every process of a Pod; returns their pids."""
         with self._lock:
