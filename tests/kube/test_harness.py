@@ -163,3 +163,42 @@ def test_dev_cluster_up_status_down(tmp_path: Path) -> None:
     assert not [pid for pid, _ in state["pids"] if _alive(pid)]
     assert not (tmp_path / "dev-cluster").exists()
     assert dev_cluster("status").returncode == 1
+
+
+@pytest.mark.kube
+def test_ctrl_c_in_pytest_stops_the_control_plane(tmp_path: Path) -> None:
+    """Ctrl-C reaches only pytest (the children have their own session); its teardown stops
+    them."""
+    pid_file = tmp_path / "pids.json"
+    (tmp_path / "test_interrupted.py").write_text(
+        textwrap.dedent(
+            f"""
+            import json, pathlib, time
+
+            def test_waits(kube):
+                pathlib.Path({str(pid_file)!r}).write_text(json.dumps(kube.pids()))
+                time.sleep(120)
+            """
+        ),
+        encoding="utf-8",
+    )
+    run = subprocess.Popen(
+        [
+            sys.executable, "-m", "pytest", "-p", "tests.plugins.kube", "-o", "addopts=",
+            "-p", "no:cacheprovider", "-q", "-s", str(tmp_path / "test_interrupted.py"),
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(pid_file.exists, timeout=90, what="the control plane in the inner pytest")
+        pids = list(json.loads(pid_file.read_text()).values())
+        assert len(pids) == 4
+        run.send_signal(signal.SIGINT)
+        assert run.wait(timeout=60) == 2  # pytest's "interrupted"
+        assert not [pid for pid in pids if _alive(pid)]
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()

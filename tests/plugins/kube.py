@@ -235,6 +235,8 @@ class ControlPlane:
     server: str = field(init=False, default="")
     admin_token: str = field(init=False, default="")
     ports: dict[str, int] = field(init=False, default_factory=dict)
+    _kcm_token: str = field(init=False, default="", repr=False)
+    _scheduler_token: str = field(init=False, default="", repr=False)
     _children: list[_Child] = field(init=False, default_factory=list)
     _bins: dict[str, Path] = field(init=False, default_factory=dict)
     _own_workdir: bool = field(init=False, default=False)
