@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
@@ -99,7 +99,10 @@ def merged_values(scenario: str) -> dict[str, Any]:
         return copy.deepcopy(override)
 
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
-    return merge(defaults, yaml.safe_load((CHART / "ci" / scenario).read_text()) or {})
+    values: dict[str, Any] = merge(
+        defaults, yaml.safe_load((CHART / "ci" / scenario).read_text()) or {}
+    )
+    return values
 
 
 def schema_validator() -> jsonschema.Draft7Validator:

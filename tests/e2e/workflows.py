@@ -29,7 +29,7 @@ def _slow(name: str, seconds: float) -> float:
 @workflow("e2e-parallel")
 async def parallel(ctx: Any) -> float:
     durations: list[float] = ctx.input["durations"]
-    results = await asyncio.gather(
+    results: list[float] = await asyncio.gather(
         *(
             ctx.step.run(f"slow-{i}", lambda i=i, s=s: _slow(f"slow-{i}", s))
             for i, s in enumerate(durations)
