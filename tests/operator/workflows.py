@@ -1,0 +1,54 @@
+"""Workflows the operator tests run, loaded by real worker processes with ``--app``.
+
+Step durations come from the input, so a test decides how long a run stays in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from stepwise import NO_RETRY, WorkflowContext, workflow
+
+
+async def _pause(seconds: float, value: Any) -> Any:
+    await asyncio.sleep(seconds)
+    return value
+
+
+@workflow("fan-out")
+async def fan_out(ctx: WorkflowContext[Any]) -> dict[str, Any]:
+    """Three parallel steps taking ``delays[i]`` seconds, then one that adds them up."""
+    delays = ctx.input.get("delays", [0, 0, 0])
+    parts = await asyncio.gather(
+        *(
+            ctx.step.run(f"part-{i}", lambda i=i, d=d: _pause(d, i + 1))
+            for i, d in enumerate(delays)
+        )
+    )
+    total = await ctx.step.run("sum", lambda: sum(parts))
+    return {"parts": parts, "total": total, "echo": ctx.input.get("echo")}
+
+
+@workflow("chain")
+async def chain(ctx: WorkflowContext[Any]) -> int:
+    """``steps`` steps one after the other, each taking ``delay`` seconds."""
+    count = 0
+    for i in range(ctx.input["steps"]):
+        count = await ctx.step.run(f"link-{i}", lambda c=count: _pause(ctx.input["delay"], c + 1))
+    return count
+
+
+@workflow("fails")
+async def fails(ctx: WorkflowContext[Any]) -> None:
+    await ctx.step.run("ok", lambda: "fine")
+
+    def boom() -> None:
+        raise ValueError(ctx.input.get("why", "boom"))
+
+    await ctx.step.run("explode", boom, retry=NO_RETRY)
+
+
+@workflow("big-output")
+async def big_output(ctx: WorkflowContext[Any]) -> str:
+    return await ctx.step.run("make", lambda: "x" * ctx.input["size"])
