@@ -163,10 +163,10 @@ def test_helm_enforces_the_schema(helm: Any) -> None:
     assert "additional properties 'replica' not allowed" in result.stdout + result.stderr
 
 
-def test_every_value_is_documented() -> None:
-    """Each key has a ``# --`` comment right above it, or is a section whose keys all do."""
+def value_keys() -> list[tuple[int, str, bool]]:
+    """Every key of values.yaml: (indent, dotted path, has a ``# --`` comment right above)."""
     lines = (CHART / "values.yaml").read_text().splitlines()
-    keys: list[tuple[int, str, bool]] = []  # (indent, dotted path, documented)
+    keys: list[tuple[int, str, bool]] = []
     path: list[tuple[int, str]] = []
     for number, line in enumerate(lines):
         match = re.match(r"^( *)([A-Za-z][\w-]*):", line)
@@ -183,21 +183,33 @@ def test_every_value_is_documented() -> None:
             above -= 1
         documented = above >= 0 and lines[above].strip().startswith("# --")
         keys.append((indent, ".".join(name for _, name in path), documented))
+    return keys
+
+
+def test_every_value_is_documented() -> None:
+    """Each key has a ``# --`` comment right above it, or is a section whose keys all do."""
+    keys = value_keys()
 
     def covered(index: int) -> bool:
         indent, _, documented = keys[index]
+        if documented:
+            return True
         children = []
         for child in keys[index + 1 :]:
             if child[0] <= indent:
                 break
             children.append(child)
-        if documented:
-            return True
         direct = [i for i, k in enumerate(keys) if k in children and k[0] == children[0][0]]
         return bool(children) and all(covered(i) for i in direct)
 
     missing = [keys[i][1] for i in range(len(keys)) if keys[i][0] == 0 and not covered(i)]
     assert missing == [], f"values without a `# --` comment: {missing}"
+
+
+def test_chart_readme_lists_every_value() -> None:
+    readme = (CHART / "README.md").read_text()
+    listed = re.findall(r"^\| `([\w.-]+)` \|", readme, flags=re.MULTILINE)
+    assert listed == [path for _, path, documented in value_keys() if documented]
 
 
 # ---- rendered objects --------------------------------------------------------------------------
