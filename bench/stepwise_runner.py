@@ -5,6 +5,7 @@ in-process ``Worker(concurrency=C)`` and poll a COUNT every 10 ms on a separate 
 until all N finished: the same shape and the same completion check as the peers' runners.
 
 Every database call is counted and timed (``bench.calls``): round trips per workflow.
+``--cprofile FILE`` profiles the processing phase alone (the worker's side of the run).
 
 ``latency``: one in-process worker, idle between runs; one run at a time, timed from
 ``client.start`` to ``client.wait`` returning the output (the client follows the run through
@@ -18,9 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -47,10 +50,12 @@ async def serving(client: Client, concurrency: int) -> AsyncIterator[Worker]:
         await task
 
 
-async def throughput(url: str, workflow: str, runs: int, concurrency: int) -> dict[str, Any]:
+async def throughput(
+    url: str, workflow: str, runs: int, concurrency: int, *, cprofile: Path | None = None
+) -> dict[str, Any]:
     progress = Q["stepwise_progress"].format(schema=quote_ident(SCHEMA))
     backend = CountingBackend(open_backend(url, schema=SCHEMA))
-    async with Client(backend) as client:  # type: ignore[arg-type]
+    async with Client(backend) as client:
         t0 = time.perf_counter()
         await asyncio.gather(*(client.start(workflow, None) for _ in range(runs)))
         enqueue_s = time.perf_counter() - t0
@@ -59,6 +64,9 @@ async def throughput(url: str, workflow: str, runs: int, concurrency: int) -> di
         monitor = await asyncpg.connect(url)
         try:
             wal_start = await monitor.fetchval(Q["current_lsn"])
+            profiler = cProfile.Profile() if cprofile else None
+            if profiler is not None:
+                profiler.enable()
             start_epoch, t0 = time.time(), time.perf_counter()
             async with serving(client, concurrency) as worker:
                 while True:
@@ -67,6 +75,9 @@ async def throughput(url: str, workflow: str, runs: int, concurrency: int) -> di
                         break
                     await asyncio.sleep(0.01)
                 process_s = time.perf_counter() - t0
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(str(cprofile))
                 wal_end = await monitor.fetchval(Q["current_lsn"])
                 batches, ops = worker.journal.batches, worker.journal.ops_written
         finally:
@@ -106,6 +117,9 @@ def main() -> None:
     tp.add_argument("--workflow", default=flows.SEQUENTIAL, choices=sorted(flows.STEPS))
     tp.add_argument("--runs", type=int, default=1000)
     tp.add_argument("--concurrency", type=int, default=100)
+    tp.add_argument(
+        "--cprofile", type=Path, default=None, help="cProfile the processing phase to this file"
+    )
     lat = sub.add_parser("latency")
     lat.add_argument("--url", required=True)
     lat.add_argument("--runs", type=int, default=200)
@@ -113,7 +127,9 @@ def main() -> None:
     lat.add_argument("--concurrency", type=int, default=10)
     args = parser.parse_args()
     if args.suite == "throughput":
-        result = asyncio.run(throughput(args.url, args.workflow, args.runs, args.concurrency))
+        result = asyncio.run(
+            throughput(args.url, args.workflow, args.runs, args.concurrency, cprofile=args.cprofile)
+        )
     else:
         result = asyncio.run(latency(args.url, args.runs, args.warmup, args.concurrency))
     print(json.dumps(result), flush=True)

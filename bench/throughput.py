@@ -152,10 +152,11 @@ async def one_run(pg: BenchServer, setup: Setup, system: System, shape: str) -> 
 
 def _round_trips(r: dict[str, Any], runs: int) -> float | None:
     """Database calls of the processing phase per workflow (counted by stepwise's runner)."""
-    calls = r.get("process_calls")
+    calls: dict[str, dict[str, Any]] | None = r.get("process_calls")
     if not calls:
         return None
-    return round(sum(c["calls"] for c in calls.values()) / runs, 3)
+    total = sum(int(c["calls"]) for c in calls.values())
+    return round(total / runs, 3)
 
 
 def summarize(runs: Sequence[dict[str, Any]], systems: Sequence[str]) -> dict[str, Any]:
