@@ -162,11 +162,12 @@ def test_killed_worker_pod_resumes_on_its_replacement(
         timeout=60,
     )
     assert not set(marks.done()) & long, "a long step ended before the kill: lengthen DURATIONS"
-    cluster.wait(lambda: cluster.phase("crash") == "Running", "the status to say Running", 15)
 
     # The crash: SIGKILL the worker's process, then delete its Pod.
     (killed_pid,) = node_agent.kill(ns, worker)
     kube.kubectl("delete", "pod", worker, "-n", ns, "--wait=false")
+    # Still Running: the run stays leased to the dead worker until the lease runs out.
+    cluster.wait(lambda: cluster.phase("crash") == "Running", "the status to say Running", 15)
     replacement = cluster.wait(
         lambda: (ready := cluster.ready_pods("worker")) and worker not in ready and ready,
         "the ReplicaSet's replacement worker pod to be ready",
