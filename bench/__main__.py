@@ -25,6 +25,7 @@ from bench import ceiling, k8s, latency, machine, peers, report, throughput
 from bench.pgserver import BenchServer
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
+README = Path(__file__).resolve().parent.parent / "README.md"
 SUITES = ("throughput", "ceiling", "latency", "k8s")
 
 
@@ -54,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k8s-runs", type=int, default=500)
     p.add_argument("--cache-dir", type=Path, default=peers.DEFAULT_CACHE)
     p.add_argument("--output", type=Path, default=RESULTS)
+    p.add_argument(
+        "--readme",
+        action="store_true",
+        help="also write the figures into README.md between the bench markers",
+    )
     return p
 
 
@@ -106,6 +112,9 @@ async def main(args: argparse.Namespace) -> int:
     args.output.write_text(json.dumps(doc, indent=2) + "\n")
     log(report.render(doc))
     log(f"==> wrote {args.output}")
+    if args.readme:
+        report.update_readme(README, report.markdown(doc))
+        log(f"==> updated the figures in {README}")
     if failures:
         log(f"!! failed suites: {', '.join(failures)}")
     return 1 if failures else 0

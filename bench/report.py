@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from bench.measure import ratio
@@ -93,3 +94,82 @@ def render(doc: dict[str, Any]) -> str:
         mark = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
         lines.append(f"target {name}: {_fmt(t['value'])} -> {mark}")
     return "\n".join(lines)
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The README's figures: one table per shape, then latency, ceiling, Kubernetes, machine."""
+    suites, m = doc["suites"], doc["machine"]
+    out: list[str] = []
+    for shape, title in (("sequential", "4 sequential steps"), ("parallel", "4 parallel steps")):
+        block = _get(suites, "throughput", shape)
+        if not block or "systems" not in block:
+            continue
+        t = suites["throughput"]
+        out += [
+            f"**{t['runs']} runs x {title}, worker concurrency {t['concurrency']}** "
+            f"(medians of {t['rounds']} interleaved rounds; database side = first claim to "
+            "last finish):",
+            "",
+            "| system | workflows/s | steps/s | end-to-end wf/s | commits/workflow | stepwise is |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, s in block["systems"].items():
+            r = block["ratios"].get(f"stepwise/{name}")
+            faster = f"{_fmt(r['db_workflows_per_s'])}x faster" if r else ""
+            label = t.get("labels", {}).get(name, name)
+            out.append(
+                f"| {label} | {_fmt(s['median_db_workflows_per_s'])}"
+                f" | {_fmt(s['median_db_steps_per_s'])}"
+                f" | {_fmt(s['median_e2e_workflows_per_s'])}"
+                f" | {_fmt(s['median_commits_per_workflow'])} | {faster} |"
+            )
+        out.append("")
+    lat = _get(suites, "latency", "systems")
+    if lat:
+        out.append("**Start -> result, 3 sequential steps, idle worker** (client side):")
+        out.append("")
+        out += ["| system | p50 ms | p99 ms |", "|---|---:|---:|"]
+        labels = _get(suites, "throughput", "labels") or {}
+        for name, s in lat.items():
+            label = labels.get(name, name)
+            out.append(f"| {label} | {s['client']['p50_ms']} | {s['client']['p99_ms']} |")
+        out.append("")
+    share = _get(doc, "targets", "stepwise steps/s as a share of the pgbench ceiling >= 0.25")
+    if _get(suites, "ceiling", "tps"):
+        c = suites["ceiling"]
+        ratio_text = f" stepwise's steps/s are {share['value']:.0%} of it." if share else ""
+        out.append(
+            f"Commit ceiling of this Postgres (pgbench, one INSERT per transaction, "
+            f"{c['clients']} clients): {c['tps']:,.0f} transactions/s;{ratio_text}"
+        )
+        out.append("")
+    k8s = suites.get("k8s")
+    if k8s and "summary" in k8s:
+        out.append(
+            f"Kubernetes: {k8s['workflow_runs']} WorkflowRuns created at once -> all Succeeded in "
+            f"{k8s['all_succeeded_seconds']} s; {k8s['operator_api_requests_per_run']} API "
+            f"requests per run by the operator; operator peak RSS {k8s['operator_peak_rss_mib']}"
+            " MiB."
+        )
+        out.append("")
+    pg = m.get("postgres", {})
+    out.append(
+        f"Machine: {m['cores']} vCPU {m['cpu']}, {m['ram_gib']} GiB RAM, {m['os']}, "
+        f"PostgreSQL {str(pg.get('version', '?')).split()[0]} (fsync and synchronous_commit on), "
+        f"Python {m['python']}, Node {m['node']}; load average at start "
+        f"{m['load_average_at_start'][0]}; {doc['generated_at'][:10]}."
+    )
+    return "\n".join(out)
+
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def update_readme(path: Path, figures: str) -> None:
+    """Replace what stands between the bench markers of ``path`` with ``figures``."""
+    text = path.read_text(encoding="utf-8")
+    head, sep, rest = text.partition(START)
+    _, sep2, tail = rest.partition(END)
+    if not sep or not sep2:
+        raise RuntimeError(f"{path} has no {START} ... {END} block")
+    path.write_text(f"{head}{START}\n{figures}\n{END}{tail}", encoding="utf-8")

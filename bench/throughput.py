@@ -46,6 +46,7 @@ Command = tuple[list[str], Path, dict[str, str]]
 @dataclass(frozen=True, slots=True)
 class System:
     name: str
+    label: str
     description: str
     database: str
     span_query: str
@@ -92,19 +93,22 @@ SYSTEMS = {
     s.name: s
     for s in (
         System(
-            "stepwise", "stepwise (this tree), Postgres backend, async no-op steps",
+            "stepwise", "stepwise", "stepwise (this tree), Postgres backend, async no-op steps",
             "bench_stepwise", "stepwise_span", SHAPES, _stepwise,
         ),
         System(
-            "openworkflow", "OpenWorkflow 0.10.1 (Node), Postgres backend, pool of 10",
+            "openworkflow", "OpenWorkflow 0.10.1",
+            "OpenWorkflow 0.10.1 (Node), Postgres backend, pool of 10",
             "bench_openworkflow", "openworkflow_span", SHAPES, _node,
         ),
         System(
-            "dbos", "DBOS Transact 3.4.0, queue, defaults (poll 1 s), async workflow",
+            "dbos", "DBOS 3.4.0, defaults",
+            "DBOS Transact 3.4.0, queue, defaults (poll 1 s), async workflow",
             "bench_dbos", "dbos_span", SHAPES, _python_peer("async", 1.0),
         ),
         System(
-            "dbos-tuned", "DBOS Transact 3.4.0, queue, poll 0.01 s, sync workflow (its best)",
+            "dbos-tuned", "DBOS 3.4.0, tuned",
+            "DBOS Transact 3.4.0, queue, poll 0.01 s, sync workflow (its best)",
             "bench_dbos", "dbos_span", ("sequential",), _python_peer("sync", 0.01),
         ),
     )
@@ -206,6 +210,7 @@ async def run(
         "concurrency": setup.concurrency,
         "rounds": rounds,
         "systems": {name: SYSTEMS[name].description for name in systems},
+        "labels": {name: SYSTEMS[name].label for name in systems},
     }
     for shape in shapes:
         chosen = [SYSTEMS[n] for n in systems if shape in SYSTEMS[n].shapes]
