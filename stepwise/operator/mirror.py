@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -285,7 +285,9 @@ class Mirror:
             return
         if uid in self._schedule.expiry or "finishedAt" not in tracked.status:
             return
-        finished = datetime.fromisoformat(tracked.status["finishedAt"])
+        # finishedAt is in whole seconds, rounded down: count from the end of that second,
+        # so a resource never goes before its time (at most a second after).
+        finished = datetime.fromisoformat(tracked.status["finishedAt"]) + timedelta(seconds=1)
         left = tracked.ttl - (datetime.now(UTC) - finished).total_seconds()
         self._schedule.expiry[uid] = time.monotonic() + max(left, 0.0)
         self._wake.set()
