@@ -618,6 +618,7 @@ async def test_step_sleeping_then_completed(backend: Backend) -> None:
         begun,
         None,
     )
+    assert s.attempts == 1
     assert_utc(s.wake_at)
 
     await backend.write(
@@ -815,6 +816,20 @@ async def test_heartbeat_extends_the_lease(backend_factory: BackendFactory) -> N
     assert (await one.write([completed(kept, "a")])).rejected == set()
 
 
+async def test_an_expired_lease_nobody_took_still_holds(backend_factory: BackendFactory) -> None:
+    """Fencing is by token, not by clock: until another claim takes the run, the holder's
+    writes apply and its heartbeat renews the lease."""
+    one, two = await backend_factory(), await backend_factory()
+    begun = now()
+    claimed = await started(one, lease=SHORT)
+    await passed(begun + timedelta(seconds=SHORT + 0.1))
+
+    assert (await one.write([completed(claimed, "a")])).rejected == set()
+    assert await one.heartbeat("w1", [claimed.lease_token], LONG) == set()
+    assert await two.claim_runs("w2", [WF], 1, LONG) == []
+    assert [s.key for s in await two.list_steps(claimed.run.id)] == ["a"]
+
+
 async def test_heartbeat_reports_the_tokens_no_longer_held(
     backend_factory: BackendFactory,
 ) -> None:
@@ -875,13 +890,18 @@ async def test_wait_for_work_returns_within_its_timeout(backend: Backend) -> Non
         assert time.monotonic() - begun < timeout + 1.0
 
 
-async def test_wait_for_work_wakes_on_a_new_run(backend_factory: BackendFactory) -> None:
+@pytest.mark.parametrize("event", ["created", "released"])
+async def test_wait_for_work_wakes_on_new_work(backend_factory: BackendFactory, event: str) -> None:
     waiter, starter = await backend_factory(), await backend_factory()
+    held = await started(starter) if event == "released" else None
     await waiter.wait_for_work(0.0)  # settle any subscription
     begun = time.monotonic()
     waiting = asyncio.create_task(waiter.wait_for_work(20.0))
     await asyncio.sleep(0)
-    await create(starter)
+    if held is None:
+        await create(starter)
+    else:
+        await starter.write([ReleaseRun(held.lease_token, held.run.id)])
     await asyncio.wait_for(waiting, 10.0)
     assert time.monotonic() - begun < 10.0
     assert await waiter.claim_runs("w1", [WF], 1, LONG)
