@@ -101,7 +101,7 @@ async def test_a_file_that_is_not_a_database_names_the_url(tmp_path: Path) -> No
 async def test_the_file_is_durable_and_shared(sqlite: SqliteBackend, tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "stepwise.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    settings = await sqlite._read(  # the connection's own settings are visible only to it
+    settings = await sqlite._call(  # the connection's own settings are visible only to it
         lambda conn: (
             conn.execute("PRAGMA synchronous").fetchone()[0],
             conn.execute("PRAGMA foreign_keys").fetchone()[0],

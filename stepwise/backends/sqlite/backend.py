@@ -262,7 +262,7 @@ class SqliteBackend:
 
     # ---- plumbing: the work functions run on the instance's one database thread ----
 
-    async def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    async def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """``work(conn)`` on the database thread, in autocommit (one statement is atomic)."""
         conn = self._conn
         if conn is None:
@@ -274,7 +274,7 @@ class SqliteBackend:
 
     async def _atomic(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """``work(conn)`` on the database thread, in one ``BEGIN IMMEDIATE`` transaction."""
-        return await self._read(lambda conn: _transaction(conn, work))
+        return await self._call(lambda conn: _transaction(conn, work))
 
     # ---- lifecycle ----
 
@@ -326,7 +326,7 @@ class SqliteBackend:
         return record, created
 
     async def get_run(self, run_id: str) -> base.RunRecord | None:
-        return await self._read(lambda conn: _get_run(conn, run_id))
+        return await self._call(lambda conn: _get_run(conn, run_id))
 
     async def list_runs(self, query: base.RunFilter) -> list[base.RunRecord]:
         params = {
@@ -334,12 +334,12 @@ class SqliteBackend:
             "statuses": json.dumps([s.value for s in query.statuses]) if query.statuses else None,
             "limit": query.limit,
         }
-        rows = await self._read(lambda conn: conn.execute(_QUERIES["list_runs"], params).fetchall())
+        rows = await self._call(lambda conn: conn.execute(_QUERIES["list_runs"], params).fetchall())
         return [_run_record(row) for row in rows]
 
     async def list_steps(self, run_id: str) -> list[base.StepRecord]:
         params = {"run_id": run_id}
-        rows = await self._read(
+        rows = await self._call(
             lambda conn: conn.execute(_QUERIES["list_steps"], params).fetchall()
         )
         return [_step_record(row) for row in rows]
@@ -373,15 +373,15 @@ class SqliteBackend:
             "concurrency": worker.concurrency,
             "now": _text(_now()),
         }
-        await self._read(lambda conn: conn.execute(_QUERIES["register_worker"], params))
+        await self._call(lambda conn: conn.execute(_QUERIES["register_worker"], params))
 
     async def unregister_worker(self, worker_id: str) -> None:
         params = {"id": worker_id}
-        await self._read(lambda conn: conn.execute(_QUERIES["unregister_worker"], params))
+        await self._call(lambda conn: conn.execute(_QUERIES["unregister_worker"], params))
 
     async def serving_workers(self, workflow: str, within_seconds: float) -> int:
         params = {"workflow": workflow, "since": _text(_now() - timedelta(seconds=within_seconds))}
-        count: int = await self._read(
+        count: int = await self._call(
             lambda conn: conn.execute(_QUERIES["serving_workers"], params).fetchone()[0]
         )
         return count
@@ -392,7 +392,7 @@ class SqliteBackend:
         if limit <= 0 or not workflows:
             return []
         names = json.dumps(list(workflows))
-        return await self._read(
+        return await self._call(
             lambda conn: _claim(conn, worker_id, names, limit, timedelta(seconds=lease_seconds))
         )
 
