@@ -15,7 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from stepwise.backends import migrations
+from stepwise.backends import migrations, open_backend
 from stepwise.backends.sqlfiles import load_queries
 from stepwise.backends.sqlite.backend import SqliteBackend
 from tests.backends.conftest import BackendFactory
@@ -151,6 +151,23 @@ async def test_every_sqlite_query_compiles_against_the_schema(tmp_path: Path) ->
                     conn.execute(f"EXPLAIN {statement}", _NamedNone())
                 except sqlite3.Error as exc:
                     pytest.fail(f"query {name!r} does not compile: {exc}")
+
+
+@pytest.mark.postgres
+async def test_every_postgres_query_compiles_against_the_schema(postgres_url: str) -> None:
+    """Postgres parses and plans each named query against the migrated schema (PREPARE)."""
+    backend = open_backend(postgres_url)
+    await backend.open()
+    await backend.close()
+    conn = await asyncpg.connect(postgres_url, server_settings={"search_path": PG_SCHEMA})
+    try:
+        for name, sql in load_queries("stepwise.backends.postgres").items():
+            try:
+                await conn.prepare(sql.replace("{schema}", PG_SCHEMA))
+            except asyncpg.PostgresError as exc:
+                pytest.fail(f"query {name!r} does not compile: {exc}")
+    finally:
+        await conn.close()
 
 
 class _NamedNone(dict[str, None]):
