@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sys
 import time
@@ -23,8 +24,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from bench.machine import load_average
-from bench.pgserver import BenchServer
+from bench.pgserver import BenchServer, Q, quote_ident
 from bench.throughput import REPO
 from stepwise.operator import models
 from tests.plugins.kube import ControlPlane, free_port
@@ -50,6 +53,13 @@ def _requests(plane: ControlPlane) -> Counter[tuple[str, str, str]]:
             key = (labels["resource"], labels.get("subresource", ""), labels["verb"])
             counts[key] += int(float(match["value"]))
     return counts
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+    return None
 
 
 def _peak_rss_mib(pid: int) -> float | None:
@@ -122,6 +132,23 @@ async def _wait_healthy(port: int, proc: asyncio.subprocess.Process, what: str) 
     raise RuntimeError(f"{what} not healthy on port {port} within 60s")
 
 
+async def _timeline(url: str, epoch0: float) -> dict[str, float]:
+    """Seconds after the first POST at which the operator had started the first and the last
+    run in the database, and at which the worker finished the last one."""
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(Q["stepwise_timeline"].format(schema=quote_ident("stepwise")))
+    finally:
+        await conn.close()
+    assert row is not None
+    return {
+        "runs_in_database": row[0],
+        "first_run_started_by_operator": round(row[1] - epoch0, 2),
+        "last_run_started_by_operator": round(row[2] - epoch0, 2),
+        "last_run_finished": round(row[3] - epoch0, 2),
+    }
+
+
 async def run(pg: BenchServer, runs: int, *, log: Callable[[str], None]) -> dict[str, Any]:
     plane = ControlPlane(controllers=False, scheduler=False)
     await asyncio.to_thread(plane.start)
@@ -161,7 +188,7 @@ async def _measure(
         await _wait_healthy(operator_port, operator, "stepwise operator")
         before = await asyncio.to_thread(_requests, plane)
         load = load_average()
-        t0 = time.perf_counter()
+        t0, epoch0 = time.perf_counter(), time.time()
         await _create_all(plane, namespace, runs)
         created_s = time.perf_counter() - t0
         lists = 0
@@ -180,6 +207,8 @@ async def _measure(
         await asyncio.sleep(2.0)
         after = await asyncio.to_thread(_requests, plane)
         peak_rss = _peak_rss_mib(operator.pid)
+        cpu = {"operator": _cpu_seconds(operator.pid), "worker": _cpu_seconds(worker.pid)}
+    timeline = await _timeline(url, epoch0)
     delta = after - before
     ours = Counter({("workflowruns", "", "POST"): runs, ("workflowruns", "", "LIST"): lists})
     operator_requests = delta - ours
@@ -203,6 +232,8 @@ async def _measure(
             for (resource, sub, verb), n in sorted(operator_requests.items())
         },
         "operator_peak_rss_mib": peak_rss,
+        "database_timeline_seconds": timeline,
+        "cpu_seconds": cpu,
         "summary": (
             f"{runs} WorkflowRuns Succeeded in {all_succeeded_s:.1f}s, "
             f"{total / runs:.1f} API requests/run, operator peak RSS {peak_rss} MiB"

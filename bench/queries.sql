@@ -76,3 +76,10 @@ FROM dbos.workflow_status;
 SELECT extract(epoch FROM finished_at - created_at)::float8
 FROM openworkflow.workflow_runs WHERE status = 'completed'
 ORDER BY created_at;
+
+-- name: stepwise_timeline --
+-- When runs were created (the operator's client.start), first claimed and last finished.
+SELECT count(*), extract(epoch FROM min(created_at))::float8,
+       extract(epoch FROM max(created_at))::float8,
+       extract(epoch FROM max(finished_at))::float8
+FROM {schema}.runs;
