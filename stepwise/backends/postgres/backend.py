@@ -52,6 +52,9 @@ _UNAVAILABLE = (
     asyncpg.exceptions.OperatorInterventionError,  # class 57: shutdown, restart, cannot connect
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
     asyncpg.InterfaceError,  # "connection is closed" on a connection that died under us
+    # A pooled connection the server terminated between two calls can fail the next call with
+    # "cannot switch to state N; another operation is in progress" (MagicStack/asyncpg#1069).
+    asyncpg.InternalClientError,
 )
 """Errors meaning the server is (for now) unreachable: the caller may retry."""
 
@@ -207,7 +210,13 @@ class PostgresBackend:
             raise RuntimeError(f"the Postgres backend for {self.display_url} is not open")
         with self._reachable():
             async with self._pool.acquire() as conn:
-                yield conn
+                try:
+                    yield conn
+                except _UNAVAILABLE:
+                    # Never hand a connection in an unknown state back: the pool opens a new
+                    # one on the next acquire.
+                    conn.terminate()
+                    raise
 
     async def _fetch(self, name: str, *args: object) -> list[Any]:
         async with self._connection() as conn:

@@ -141,7 +141,8 @@ class Listener:
             try:
                 assert self._conn is not None
                 await self._conn.fetchval(self._ping_sql, timeout=PING_TIMEOUT)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except Exception as exc:  # whatever broke, a new connection is the cure
+                log.warning("the LISTEN connection failed its liveness probe: %r", exc)
                 self._lost.set()
 
     async def _reconnect(self) -> None:
@@ -150,7 +151,7 @@ class Listener:
             try:
                 await self._listen()
                 return
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # the supervisor must outlive any failure to connect
                 delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
                 failures += 1
                 log.debug("LISTEN reconnect failed, retrying in %.2fs: %s", delay, exc)
