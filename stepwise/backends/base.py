@@ -10,6 +10,8 @@ Invariants every implementation keeps:
   *fenced*: it applies only while the run is still ``running`` under that very token.
   A worker whose lease expired (another worker claimed the run) or whose run was
   canceled gets its token back in the "rejected" set and must abandon the run.
+  Fencing goes by token, not by clock: a lease that lapsed while nobody claimed the run
+  still lets its holder write, and its heartbeat renews it.
 * A completed step is never overwritten: once ``completed`` its output is final.
 * ``write`` applies a whole batch in one transaction, so a worker can group the
   step completions of many runs into one commit; a completed step is durable when
@@ -155,7 +157,9 @@ class StepFinished:
 
 @dataclass(frozen=True, slots=True)
 class StepSleeping:
-    """A durable sleep was entered; the step completes once ``wake_at`` has passed."""
+    """A durable sleep was entered; the step completes once ``wake_at`` has passed.
+
+    Stored with one attempt (an existing row keeps its count)."""
 
     token: str
     run_id: str
@@ -270,7 +274,8 @@ class Backend(Protocol):
         ...
 
     async def expire_runs(self) -> int:
-        """Fail unfinished runs whose deadline passed; returns how many."""
+        """Fail unfinished runs whose deadline passed, with the error document
+        ``{"type": "DeadlineExceeded", "message": …}``; returns how many."""
         ...
 
     def watch(self) -> Watch:
