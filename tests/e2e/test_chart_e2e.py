@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,15 @@ class Cluster:
             pytest.fail(f"{exc}\n{self.agent.logs()}")
 
 
+@pytest.fixture
+def leave_nothing(kube: ControlPlane, kube_namespace: str, node_agent: NodeAgent) -> Iterator[None]:
+    """Afterwards, pass or fail, no release and no WorkflowRun is left (before the node goes)."""
+    yield
+    kube.helm("uninstall", RELEASE, "-n", kube_namespace, "--ignore-not-found")
+    _release_workflow_runs(kube, kube_namespace)
+
+
+@pytest.mark.usefixtures("leave_nothing")
 def test_killed_worker_pod_resumes_on_its_replacement(
     kube: ControlPlane,
     kube_namespace: str,
@@ -259,9 +269,12 @@ def _let_release_adopt_crd(kube: ControlPlane, ns: str) -> None:
 
 
 def _release_workflow_runs(kube: ControlPlane, ns: str) -> None:
-    """With the operator gone nothing removes the finalizers: drop them, so the test's namespace
-    can be deleted."""
+    """With the operator gone nothing removes the finalizers: drop them and delete the
+    WorkflowRuns, so that no later test's operator (watching every namespace) finds them."""
+    if kube.kubectl("get", "crd", CRD, check=False).returncode != 0:
+        return
     for name in kube.kubectl("get", "wfr", "-n", ns, "-o", "name").stdout.split():
         kube.kubectl(
             "patch", name, "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
         )
+    kube.kubectl("delete", "wfr", "--all", "-n", ns, "--wait=true", "--timeout=60s")
