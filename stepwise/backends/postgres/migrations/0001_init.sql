@@ -31,8 +31,10 @@ CREATE TABLE runs (
     UNIQUE (workflow, idempotency_key)
 );
 
--- The claim: pending or sleeping runs that are due, oldest first.
-CREATE INDEX runs_claimable ON runs (available_at) WHERE status IN ('pending', 'sleeping');
+-- The claim: pending or sleeping runs that are due, in claim order, so a claim reads only the
+-- runs it takes (plus those of workflows it does not serve) however long the backlog.
+CREATE INDEX runs_claimable ON runs (available_at, created_at)
+    WHERE status IN ('pending', 'sleeping');
 -- The claim: running runs whose lease expired.
 CREATE INDEX runs_leased ON runs (lease_expires_at) WHERE status = 'running';
 -- Heartbeats look runs up by their lease token.
