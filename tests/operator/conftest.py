@@ -221,7 +221,16 @@ class OperatorHarness:
         """Delete the test's WorkflowRuns while the operator runs (it cancels and releases
         them); without it, drop their finalizers. Then remove the cluster-wide RBAC."""
         if self.proc is not None and self.proc.alive:
-            self.kubectl("delete", "wfr", "--all", "--timeout=60s", check=False)
+            # --wait=false, then one poll: kubectl would wait for each object in turn.
+            self.kubectl("delete", "wfr", "--all", "--wait=false", check=False)
+            with contextlib.suppress(TimeoutError):
+                wait_until(
+                    lambda: (
+                        "workflowrun" not in self.kubectl("get", "wfr", "-o", "name", check=False)
+                    ),
+                    timeout=60,
+                    what="the operator to release the test's WorkflowRuns",
+                )
         for name in self.kubectl("get", "wfr", "-o", "name", check=False).split():
             if name.startswith("workflowrun"):
                 self.kubectl(

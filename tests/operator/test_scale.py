@@ -1,0 +1,153 @@
+"""200 WorkflowRuns applied at once: every one reaches Succeeded, with exactly one run each, and
+the operator's API requests per run stay a small constant.
+
+The requests are counted by the API server itself: a FlowSchema matches the operator's
+ServiceAccount and nothing else, and ``apiserver_flowcontrol_dispatched_requests_total`` for
+that FlowSchema counts every request it made (kopf's and the mirror's alike).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.operator.conftest import Database, OperatorHarness
+from tests.plugins.kube import ControlPlane, wait_until
+from tests.plugins.procs import Proc
+
+pytestmark = [pytest.mark.kube, pytest.mark.postgres]
+
+RUNS = 200
+CREATORS = 16
+MAX_REQUESTS_PER_RUN = 8
+"""Measured: about 5 (finalizer, kopf's record of the create, Started and Succeeded Events,
+one or two status writes). A flood of status writes would blow well past 8."""
+
+
+def flow_schema(name: str, op: OperatorHarness) -> dict[str, Any]:
+    return {
+        "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+        "kind": "FlowSchema",
+        "metadata": {"name": name},
+        "spec": {
+            "priorityLevelConfiguration": {"name": "workload-low"},
+            "matchingPrecedence": 850,
+            "distinguisherMethod": {"type": "ByUser"},
+            "rules": [
+                {
+                    "subjects": [
+                        {
+                            "kind": "ServiceAccount",
+                            "serviceAccount": {
+                                "name": op.service_account,
+                                "namespace": op.namespace,
+                            },
+                        }
+                    ],
+                    "resourceRules": [
+                        {
+                            "verbs": ["*"],
+                            "apiGroups": ["*"],
+                            "resources": ["*"],
+                            "namespaces": ["*"],
+                            "clusterScope": True,
+                        }
+                    ],
+                    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                }
+            ],
+        },
+    }
+
+
+def dispatched(kube: ControlPlane, schema: str) -> int | None:
+    """Requests the API server dispatched under ``schema`` so far (None: none yet)."""
+    metrics = kube.kubectl("get", "--raw", "/metrics").stdout
+    pattern = (
+        r"^apiserver_flowcontrol_dispatched_requests_total\{"
+        rf'flow_schema="{re.escape(schema)}",priority_level="workload-low"\}} (\S+)$'
+    )
+    match = re.search(pattern, metrics, re.MULTILINE)
+    return int(float(match[1])) if match else None
+
+
+def test_two_hundred_at_once(
+    kube: ControlPlane,
+    operator: OperatorHarness,
+    worker: Callable[..., Proc],
+    database: Database,
+    record_property: Callable[[str, object], None],
+) -> None:
+    op = operator
+    schema = f"stepwise-test-{op.namespace}"
+    kube.apply(json.dumps(flow_schema(schema, op)))
+    try:
+        worker(concurrency=100)
+        op.log_level = "WARNING"
+        op.start()
+        # The FlowSchema is in force once it has counted the operator's start-up requests.
+        wait_until(lambda: dispatched(kube, schema), timeout=60, what="the FlowSchema to count")
+        before = dispatched(kube, schema) or 0
+
+        collection = f"/apis/stepwise.dev/v1alpha1/namespaces/{op.namespace}/workflowruns"
+
+        def create(i: int) -> None:
+            body = {
+                "apiVersion": "stepwise.dev/v1alpha1",
+                "kind": "WorkflowRun",
+                "metadata": {"name": f"load-{i:03d}"},
+                "spec": {"workflow": "fan-out", "input": {"delays": [0.1, 0.2, 0.3], "echo": i}},
+            }
+            kube.api("POST", collection, body)
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(CREATORS) as pool:
+            list(pool.map(create, range(RUNS)))
+
+        def phases() -> Counter[str]:
+            items = kube.api("GET", collection)["items"]
+            return Counter((item.get("status") or {}).get("phase", "-") for item in items)
+
+        wait_until(
+            lambda: phases()["Succeeded"] == RUNS,
+            timeout=120,
+            interval=0.5,
+            what=f"{RUNS} WorkflowRuns to succeed (last seen: {dict(phases())})",
+        )
+        took = time.monotonic() - started
+        # Every Started and Succeeded Event is out (they are posted in the background).
+        wait_until(
+            lambda: (
+                (op.health() or {}).get("mirror", {}).get("requests", {}).get("event") == 2 * RUNS
+            ),
+            timeout=60,
+            what="the operator to post its Events",
+        )
+        requests = (dispatched(kube, schema) or 0) - before
+    finally:
+        kube.kubectl("delete", "flowschema", schema, "--ignore-not-found")
+
+    items = kube.api("GET", collection)["items"]
+    outputs = {item["metadata"]["name"]: item["status"]["output"]["echo"] for item in items}
+    assert outputs == {f"load-{i:03d}": i for i in range(RUNS)}
+    runs = database.runs("fan-out")
+    assert len(runs) == RUNS
+    assert {run.id for run in runs} == {item["metadata"]["uid"] for item in items}
+    assert all(run.claims == 1 for run in runs)
+
+    mirror = (op.health() or {})["mirror"]
+    per_run = requests / RUNS
+    record_property("api_requests_per_run", round(per_run, 2))
+    print(
+        f"\n{RUNS} WorkflowRuns Succeeded in {took:.1f}s; the operator made {requests} API "
+        f"requests ({per_run:.2f} per run), of which the mirror's: {mirror['requests']}"
+    )
+    assert per_run <= MAX_REQUESTS_PER_RUN
+    assert mirror["requests"]["status"] <= 3 * RUNS
