@@ -480,19 +480,24 @@ async def test_after_a_restart_the_same_instance_works_and_listens_again(
     # Fill the pool, so every pooled connection dies in the restart.
     await asyncio.gather(*(backend.list_runs(RunFilter()) for _ in range(20)))
     async with backend.watch() as watch:
+        await backend.wait_for_work(0.0)
         await asyncio.to_thread(pg_server.restart)
-        # The watch asks for a full re-read once its listener is back...
-        await changes_until(watch, lambda report: report is None)
-        # ...the pool replaced its dead connections...
+        # The listener reconnects and wakes wait_for_work (work may have come meanwhile)...
+        begun = time.monotonic()
+        await backend.wait_for_work(WAIT)
+        assert time.monotonic() - begun < WAIT
+        # ...and every open watch asks, once, for a full re-read.
+        assert await watch.next(0.0) is None
+        assert await watch.next(0.0) == set()
+        # The pool replaced its dead connections.
         results = await eventually(
             lambda: asyncio.gather(*(backend.list_runs(RunFilter()) for _ in range(20)))
         )
         assert results == [[]] * 20
-        # ...and the listener LISTENs again: for work and for run changes.
-        await backend.wait_for_work(0.0)
+        # The listener LISTENs again: for work and for run changes.
         waiting = asyncio.create_task(backend.wait_for_work(60.0))
         await asyncio.sleep(0)
-        [claimed] = await eventually(lambda: started(other))
+        [claimed] = await started(other)
         await asyncio.wait_for(waiting, WAIT)
         await other.write([finished(claimed, "a")])
-        await changes_until(watch, lambda report: report is not None and claimed.run.id in report)
+        assert await asyncio.wait_for(watch.next(60.0), WAIT) == {claimed.run.id}

@@ -67,7 +67,6 @@ class Listener:
         self._subscribers: set[_Subscriber] = set()
         self.work = asyncio.Event()
         """Set when work may be claimable; the consumer clears it."""
-        self.reconnects = 0
 
     @property
     def connected(self) -> bool:
@@ -126,7 +125,6 @@ class Listener:
             log.warning("lost the LISTEN connection; waits poll until it is back")
             await self._drop()
             await self._reconnect()
-            self.reconnects += 1
             log.info("LISTEN connection is back; watchers re-read everything")
             self.work.set()
             for subscriber in self._subscribers:
