@@ -163,7 +163,7 @@ for t in "${targets[@]}"; do
     etcd) ldflags=$etcd_ldflags ;;
     helm) ldflags=$helm_ldflags ;;
   esac
-  echo "==> [$n/${#targets[@]}] building $name ($pkg) - a cold build of all six takes ~10 min on 2 cores"
+  echo "==> [$n/${#targets[@]}] building $name ($pkg) - a cold build of all six takes 8-15 min on 2 cores"
   t0=$(date +%s)
   # One build at a time: each already uses every core, and memory peaks at the link.
   (cd "$TOOLS/$dir" &&
