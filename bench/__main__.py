@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -68,6 +69,10 @@ def log(line: str) -> None:
 
 
 async def main(args: argparse.Namespace) -> int:
+    # SIGTERM (a timeout, a CI stop) unwinds like Ctrl-C, so the server is stopped and removed.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     previous: dict[str, Any] = {}
     if args.output.exists():
         previous = json.loads(args.output.read_text()).get("suites", {})
