@@ -24,6 +24,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from urllib3.exceptions import HTTPError as TransportError
 
 from stepwise.operator import models
 
@@ -43,6 +44,10 @@ class ObjectRef:
     namespace: str
     name: str
     uid: str
+
+
+class KubeError(Exception):
+    """The API server refused a call or could not be reached (worth trying again later)."""
 
 
 class NotFound(Exception):
@@ -135,7 +140,7 @@ class KubeApi:
         )
         try:
             await self._call(ref, self._core.create_namespaced_event, ref.namespace, event)
-        except (NotFound, ApiException, OSError) as exc:
+        except (NotFound, KubeError) as exc:
             log.warning("could not post event %s on %s/%s: %s", reason, *_where(ref), exc)
 
     async def _call(self, ref: ObjectRef, method: Any, *args: Any, **kwargs: Any) -> Any:
@@ -146,7 +151,9 @@ class KubeApi:
         except ApiException as exc:
             if _gone(exc):
                 raise NotFound(f"{models.KIND} {ref.namespace}/{ref.name} ({ref.uid})") from None
-            raise
+            raise KubeError(f"HTTP {exc.status} {exc.reason}: {exc.body}") from exc
+        except (TransportError, OSError) as exc:
+            raise KubeError(f"cannot reach the API server: {exc}") from exc
 
 
 def _gone(exc: ApiException) -> bool:

@@ -27,6 +27,14 @@ ANNOTATION_PREFIX = "operator.stepwise.dev"
 FINALIZER = "stepwise.dev/cancel-run"
 
 
+class _QuietObserver(logging.Filter):
+    """kopf logs each handler success at INFO; ``observe`` runs on every watch event of every
+    WorkflowRun, and its successes would drown everything else in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Handler 'observe' succeeded")
+
+
 def settings(instance: str) -> kopf.OperatorSettings:
     configured = kopf.OperatorSettings()
     configured.peering.standalone = True
@@ -52,6 +60,7 @@ async def run(
     health_host: str = "0.0.0.0",
 ) -> int:
     """Serve WorkflowRuns in ``namespaces`` (or all of them) until SIGTERM/SIGINT."""
+    logging.getLogger("kopf.objects").addFilter(_QuietObserver())
     instance = socket.gethostname()
     kube = kubeapi.KubeApi(kubeapi.load_configuration(), instance=instance)
     async with Client.connect(database_url, schema=schema) as client:

@@ -32,13 +32,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from stepwise.backends.base import RunStatus
 from stepwise.client.client import Client, Run
 from stepwise.errors import StepwiseError
 from stepwise.operator import status as status_mod
-from stepwise.operator.kubeapi import KubeApi, NotFound, ObjectRef
+from stepwise.operator.kubeapi import KubeApi, KubeError, NotFound, ObjectRef
 from stepwise.operator.models import Phase
 
 log = logging.getLogger("stepwise.operator")
@@ -56,6 +54,9 @@ _ANNOUNCED = {
 """Phases that get an Event when a run reaches them, and whether it is a Warning."""
 
 
+_FINAL = frozenset(phase.value for phase in Phase if phase.finished)
+
+
 @dataclass(slots=True)
 class Tracked:
     """What the mirror knows about one WorkflowRun."""
@@ -69,8 +70,7 @@ class Tracked:
 
     @property
     def finished(self) -> bool:
-        phase = self.status.get("phase")
-        return phase is not None and Phase(phase).finished
+        return self.status.get("phase") in _FINAL
 
 
 @dataclass(slots=True)
@@ -236,7 +236,7 @@ class Mirror:
                 await action(uid)
         except NotFound:
             self.forget(uid)
-        except (StepwiseError, ApiException, OSError) as exc:
+        except (StepwiseError, KubeError) as exc:
             log.warning("could not mirror run %s (%s); retrying in %.0fs", uid, exc, RETRY_DELAY)
             if uid in self._tracked:
                 retry.setdefault(uid, time.monotonic() + RETRY_DELAY)

@@ -151,3 +151,34 @@ def test_two_hundred_at_once(
     )
     assert per_run <= MAX_REQUESTS_PER_RUN
     assert mirror["requests"]["status"] <= 3 * RUNS
+
+
+def test_a_thousand_steps_do_not_flood_the_api_server(
+    operator: OperatorHarness, worker: Callable[..., Proc]
+) -> None:
+    op = operator
+    worker()
+    op.start()
+    started = time.monotonic()
+    op.apply("long-chain", {"workflow": "chain", "input": {"steps": 1000, "delay": 0}})
+    done = op.wait_phase("long-chain", "Succeeded", timeout=120)
+    took = time.monotonic() - started
+
+    assert done["steps"] == "1000/1000"
+    assert done["output"] == 1000
+    assert len(done["stepDetails"]) == 20
+    assert done["stepsOmitted"] == 980
+    assert done["stepDetails"][-1]["name"] == "link-999"
+    assert len(json.dumps(op.get("long-chain"))) < 16_000
+    # At most one status write per half second, plus the first and the last. (kopf caches
+    # probe results for 10 s: wait for a snapshot taken after the Succeeded Event.)
+    mirror = wait_until(
+        lambda: (lambda m: m if m["requests"].get("event") == 2 else None)(
+            (op.health() or {"mirror": {"requests": {}}})["mirror"]
+        ),
+        timeout=30,
+        what="the operator's counters to include the Succeeded Event",
+    )
+    writes = mirror["requests"]["status"]
+    print(f"\n1000 steps in {took:.1f}s: {writes} status writes")
+    assert writes <= took / 0.5 + 2, f"{writes} status writes in {took:.1f}s"
