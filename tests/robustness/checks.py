@@ -88,3 +88,15 @@ def assert_all_succeeded(runs: Sequence[Run], procs: Procs) -> None:
         + "\n".join(f"{run.id} {run.status.value}: {run.error}" for run in bad[:10])
         + f"\n{procs.tails()}"
     )
+
+
+def assert_no_errors_logged(procs: Procs) -> None:
+    """No process logged an ERROR: crashes, restarts and lost leases are expected events that
+    warrant warnings at most; an ERROR means something unforeseen happened (and was survived)."""
+    errors = [
+        f"{proc.name}: {line}"
+        for proc in procs.procs
+        for line in proc.log().splitlines()
+        if " ERROR " in line
+    ]
+    assert not errors, "errors logged:\n" + "\n".join(errors[:20])

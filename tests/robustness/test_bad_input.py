@@ -15,6 +15,7 @@ import pytest
 from stepwise import Client, InvalidInput, Run, RunStatus, StepStatus
 from tests.plugins.procs import Proc, Procs
 from tests.robustness import flows
+from tests.robustness.checks import assert_no_errors_logged
 
 FLOWS = Path(flows.__file__)
 DUPLICATES = FLOWS.with_name("duplicate_flows.py")
@@ -37,6 +38,7 @@ class Served:
         run = await self.finish("robust-echo", "still serving")
         assert run.status is RunStatus.SUCCEEDED, self.worker.tail()
         assert run.output == {"pid": self.worker.pid, "input": "still serving"}
+        assert_no_errors_logged(self.procs)
 
 
 @pytest.fixture

@@ -19,7 +19,11 @@ import pytest
 
 from stepwise import Client, RunStatus
 from tests.plugins.procs import Proc, Procs
-from tests.robustness.checks import assert_all_succeeded, assert_completed_steps_never_rerun
+from tests.robustness.checks import (
+    assert_all_succeeded,
+    assert_completed_steps_never_rerun,
+    assert_no_errors_logged,
+)
 
 FLOWS = Path(__file__).with_name("flows.py")
 RUNS = 200
@@ -70,6 +74,7 @@ async def test_sigkill_and_restart_workers_under_load(
         finished = [await client.wait_finished(run.id, timeout=300) for run in runs]
         settle_seconds = time.monotonic() - settle_started
         assert_all_succeeded(finished, procs)
+        assert_no_errors_logged(procs)
         assert len(await client.list(limit=RUNS + 1)) == RUNS
         replays = await assert_completed_steps_never_rerun(
             client, [run.id for run in runs], ledger, [f"step-{i}" for i in range(STEPS)]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from stepwise import Client, RunStatus, StepStatus
 from tests.plugins.procs import Procs, async_wait_until
+from tests.robustness.checks import assert_no_errors_logged
 from tests.robustness.flows import read_ledger
 
 FLOWS = Path(__file__).with_name("flows.py")
@@ -56,3 +57,4 @@ async def test_sigkill_during_gather_resumes_on_another_worker(
     # storage) and c's from the second.
     producers = [int(output["execution"].split("-")[0]) for output in finished.output]
     assert producers == [first.pid, first.pid, second.pid]
+    assert_no_errors_logged(procs)

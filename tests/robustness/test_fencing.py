@@ -14,6 +14,7 @@ from pathlib import Path
 
 from stepwise import Client, RunStatus, StepStatus
 from tests.plugins.procs import Procs, async_wait_until, wait_until
+from tests.robustness.checks import assert_no_errors_logged
 from tests.robustness.flows import Entry, read_ledger
 
 FLOWS = Path(__file__).with_name("flows.py")
@@ -90,3 +91,4 @@ async def test_worker_paused_past_its_lease_cannot_write_that_run(
     assert finished.claims == 2
     assert echoed.status is RunStatus.SUCCEEDED
     assert echoed.output["pid"] == paused.pid
+    assert_no_errors_logged(procs)

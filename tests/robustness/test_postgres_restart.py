@@ -18,7 +18,11 @@ import pytest
 from stepwise import Client, RunStatus
 from tests.plugins.postgres import PostgresServer
 from tests.plugins.procs import Procs, async_wait_until
-from tests.robustness.checks import assert_all_succeeded, assert_completed_steps_never_rerun
+from tests.robustness.checks import (
+    assert_all_succeeded,
+    assert_completed_steps_never_rerun,
+    assert_no_errors_logged,
+)
 from tests.robustness.flows import read_ledger
 
 FLOWS = Path(__file__).with_name("flows.py")
@@ -60,6 +64,7 @@ async def test_workers_reconnect_after_postgres_restart(
 
         finished = [await client.wait_finished(run.id, timeout=180) for run in runs]
         assert_all_succeeded(finished, procs)
+        assert_no_errors_logged(procs)
         await assert_completed_steps_never_rerun(
             client, [run.id for run in runs], ledger, [f"step-{i}" for i in range(STEPS)]
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from stepwise import Client, RunStatus
 from tests.plugins.procs import Procs, async_wait_until
+from tests.robustness.checks import assert_no_errors_logged
 from tests.robustness.flows import read_ledger
 
 FLOWS = Path(__file__).with_name("flows.py")
@@ -80,3 +81,4 @@ async def test_sigterm_releases_runs_to_another_worker_at_once(
     by_step = {key: sorted(e.pid for e in entries if e.key == key) for key in ("first", "second")}
     assert by_step == {"first": [stopping.pid] * RUNS, "second": [taking_over.pid] * RUNS}
     assert echoed.output["pid"] == taking_over.pid
+    assert_no_errors_logged(procs)
