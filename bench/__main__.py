@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, default=peers.DEFAULT_CACHE)
     p.add_argument("--output", type=Path, default=RESULTS)
     p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: print the figures of --output (and update README.md with --readme)",
+    )
+    p.add_argument(
         "--readme",
         action="store_true",
         help="also write the figures into README.md between the bench markers",
@@ -73,6 +78,8 @@ async def main(args: argparse.Namespace) -> int:
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    if args.report_only:
+        return _report(json.loads(args.output.read_text()), args)
     previous: dict[str, Any] = {}
     if args.output.exists():
         previous = json.loads(args.output.read_text()).get("suites", {})
@@ -105,7 +112,7 @@ async def main(args: argparse.Namespace) -> int:
                 failures.append(name)
                 result = {"error": str(exc)}
             result["ran_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-            result["seconds"] = round(time.monotonic() - t0, 1)
+            result["suite_seconds"] = round(time.monotonic() - t0, 1)
             suites[name] = result
     doc = {
         "generated_at": started,
@@ -115,14 +122,19 @@ async def main(args: argparse.Namespace) -> int:
     }
     doc["targets"] = report.targets(suites)
     args.output.write_text(json.dumps(doc, indent=2) + "\n")
-    log(report.render(doc))
     log(f"==> wrote {args.output}")
-    if args.readme:
-        report.update_readme(README, report.markdown(doc))
-        log(f"==> updated the figures in {README}")
+    _report(doc, args)
     if failures:
         log(f"!! failed suites: {', '.join(failures)}")
     return 1 if failures else 0
+
+
+def _report(doc: dict[str, Any], args: argparse.Namespace) -> int:
+    log(report.render(doc))
+    if args.readme:
+        report.update_readme(README, report.markdown(doc))
+        log(f"==> updated the figures in {README}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -96,6 +96,18 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _loads(node: Any) -> list[float]:
+    """Every 1-minute load average recorded anywhere below ``node``."""
+    if isinstance(node, dict):
+        found = [float(node["load_average"][0])] if "load_average" in node else []
+        for value in node.values():
+            found += _loads(value)
+        return found
+    if isinstance(node, list):
+        return [x for item in node for x in _loads(item)]
+    return []
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The README's figures: one table per shape, then latency, ceiling, Kubernetes, machine."""
     suites, m = doc["suites"], doc["machine"]
@@ -110,12 +122,19 @@ def markdown(doc: dict[str, Any]) -> str:
             f"(medians of {t['rounds']} interleaved rounds; database side = first claim to "
             "last finish):",
             "",
-            "| system | workflows/s | steps/s | end-to-end wf/s | commits/workflow | stepwise is |",
+            "| system | workflows/s | steps/s | end-to-end wf/s | commits/workflow "
+            "| stepwise/this |",
             "|---|---:|---:|---:|---:|---:|",
         ]
         for name, s in block["systems"].items():
             r = block["ratios"].get(f"stepwise/{name}")
-            faster = f"{_fmt(r['db_workflows_per_s'])}x faster" if r else ""
+            faster = (
+                f"{_fmt(r['db_workflows_per_s'])}x (rounds: "
+                + ", ".join(f"{x:.1f}x" for x in r.get("db_workflows_per_s_each_round", []))
+                + ")"
+                if r
+                else ""
+            )
             label = t.get("labels", {}).get(name, name)
             out.append(
                 f"| {label} | {_fmt(s['median_db_workflows_per_s'])}"
@@ -153,11 +172,13 @@ def markdown(doc: dict[str, Any]) -> str:
         )
         out.append("")
     pg = m.get("postgres", {})
+    loads = _loads(suites)
+    load_text = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "?"
     out.append(
         f"Machine: {m['cores']} vCPU {m['cpu']}, {m['ram_gib']} GiB RAM, {m['os']}, "
         f"PostgreSQL {str(pg.get('version', '?')).split()[0]} (fsync and synchronous_commit on), "
-        f"Python {m['python']}, Node {m['node']}; load average at start "
-        f"{m['load_average_at_start'][0]}; {doc['generated_at'][:10]}."
+        f"Python {m['python']}, Node {m['node']}; shared with other work: 1-minute load average "
+        f"{load_text} at the starts of the measured runs; {doc['generated_at'][:10]}."
     )
     return "\n".join(out)
 

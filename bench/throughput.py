@@ -184,6 +184,12 @@ def summarize(runs: Sequence[dict[str, Any]], systems: Sequence[str]) -> dict[st
     for name, theirs in per_system.items():
         if name == "stepwise" or ours is None:
             continue
+        same_round = [
+            ratio(a["db_workflows_per_s"], b["db_workflows_per_s"])
+            for a in runs
+            for b in runs
+            if a["system"] == "stepwise" and b["system"] == name and a["round"] == b["round"]
+        ]
         ratios[f"stepwise/{name}"] = {
             "db_workflows_per_s": ratio(
                 ours["median_db_workflows_per_s"], theirs["median_db_workflows_per_s"]
@@ -191,6 +197,8 @@ def summarize(runs: Sequence[dict[str, Any]], systems: Sequence[str]) -> dict[st
             "e2e_workflows_per_s": ratio(
                 ours["median_e2e_workflows_per_s"], theirs["median_e2e_workflows_per_s"]
             ),
+            "db_workflows_per_s_each_round": same_round,
+            "median_of_rounds": median([r for r in same_round if r is not None]),
         }
     return {"systems": per_system, "ratios": ratios}
 
