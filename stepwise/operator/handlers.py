@@ -4,7 +4,6 @@
   create delivered twice, or replayed after an operator restart, never makes a second run;
 * delete (behind kopf's finalizer) → cancel the run if it is unfinished, then let go;
 * every watch event → tell the mirror the resource exists (it writes the status);
-* probe → the mirror's counters on the liveness endpoint;
 * login → the official client's credentials (in-cluster, else the kubeconfig).
 
 They live in their own registry, not kopf's global one, and run only under ``main.run``.
@@ -23,7 +22,7 @@ from stepwise.backends.base import RunStatus
 from stepwise.client.client import Client
 from stepwise.errors import DatabaseUnavailable
 from stepwise.operator import models
-from stepwise.operator.kubeapi import KubeApi, ObjectRef
+from stepwise.operator.kubeapi import ObjectRef
 from stepwise.operator.mirror import Mirror
 
 registry = kopf.OperatorRegistry()
@@ -36,7 +35,6 @@ class OperatorState:
     """kopf's ``memo``: what every handler shares (kopf copies it shallowly per resource)."""
 
     client: Client
-    kube: KubeApi
     mirror: Mirror
 
 
@@ -115,8 +113,3 @@ async def cancel_run(body: kopf.Body, uid: str, memo: OperatorState, **_: Any) -
             message=f"canceled run {uid}: the WorkflowRun was deleted",
             warning=False,
         )
-
-
-@kopf.on.probe(id="mirror", registry=registry)
-def report(memo: OperatorState, **_: Any) -> dict[str, Any]:
-    return memo.mirror.stats()

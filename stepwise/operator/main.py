@@ -4,8 +4,8 @@ kopf runs standalone (no peering objects: the chart runs exactly one operator wi
 Recreate strategy) with its bookkeeping in annotations under ``operator.stepwise.dev/``, so
 the status stays ours. Its diff base leaves out ``spec.input``: the spec is immutable, and a
 large input copied into an annotation would push the resource past the 256 KiB annotation
-limit. The liveness endpoint (``/healthz`` on the health port) also shows the mirror's
-counters.
+limit. The health port serves ``/healthz`` (liveness, with the mirror's counters) and
+``/metrics``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import kopf
 
 from stepwise.client.client import Client
-from stepwise.operator import handlers, kubeapi
+from stepwise.operator import handlers, health, kubeapi
 from stepwise.operator.mirror import Mirror
 
 log = logging.getLogger("stepwise.operator")
@@ -65,19 +65,17 @@ async def run(
     kube = kubeapi.KubeApi(kubeapi.load_configuration(), instance=instance)
     async with Client.connect(database_url, schema=schema) as client:
         mirror = Mirror(client, kube)
+        endpoint = await health.serve(mirror, health_host, health_port) if health_port else None
         following = asyncio.create_task(mirror.run(), name="stepwise mirror")
         await asyncio.sleep(0)  # let it start, so kopf counts its tasks as not its own
         operating = asyncio.create_task(
             kopf.operator(
                 registry=handlers.registry,
                 settings=settings(instance),
-                memo=handlers.OperatorState(client, kube, mirror),
+                memo=handlers.OperatorState(client, mirror),
                 standalone=True,
                 clusterwide=all_namespaces,
                 namespaces=() if all_namespaces else list(namespaces),
-                liveness_endpoint=(
-                    f"http://{health_host}:{health_port}/healthz" if health_port else None
-                ),
             ),
             name="kopf",
         )
@@ -87,6 +85,8 @@ async def run(
             following.cancel()
             operating.cancel()
             outcomes = await asyncio.gather(following, operating, return_exceptions=True)
+            if endpoint is not None:
+                await endpoint.cleanup()
     for outcome in outcomes:
         if isinstance(outcome, Exception):
             raise outcome  # the mirror or kopf failed: exit non-zero, the pod restarts

@@ -108,6 +108,7 @@ def build(
             phase,
             error,
             waiting_reason,
+            claimed=run.claims > 0,
             previous=(previous or {}).get("conditions") or [],
             generation=generation,
             now=now,
@@ -230,12 +231,15 @@ def conditions(
     error: RunError | None,
     waiting_reason: str | None,
     *,
+    claimed: bool,
     previous: Sequence[Mapping[str, Any]],
     generation: int | None,
     now: datetime,
 ) -> list[Condition]:
     """``Finished``, ``Succeeded`` and ``WorkerAvailable``; a condition whose status did not
-    change keeps its ``lastTransitionTime``."""
+    change keeps its ``lastTransitionTime``. ``WorkerAvailable`` is about pending runs; once
+    a worker took the run (``claimed``) it is True, and a run that ended without ever being
+    taken (canceled, expired) keeps what it last said."""
     before = {str(c.get("type")): c for c in previous}
     lowered = phase.value.lower()
     wanted: list[tuple[str, ConditionStatus, str, str]] = [
@@ -257,8 +261,8 @@ def conditions(
         wanted.append((WORKER_AVAILABLE, "False", NO_WORKER, waiting_reason))
     elif phase is Phase.PENDING:
         wanted.append((WORKER_AVAILABLE, "True", "WorkerServing", "a live worker serves it"))
-    elif phase is Phase.RUNNING:
-        wanted.append((WORKER_AVAILABLE, "True", "Claimed", "a worker is running it"))
+    elif claimed:
+        wanted.append((WORKER_AVAILABLE, "True", "Claimed", "a worker took the run"))
     result = [
         _condition(kind, status, reason, text, before.get(kind), generation, now)
         for kind, status, reason, text in wanted

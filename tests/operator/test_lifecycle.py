@@ -92,6 +92,13 @@ def test_apply_shows_live_progress_then_the_output(
 
     assert [run.id for run in database.runs()] == [uid]
     assert op.reasons("fetch-42") == ["Started", "Succeeded"]
+    metrics = _get(f"http://127.0.0.1:{op.health_port}/metrics")
+    assert "stepwise_operator_workflowruns 1\n" in metrics
+    writes = re.search(
+        r'^stepwise_operator_api_requests_total\{kind="status"\} (\d+)$', metrics, re.M
+    )
+    assert writes, metrics
+    assert 2 <= int(writes[1]) <= 10, metrics
     assert "forbidden" not in op.log().lower()
     # kopf's bookkeeping stays out of the status: only our fields are there.
     assert set(done) <= set(op.status("fetch-42"))
@@ -127,9 +134,14 @@ def test_delete_cancels_a_run_in_flight(
     assert "Canceled" in op.reasons("long")
 
 
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        text: str = answer.read().decode()
+        return text
+
+
 def _active_runs(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
+    text = _get(f"http://127.0.0.1:{port}/metrics")
     match = re.search(r"^stepwise_active_runs (\S+)$", text, re.MULTILINE)
     assert match, text
     return float(match[1])

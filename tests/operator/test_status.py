@@ -169,6 +169,19 @@ def test_pending_without_a_worker_says_so_in_a_condition() -> None:
     assert served["WorkerAvailable"]["status"] == "True"
 
 
+def test_a_worker_that_came_clears_no_worker_even_if_the_run_already_ended() -> None:
+    reason = "no live worker serves workflow 'fetch-all-data'"
+    waiting = build(
+        make_run(RunStatus.PENDING, started_at=None, claims=0), [], waiting_reason=reason
+    )
+    done = build(make_run(RunStatus.SUCCEEDED), [], previous=waiting)
+    assert conditions(done)["WorkerAvailable"]["status"] == "True"
+    assert conditions(done)["WorkerAvailable"]["reason"] == "Claimed"
+    # Canceled before any worker came: it never had one, and still says so.
+    never = build(make_run(RunStatus.CANCELED, claims=0), [], previous=waiting)
+    assert conditions(never)["WorkerAvailable"] == conditions(waiting)["WorkerAvailable"]
+
+
 def test_sleeping_says_until_when() -> None:
     wake = T0 + timedelta(minutes=5)
     nap = make_step("nap", StepStatus.SLEEPING, wake_at=wake)
