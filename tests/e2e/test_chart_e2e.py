@@ -225,14 +225,13 @@ def test_killed_worker_pod_resumes_on_its_replacement(
     # Uninstall: the Deployments and their processes go; the CRD and the WorkflowRuns stay.
     pids = [pid for pod in workers for pid in node_agent.pids(ns, pod).values()]
     kube.helm("uninstall", RELEASE, "-n", ns, "--wait", "--timeout", "120s")
+    # Gone for good: stopped by the agent (SIGTERM, grace), then removed from the API.
     cluster.wait(
-        lambda: not cluster.pods("worker") and not cluster.pods("operator"),
+        lambda: not kube.kubectl_json("get", "pods", "-n", ns)["items"],
         "the chart's pods to be gone",
     )
-    deployments = kube.kubectl_json("get", "deployments", "-n", ns)["items"]
-    assert deployments == []
-    for pid in pids:
-        assert not _is_running(pid)
+    assert not [pid for pid in pids if _is_running(pid)]
+    assert kube.kubectl_json("get", "deployments", "-n", ns)["items"] == []
     kube.kubectl("get", "crd", CRD)
     left = kube.kubectl("get", "wfr", "-n", ns, "-o", "name").stdout.split()
     assert sorted(left) == [
