@@ -31,8 +31,8 @@ import pytest
 TEMPLATE_DB = "stepwise_template"
 _INSTALL_HINT = "run `bash scripts/ensure-postgres.sh` to install PostgreSQL's server binaries"
 # Durability stays on (fsync, synchronous_commit). Frequent checkpoints and small shared buffers
-# keep little dirty data around, so stop/restart in a test takes a fraction of a second instead
-# of flushing every database the session created.
+# keep little dirty data around (and each test's database is dropped once the test ends), so a
+# stop or restart in a test takes a fraction of a second, not a flush of the whole session.
 _SETTINGS = {
     "listen_addresses": "'127.0.0.1'",
     "max_connections": "300",
@@ -217,8 +217,7 @@ def pg_server() -> Iterator[PostgresServer]:
     try:
         yield server
     finally:
-        # Immediate: the cluster is deleted next, so its shutdown checkpoint (flushing every
-        # test database to disk) would only cost time.
+        # Immediate: the cluster is deleted next, so a shutdown checkpoint would only cost time.
         with contextlib.suppress(Exception):
             server.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
