@@ -33,6 +33,7 @@ from bench.calls import CountingBackend
 from bench.pgserver import Q, quote_ident
 from stepwise import Client, Worker, default_registry
 from stepwise.backends import open_backend
+from stepwise.backends.postgres.backend import POOL_SIZE
 
 SCHEMA = "stepwise"
 
@@ -90,6 +91,7 @@ async def throughput(
         "process_start_epoch": start_epoch,
         "wal_start": wal_start,
         "wal_end": wal_end,
+        "pool_size": POOL_SIZE,
         "journal_batches": batches,
         "journal_ops": ops,
         "enqueue_calls": enqueue_calls,
