@@ -25,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -73,14 +74,39 @@ class Tracked:
         return self.status.get("phase") in _FINAL
 
 
-@dataclass(slots=True)
-class _Schedule:
-    """Monotonic times: when each marked resource is refreshed, when it was last, and when a
-    finished one expires."""
+class _Timeline:
+    """Resources due at monotonic times; the due ones come out in time order, in O(log n)
+    each (a heap with stale entries skipped), however many thousands are waiting."""
 
-    due: dict[str, float] = field(default_factory=dict)
-    last: dict[str, float] = field(default_factory=dict)
-    expiry: dict[str, float] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self._at: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._at
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def add(self, uid: str, at: float) -> None:
+        self._at[uid] = at
+        heapq.heappush(self._heap, (at, uid))
+
+    def discard(self, uid: str) -> None:
+        self._at.pop(uid, None)
+
+    def next_at(self) -> float | None:
+        while self._heap and self._at.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> list[str]:
+        due = []
+        while (at := self.next_at()) is not None and at <= now:
+            _, uid = heapq.heappop(self._heap)
+            del self._at[uid]
+            due.append(uid)
+        return due
 
 
 class Mirror:
@@ -99,10 +125,16 @@ class Mirror:
         self.resync_interval = resync_interval
         self._limit = asyncio.Semaphore(concurrency)
         self._tracked: dict[str, Tracked] = {}
-        self._schedule = _Schedule()
-        self._wake = asyncio.Event()
+        self._due = _Timeline()
+        """When marked resources are refreshed."""
+        self._last: dict[str, float] = {}
+        """When each unfinished resource was last refreshed."""
+        self._expiry = _Timeline()
+        """When finished resources with a TTL are deleted."""
         self._busy: set[str] = set()
-        """Resources with a refresh or expiry in flight."""
+        """Resources with a refresh in flight; ``_again``: marked meanwhile."""
+        self._again: set[str] = set()
+        self._wake = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
         self.refreshes = 0
 
@@ -133,17 +165,18 @@ class Mirror:
     def forget(self, uid: str) -> None:
         """The resource is gone."""
         self._tracked.pop(uid, None)
-        for times in (self._schedule.due, self._schedule.last, self._schedule.expiry):
-            times.pop(uid, None)
+        self._due.discard(uid)
+        self._expiry.discard(uid)
+        self._last.pop(uid, None)
 
     def mark(self, uid: str, *, delay: float = 0.0) -> None:
         """Refresh this resource in ``delay`` seconds, or ``min_interval`` after its last
         refresh if that is later; a resource already marked keeps its time."""
-        if uid not in self._tracked or uid in self._schedule.due:
+        if uid not in self._tracked or uid in self._due:
             return
         at = time.monotonic() + delay
-        last = self._schedule.last.get(uid)
-        self._schedule.due[uid] = at if last is None else max(at, last + self.min_interval)
+        last = self._last.get(uid)
+        self._due.add(uid, at if last is None else max(at, last + self.min_interval))
         self._wake.set()
 
     def mark_unfinished(self) -> None:
@@ -154,8 +187,8 @@ class Mirror:
     def stats(self) -> dict[str, Any]:
         return {
             "tracked": len(self._tracked),
-            "marked": len(self._schedule.due),
-            "expiring": len(self._schedule.expiry),
+            "marked": len(self._due),
+            "expiring": len(self._expiry),
             "refreshes": self.refreshes,
             "requests": dict(self.kube.requests),
         }
@@ -196,39 +229,30 @@ class Mirror:
 
     async def _serve(self) -> None:
         """Start each due refresh and expiry as its own task (at most ``concurrency`` run at
-        once, never two for one resource), so a slow one holds up nothing else."""
-        schedule = self._schedule
+        once, never two refreshes of one resource), so a slow one holds up nothing else."""
         while True:
             now = time.monotonic()
-            for uid, at in list(schedule.due.items()):
-                if at <= now and uid not in self._busy:
-                    del schedule.due[uid]
-                    schedule.last[uid] = now
-                    self._start(self._refresh, uid, schedule.due)
-            for uid, at in list(schedule.expiry.items()):
-                if at <= now and uid not in self._busy:
-                    del schedule.expiry[uid]
-                    self._start(self._expire, uid, schedule.expiry)
-            upcoming = [
-                at
-                for times in (schedule.due, schedule.expiry)
-                for uid, at in times.items()
-                if uid not in self._busy
-            ]
+            for uid in self._due.pop_due(now):
+                if uid in self._busy:
+                    self._again.add(uid)
+                else:
+                    self._busy.add(uid)
+                    self._last[uid] = now
+                    self._start(self._refresh, uid, self._due)
+            for uid in self._expiry.pop_due(now):
+                self._start(self._expire, uid, self._expiry)
+            upcoming = [t for t in (self._due.next_at(), self._expiry.next_at()) if t is not None]
             self._wake.clear()
             timeout = max(min(upcoming) - now, 0.0) if upcoming else None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
-    def _start(
-        self, action: Callable[[str], Awaitable[None]], uid: str, retry: dict[str, float]
-    ) -> None:
+    def _start(self, action: Callable[[str], Awaitable[None]], uid: str, retry: _Timeline) -> None:
         assert self._tasks is not None  # only called from _serve, under run()
-        self._busy.add(uid)
         self._tasks.create_task(self._guarded(action, uid, retry))
 
     async def _guarded(
-        self, action: Callable[[str], Awaitable[None]], uid: str, retry: dict[str, float]
+        self, action: Callable[[str], Awaitable[None]], uid: str, retry: _Timeline
     ) -> None:
         """Run ``action``; when the database or the API server fails it, try again later."""
         try:
@@ -238,10 +262,13 @@ class Mirror:
             self.forget(uid)
         except (StepwiseError, KubeError) as exc:
             log.warning("could not mirror run %s (%s); retrying in %.0fs", uid, exc, RETRY_DELAY)
-            if uid in self._tracked:
-                retry.setdefault(uid, time.monotonic() + RETRY_DELAY)
+            if uid in self._tracked and uid not in retry:
+                retry.add(uid, time.monotonic() + RETRY_DELAY)
         finally:
             self._busy.discard(uid)
+            if uid in self._again:
+                self._again.discard(uid)
+                self.mark(uid)
             self._wake.set()
 
     # ---- one resource ----------------------------------------------------------------------
@@ -276,20 +303,20 @@ class Mirror:
         if phase in _ANNOUNCED and phase != before:
             self.announce(tracked.ref, reason=phase, message=_story(new), warning=_ANNOUNCED[phase])
         if tracked.finished:
-            self._schedule.last.pop(uid, None)
+            self._last.pop(uid, None)
             self._schedule_expiry(tracked)
 
     def _schedule_expiry(self, tracked: Tracked) -> None:
         uid = tracked.ref.uid
         if tracked.ttl is None or not tracked.finished or tracked.deleting:
             return
-        if uid in self._schedule.expiry or "finishedAt" not in tracked.status:
+        if uid in self._expiry or "finishedAt" not in tracked.status:
             return
         # finishedAt is in whole seconds, rounded down: count from the end of that second,
         # so a resource never goes before its time (at most a second after).
         finished = datetime.fromisoformat(tracked.status["finishedAt"]) + timedelta(seconds=1)
         left = tracked.ttl - (datetime.now(UTC) - finished).total_seconds()
-        self._schedule.expiry[uid] = time.monotonic() + max(left, 0.0)
+        self._expiry.add(uid, time.monotonic() + max(left, 0.0))
         self._wake.set()
 
     async def _expire(self, uid: str) -> None:
