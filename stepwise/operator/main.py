@@ -27,12 +27,19 @@ ANNOTATION_PREFIX = "operator.stepwise.dev"
 FINALIZER = "stepwise.dev/cancel-run"
 
 
-class _QuietObserver(logging.Filter):
-    """kopf logs each handler success at INFO; ``observe`` runs on every watch event of every
-    WorkflowRun, and its successes would drown everything else in the log."""
+class _ObjectLogs(logging.Filter):
+    """kopf's per-resource log lines, made readable under the CLI's plain format: each says
+    which resource (``[namespace/name]``, as kopf's own formatter would), and the successes
+    of ``observe`` are dropped: it runs on every watch event of every WorkflowRun, and kopf
+    logs each handler success at INFO."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Handler 'observe' succeeded")
+        if record.getMessage().startswith("Handler 'observe' succeeded"):
+            return False
+        ref = getattr(record, "k8s_ref", None)
+        if isinstance(ref, dict):
+            record.msg = f"[{ref.get('namespace')}/{ref.get('name')}] {record.msg}"
+        return True
 
 
 def settings(instance: str) -> kopf.OperatorSettings:
@@ -60,7 +67,7 @@ async def run(
     health_host: str = "0.0.0.0",
 ) -> int:
     """Serve WorkflowRuns in ``namespaces`` (or all of them) until SIGTERM/SIGINT."""
-    logging.getLogger("kopf.objects").addFilter(_QuietObserver())
+    logging.getLogger("kopf.objects").addFilter(_ObjectLogs())
     instance = socket.gethostname()
     kube = kubeapi.KubeApi(kubeapi.load_configuration(), instance=instance)
     async with Client.connect(database_url, schema=schema) as client:

@@ -184,6 +184,7 @@ def test_a_failed_run_then_its_ttl(
     gone_after = time.time() - database.run(uid).finished_at.timestamp()  # type: ignore[union-attr]
     assert gone_after >= 2
     assert database.run(uid).status is RunStatus.FAILED
+    assert "forbidden" not in op.log().lower()  # the namespaced RBAC covers the TTL's delete
 
 
 def test_no_worker_yet_is_pending_with_a_condition(
