@@ -225,6 +225,7 @@ def test_default_install(helm: Any) -> None:
     op = container(operator)
     assert op["args"] == ["operator", "--all-namespaces"]
     assert op["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-health"}
+    assert op["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-health"}
     assert op["ports"] == [{"name": "http-health", "containerPort": 8080}]
     assert operator["spec"]["template"]["spec"]["serviceAccountName"] == f"{FULLNAME}-operator"
 

@@ -157,7 +157,9 @@ def test_killed_worker_pod_resumes_on_its_replacement(
     (worker,) = cluster.ready_pods("worker")
     for pod in (operator, worker):
         assert kube.kubectl_json("get", "pod", pod, "-n", ns)["spec"]["nodeName"] == node_agent.name
+    # /metrics on both, on the ports the chart's metrics Services point at.
     assert "stepwise_runs_started" in _get(node_agent.port(ns, worker), "/metrics")
+    assert "stepwise_operator_workflowruns" in _get(node_agent.port(ns, operator), "/metrics")
     # `helm test`: a Pod with the chart's credentials reaches the database.
     tested = kube.helm("test", RELEASE, "-n", ns, "--timeout", "120s")
     assert "Phase:          Succeeded" in tested.stdout
