@@ -21,8 +21,6 @@ from stepwise.client.client import Client
 from stepwise.operator import handlers, health, kubeapi
 from stepwise.operator.mirror import Mirror
 
-log = logging.getLogger("stepwise.operator")
-
 ANNOTATION_PREFIX = "operator.stepwise.dev"
 FINALIZER = "stepwise.dev/cancel-run"
 

@@ -16,6 +16,7 @@ import pytest
 from stepwise.backends.base import RunStatus, StepStatus
 from tests.operator.conftest import Database, OperatorHarness
 from tests.plugins.kube import free_port, wait_until
+from tests.plugins.postgres import PostgresServer
 from tests.plugins.procs import Proc
 
 pytestmark = [pytest.mark.kube, pytest.mark.postgres]
@@ -272,3 +273,21 @@ def test_operator_killed_and_restarted_loses_nothing(
     # One Started per resource (the replayed create found its run), one Succeeded each.
     assert op.reasons("first") == ["Started", "Succeeded"]
     assert op.reasons("second") == ["Started", "Succeeded"]
+
+
+def test_postgres_restarted_mid_run(
+    operator: OperatorHarness, worker: Worker, pg_server: PostgresServer
+) -> None:
+    op = operator
+    worker()
+    proc = op.start()
+    op.apply("steady", {"workflow": "chain", "input": {"steps": 10, "delay": 0.3}})
+    op.wait_status("steady", completed(2), "two steps done")
+
+    pg_server.restart("immediate")  # a crash: every connection drops, LISTEN included
+
+    done = op.wait_phase("steady", "Succeeded", timeout=90)
+    assert done["steps"] == "10/10"
+    op.apply("after", {"workflow": "fan-out", "input": {"delays": [0, 0, 0]}})
+    op.wait_phase("after", "Succeeded", timeout=60)
+    assert proc.alive
