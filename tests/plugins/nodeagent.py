@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -76,7 +75,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.plugins.kube import ApiError, ControlPlane, free_port, wait_until
+from tests.plugins.kube import (
+    ApiError,
+    ControlPlane,
+    _set_parent_death_signal,
+    free_port,
+    wait_until,
+)
 
 log = logging.getLogger(__name__)
 
@@ -615,7 +620,7 @@ class NodeAgent:
                 cwd=pod.root,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_agent,  # children must not outlive the agent
+                preexec_fn=_set_parent_death_signal,  # children must not outlive the agent
             )
         container.started_at = _now()
         container.waiting = None
@@ -729,36 +734,13 @@ class NodeAgent:
                     },
                 },
             )
-            user = f"system:serviceaccount:{pod.namespace}:{account}"
-            config = {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "cluster",
-                        "cluster": {
-                            "server": self.kube.server,
-                            "certificate-authority": str(self.kube.ca_file),
-                        },
-                    }
-                ],
-                "users": [{"name": user, "user": {"token": answer["status"]["token"]}}],
-                "contexts": [
-                    {
-                        "name": "pod",
-                        "context": {
-                            "cluster": "cluster",
-                            "user": user,
-                            "namespace": pod.namespace,
-                        },
-                    }
-                ],
-                "current-context": "pod",
-            }
-            path = pod.root / "kubeconfig"
-            path.write_text(json.dumps(config), encoding="utf-8")
-            path.chmod(0o600)
-            pod.kubeconfig = path
+            # The harness's own kubeconfig writer: same cluster and CA, this token.
+            pod.kubeconfig = self.kube._write_kubeconfig(
+                pod.root / "kubeconfig",
+                f"system:serviceaccount:{pod.namespace}:{account}",
+                answer["status"]["token"],
+                pod.namespace,
+            )
         return pod.kubeconfig
 
     # ---- status and termination --------------------------------------------------------------
@@ -867,9 +849,3 @@ class NodeAgent:
         with self._lock:
             self._pods.pop(pod.uid, None)
             self._finished.add(pod.uid)
-
-
-def _die_with_agent() -> None:
-    """In the child: SIGKILL when the agent's process dies (no orphans after a crashed test)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
