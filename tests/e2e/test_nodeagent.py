@@ -1,8 +1,9 @@
 """The test node agent behaves like a kubelet where the chart's end-to-end test relies on it:
 Deployments get running, ready Pods; env comes from Secrets, ConfigMaps and the Pod itself;
 a crashed container restarts; a deleted Pod's process stops and its replacement starts; Pods
-that run to completion end Succeeded or Failed; a ServiceAccount token is mounted only when
-the Pod asks for one."""
+that run to completion end Succeeded or Failed; a container whose Secret is missing waits for
+it; a ServiceAccount token is mounted only when the Pod asks for one, and nothing else of the
+agent's environment leaks in."""
 
 from __future__ import annotations
 
@@ -188,7 +189,9 @@ def test_deployment_pod_runs_restarts_and_is_replaced(
     )
 
 
-def _oneshot(name: str, out: Path, code: int, *, automount: bool) -> dict[str, Any]:
+def _oneshot(
+    name: str, out: Path, code: int, *, automount: bool, env: tuple[dict[str, Any], ...] = ()
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -205,6 +208,7 @@ def _oneshot(name: str, out: Path, code: int, *, automount: bool) -> dict[str, A
                         {"name": "OUT", "value": str(out)},
                         {"name": "POD", "value": name},
                         {"name": "CODE", "value": str(code)},
+                        *env,
                     ],
                 }
             ],
@@ -212,7 +216,7 @@ def _oneshot(name: str, out: Path, code: int, *, automount: bool) -> dict[str, A
     }
 
 
-def test_pods_run_to_completion_with_or_without_a_token(
+def test_pods_run_to_completion_with_or_without_a_token_and_wait_for_secrets(
     kube: ControlPlane, kube_namespace: str, node_agent: NodeAgent, tmp_path: Path
 ) -> None:
     ns = kube_namespace
@@ -223,15 +227,33 @@ def test_pods_run_to_completion_with_or_without_a_token(
     )
     kube.apply(json.dumps(_oneshot("ok", tmp_path, 0, automount=True)), namespace=ns)
     kube.apply(json.dumps(_oneshot("bad", tmp_path, 3, automount=False)), namespace=ns)
+    later = _env_var("LATER", {"secretKeyRef": {"name": "later", "key": "value"}})
+    late = _oneshot("late", tmp_path, 0, automount=False, env=(later,))
+    kube.apply(json.dumps(late), namespace=ns)
+
+    # The Secret "late" needs does not exist yet: it waits, as a kubelet's container would.
+    def waiting_reason() -> str | None:
+        pod = kube.api("GET", f"/api/v1/namespaces/{ns}/pods/late")
+        state = (mapping_get(pod, "status.containerStatuses") or [{}])[0].get("state", {})
+        reason: str | None = state.get("waiting", {}).get("reason")
+        return reason
+
+    assert (
+        wait_until(waiting_reason, timeout=30, what="the pod to wait for its Secret")
+        == "CreateContainerConfigError"
+    )
+    kube.kubectl("create", "secret", "generic", "later", "-n", ns, "--from-literal=value=now")
 
     def phases() -> dict[str, str] | None:
         found = {p["metadata"]["name"]: p["status"].get("phase") for p in _pods(kube, ns)}
         return found if set(found.values()) <= {"Succeeded", "Failed"} else None
 
-    assert wait_until(phases, timeout=60, what=f"both pods to end\n{node_agent.logs()}") == {
+    assert wait_until(phases, timeout=60, what=f"the pods to end\n{node_agent.logs()}") == {
         "ok": "Succeeded",
         "bad": "Failed",
+        "late": "Succeeded",
     }
+    assert json.loads((tmp_path / "late.json").read_text())["LATER"] == "now"
     bad = kube.api("GET", f"/api/v1/namespaces/{ns}/pods/bad")
     assert bad["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
 
@@ -241,6 +263,9 @@ def test_pods_run_to_completion_with_or_without_a_token(
         kubeconfig=Path(with_token["KUBECONFIG"]),
     )  # fmt: skip
     assert whoami.stdout == f"system:serviceaccount:{ns}:default"
+    # Nothing of the agent's own environment leaks in, and no credentials without the volume.
     without = json.loads((tmp_path / "bad.json").read_text())
-    assert "KUBECONFIG" not in without
-    assert not any(key.startswith("STEPWISE_DATABASE") for key in without)
+    assert set(without) - {"LC_CTYPE"} == {
+        "PATH", "HOSTNAME", "HOME", "TMPDIR", "PYTHONUNBUFFERED",
+        "OUT", "POD", "CODE", "STEPWISE_HEALTH_PORT",
+    }  # fmt: skip
