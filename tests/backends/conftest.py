@@ -1,15 +1,13 @@
 """Fixtures that hand every backend test one open backend per dialect.
 
-``backend_url`` is parametrized ``[sqlite, postgres]``: SQLite on a fresh file in
-``tmp_path``, Postgres on a fresh database from the ``postgres_url`` fixture
-(``tests/plugins/postgres.py``). ``backend_factory`` opens more instances on the same database,
-the way separate worker processes would share it: two claimers, a stale lease holder.
+``backend_url`` (``tests/conftest.py``) is parametrized ``[sqlite, postgres]``;
+``backend_factory`` opens more instances on the same database, the way separate worker
+processes would share it: two claimers, a stale lease holder.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
@@ -17,15 +15,6 @@ from stepwise.backends import open_backend
 from stepwise.backends.base import Backend
 
 BackendFactory = Callable[[], Awaitable[Backend]]
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of an empty database (no migrations applied yet) for this test only."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'stepwise.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 @pytest.fixture
