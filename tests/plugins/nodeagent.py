@@ -263,7 +263,18 @@ class NodeAgent:
         return self
 
     def stop(self) -> None:
-        """Kill every process, stop the threads, and remove the Node (and so its Lease)."""
+        """Kill every process, stop the threads, and remove the Node (and so its Lease).
+
+        The Node is cordoned first, so the scheduler has stopped placing Pods on it by the
+        time it goes (a later test's Pods must stay unscheduled, not bound to a dead node).
+        """
+        with contextlib.suppress(ApiError):
+            self.kube.api(
+                "PATCH",
+                f"/api/v1/nodes/{self.name}",
+                {"spec": {"unschedulable": True}},
+                content_type="application/merge-patch+json",
+            )
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
