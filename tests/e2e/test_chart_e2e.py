@@ -3,8 +3,9 @@ replacement, and the completed steps do not run again.
 
 ``helm install`` puts the operator and a worker Deployment on the node agent (their
 containers run as local processes: the host's install stands in for the image), with the
-database pointed at the test PostgreSQL through values. A WorkflowRun of slow parallel steps
-starts; once some steps have completed, the worker pod's process is SIGKILLed and the Pod
+database pointed at the test PostgreSQL through values. The WorkflowRun that NOTES.txt
+prints, applied exactly as printed, succeeds (``helm test`` too). A WorkflowRun of slow
+parallel steps starts; once some steps have completed, the worker pod's process is SIGKILLed and the Pod
 deleted. The ReplicaSet creates a replacement, the scheduler places it, the agent starts it,
 and the run finishes there. Then ``helm upgrade`` adds a worker, and ``helm uninstall``
 removes the Deployments but keeps the CRD and the WorkflowRuns.
@@ -13,6 +14,8 @@ removes the Deployments but keeps the CRD and the WorkflowRuns.
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +32,7 @@ pytestmark = [pytest.mark.kube, pytest.mark.postgres, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "stepwise"
 WORKFLOWS = Path(__file__).resolve().parent / "workflows.py"
+EXAMPLE = REPO / "examples" / "fetch_all_data.py"  # the workflow NOTES.txt starts
 RELEASE = "sw"
 FULLNAME = f"{RELEASE}-stepwise"
 CRD = "workflowruns.stepwise.dev"
@@ -44,7 +48,7 @@ def _values(ns: str, database_url: str, marks: Path) -> dict[str, Any]:
         "operator": {"watchNamespaces": [ns], "logLevel": "DEBUG"},
         "worker": {
             "replicas": 1,
-            "apps": [str(WORKFLOWS)],
+            "apps": [str(WORKFLOWS), str(EXAMPLE)],
             "leaseSeconds": LEASE_SECONDS,
             "shutdownGraceSeconds": 5,
             "logLevel": "DEBUG",
@@ -151,8 +155,8 @@ def test_killed_worker_pod_resumes_on_its_replacement(
     installed = kube.helm(
         "install", RELEASE, str(CHART), "-n", ns, "-f", str(values), "--wait", "--timeout", "180s"
     )
-    assert f"kubectl get wfr -n {ns} -w" in installed.stdout  # NOTES.txt: the next commands
-    assert "kubectl apply" in installed.stdout
+    notes = installed.stdout
+    assert f"kubectl get wfr -n {ns} -w" in notes
     (operator,) = cluster.ready_pods("operator")
     (worker,) = cluster.ready_pods("worker")
     for pod in (operator, worker):
@@ -163,6 +167,13 @@ def test_killed_worker_pod_resumes_on_its_replacement(
     # `helm test`: a Pod with the chart's credentials reaches the database.
     tested = kube.helm("test", RELEASE, "-n", ns, "--timeout", "120s")
     assert "Phase:          Succeeded" in tested.stdout
+
+    # NOTES.txt's first WorkflowRun, applied exactly as printed, succeeds.
+    apply = re.search(r"^kubectl apply .*?^YAML$", notes, re.MULTILINE | re.DOTALL)
+    assert apply, notes
+    subprocess.run(["bash", "-c", apply[0]], env=kube.env(), check=True, capture_output=True)
+    cluster.wait(lambda: cluster.phase("fetch-user-42") == "Succeeded", "NOTES.txt's run")
+    assert cluster.wfr("fetch-user-42")["status"]["output"]["user"] == {"id": 42, "name": "user-42"}
 
     # A run of six parallel steps; wait until the three short ones are done.
     kube.apply(_run("crash", DURATIONS), namespace=ns)
@@ -239,6 +250,7 @@ def test_killed_worker_pod_resumes_on_its_replacement(
     assert sorted(left) == [
         "workflowrun.stepwise.dev/after-upgrade",
         "workflowrun.stepwise.dev/crash",
+        "workflowrun.stepwise.dev/fetch-user-42",
     ]
     _release_workflow_runs(kube, ns)
 
