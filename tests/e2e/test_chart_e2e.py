@@ -5,9 +5,9 @@ replacement, and the completed steps do not run again.
 containers run as local processes: the host's install stands in for the image), with the
 database pointed at the test PostgreSQL through values. The WorkflowRun that NOTES.txt
 prints, applied exactly as printed, succeeds (``helm test`` too). A WorkflowRun of slow
-parallel steps starts; once some steps have completed, the worker pod's process is SIGKILLed and the Pod
-deleted. The ReplicaSet creates a replacement, the scheduler places it, the agent starts it,
-and the run finishes there. Then ``helm upgrade`` adds a worker, and ``helm uninstall``
+parallel steps starts; once some steps have completed, the worker pod's process is SIGKILLed
+and the Pod deleted. The ReplicaSet creates a replacement, the scheduler places it, the agent
+starts it, and the run finishes there. Then ``helm upgrade`` adds a worker, and ``helm uninstall``
 removes the Deployments but keeps the CRD and the WorkflowRuns.
 """
 
