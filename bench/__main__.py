@@ -47,15 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per shape")
     p.add_argument("--runs", type=int, default=1000, help="workflow runs per throughput run")
     p.add_argument("--concurrency", type=int, default=100, help="worker concurrency")
-    p.add_argument("--shapes", type=_csv(throughput.SHAPES), default=list(throughput.SHAPES))
     p.add_argument(
-        "--systems", type=_csv(tuple(throughput.SYSTEMS)), default=list(throughput.SYSTEMS)
+        "--shapes",
+        type=_csv(throughput.SHAPES),
+        default=list(throughput.SHAPES),
+        help="throughput shapes (sequential, parallel)",
     )
-    p.add_argument("--latency-runs", type=int, default=200)
-    p.add_argument("--ceiling-seconds", type=int, default=10)
-    p.add_argument("--k8s-runs", type=int, default=500)
-    p.add_argument("--cache-dir", type=Path, default=peers.DEFAULT_CACHE)
-    p.add_argument("--output", type=Path, default=RESULTS)
+    p.add_argument(
+        "--systems",
+        type=_csv(tuple(throughput.SYSTEMS)),
+        default=list(throughput.SYSTEMS),
+        help=f"throughput systems ({', '.join(throughput.SYSTEMS)})",
+    )
+    p.add_argument("--latency-runs", type=int, default=200, help="runs timed one at a time")
+    p.add_argument("--ceiling-seconds", type=int, default=10, help="pgbench -T")
+    p.add_argument("--k8s-runs", type=int, default=500, help="WorkflowRuns created at once")
+    p.add_argument(
+        "--cache-dir", type=Path, default=peers.DEFAULT_CACHE, help="where the peers install"
+    )
+    p.add_argument("--output", type=Path, default=RESULTS, help="the results file")
     p.add_argument(
         "--report-only",
         action="store_true",
