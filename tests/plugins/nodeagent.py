@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import json
 import logging
 import os
@@ -469,7 +470,7 @@ class NodeAgent:
                         self._forget(obj)
                     elif kind in ("ADDED", "MODIFIED"):
                         self._upsert(obj)
-            except (ApiError, OSError, ValueError) as exc:
+            except (ApiError, OSError, ValueError, http.client.HTTPException) as exc:
                 if not self._stop.is_set():
                     log.warning("node %s: pod watch failed, listing again: %s", self.name, exc)
                     self._stop.wait(1.0)
@@ -539,8 +540,8 @@ class NodeAgent:
             for pod in pods:
                 try:
                     self._reconcile(pod)
-                except (ApiError, OSError) as exc:
-                    log.warning("pod %s/%s: %s", pod.namespace, pod.name, exc)
+                except Exception:  # keep tending the other Pods; the log says what broke
+                    log.exception("pod %s/%s: reconcile failed", pod.namespace, pod.name)
 
     def _reconcile(self, pod: _Pod) -> None:
         if pod.gone:
