@@ -3,8 +3,9 @@ scenario and refuses mistakes, a ``# --`` comment on every value, and the render
 what the chart promises (one operator with Recreate, workers without API access and a grace
 period matched to their shutdown, credentials only through Secrets, CRDs kept on uninstall).
 
-Rendering needs only the helm binary (``scripts/k8s-tools.sh`` builds it); the last test asks
-the real API server to validate every rendered object (a server-side dry run).
+Rendering needs only the helm binary (``scripts/k8s-tools.sh`` builds it); the last tests ask
+the real API server to validate every rendered object (a server-side dry run) and install and
+upgrade the chart there (the running of its Pods is the end-to-end test's part, tests/e2e).
 """
 
 from __future__ import annotations
@@ -434,3 +435,25 @@ def test_api_server_accepts_rendered_objects(
         input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}),
     )  # fmt: skip
     assert result.stdout.count("(server dry run)") == len(objects), result.stdout
+
+
+@pytest.mark.kube
+def test_bundled_database_password_survives_upgrade(
+    kube: ControlPlane, kube_namespace: str
+) -> None:
+    """The random password is made once: an upgrade reads it back (lookup) instead of rolling
+    a new one under a database that was initialised with the old."""
+    ns = kube_namespace
+    secret = f"{FULLNAME}-database"
+
+    def password() -> str:
+        data = kube.kubectl_json("get", "secret", secret, "-n", ns)["data"]
+        return base64.b64decode(data["password"]).decode()
+
+    kube.helm("install", "demo", str(CHART), "-n", ns, "--set", "crds.install=false")
+    first = password()
+    kube.helm(
+        "upgrade", "demo", str(CHART), "-n", ns, "--reuse-values", "--set", "worker.replicas=3"
+    )
+    assert password() == first
+    kube.helm("uninstall", "demo", "-n", ns)
