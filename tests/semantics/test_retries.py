@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from typing import Any
 
@@ -77,3 +78,26 @@ async def test_workflow_retry_reruns_failed_steps_but_not_completed_ones(engine:
     assert run.status is RunStatus.SUCCEEDED
     assert run.output == ["kept", "recovered", 2]
     assert calls == {"stable": 1, "fragile": 2}
+
+
+async def test_a_run_has_a_hard_cap_of_step_attempts(engine: Engine) -> None:
+    @workflow("runaway", registry=engine.registry)
+    async def runaway(ctx: Any) -> None:
+        n = 0
+        while True:  # a bug: never ends on its own
+            await ctx.step.run(f"poll-{n}", lambda: None)
+            n += 1
+
+    worker = engine.worker(max_step_attempts=25)
+    stop = asyncio.Event()
+    serving = asyncio.create_task(worker.run(stop))
+    try:
+        run = await engine.client.start(runaway)
+        finished = await engine.client.wait_finished(run.id, timeout=20)
+    finally:
+        stop.set()
+        await serving
+    assert finished.status is RunStatus.FAILED
+    assert finished.error is not None
+    assert finished.error["type"] == "StepAttemptsExceeded"
+    assert len(await engine.client.steps(run.id)) == 25
