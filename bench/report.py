@@ -177,8 +177,9 @@ def markdown(doc: dict[str, Any]) -> str:
     out.append(
         f"Machine: {m['cores']} vCPU {m['cpu']}, {m['ram_gib']} GiB RAM, {m['os']}, "
         f"PostgreSQL {str(pg.get('version', '?')).split()[0]} (fsync and synchronous_commit on), "
-        f"Python {m['python']}, Node {m['node']}; shared with other work: 1-minute load average "
-        f"{load_text} at the starts of the measured runs; {doc['generated_at'][:10]}."
+        f"Python {m['python']}, Node {m['node']}; a machine shared with other work: 1-minute "
+        f"load average {load_text} at the starts of the measured runs (the benchmark's own "
+        f"processes included); {doc['generated_at'][:16].replace('T', ' ')} UTC."
     )
     return "\n".join(out)
 
