@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 
 from stepwise.backends.sqlfiles import load_queries
-from tests.plugins.postgres import PostgresServer, _find_bindir
+from tests.plugins.postgres import PostgresServer, find_bindir
 
 Q = load_queries("bench")
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -65,7 +65,7 @@ class BenchServer:
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="stepwise-bench-pg-"))
-        self.server = PostgresServer(_find_bindir(), self.root)
+        self.server = PostgresServer(find_bindir(), self.root)
         self.bindir = self.server.bindir
         self._admin: asyncpg.Connection | None = None
 

@@ -43,7 +43,7 @@ _SETTINGS = {
 }
 
 
-def _find_bindir() -> Path:
+def find_bindir() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
         pytest.fail(
@@ -202,7 +202,7 @@ class PostgresServer:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PostgresServer]:
     """The session's PostgreSQL server (started on first use, stopped at session end)."""
-    bindir = _find_bindir()
+    bindir = find_bindir()
     root = Path(tempfile.mkdtemp(prefix="stepwise-pg-"))
     server = PostgresServer(bindir, root)
     try:
