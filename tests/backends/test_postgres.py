@@ -450,6 +450,24 @@ async def test_watch_sees_a_step_written_elsewhere(opened: Opener) -> None:
         assert await asyncio.wait_for(watch.next(60.0), WAIT) == {claimed.run.id}
 
 
+async def test_one_batch_over_many_runs_names_every_run_to_watchers(opened: Opener) -> None:
+    # Notifications carry many run ids each (and split before Postgres's payload limit).
+    watcher, worker = await opened(), await opened()
+    claimed = await started(worker, count=400)
+    async with watcher.watch() as watch:
+        assert await watch.next(0.0) == set()
+        await worker.write([finished(c, "a") for c in claimed])
+        wanted = {c.run.id for c in claimed}
+        seen: set[str] = set()
+
+        def all_named(report: set[str] | None) -> bool:
+            seen.update(report or set())
+            return seen >= wanted
+
+        await changes_until(watch, all_named)
+    assert seen == wanted
+
+
 # ---- the server goes away ----------------------------------------------------------------------
 
 

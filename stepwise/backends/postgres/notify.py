@@ -166,8 +166,9 @@ class Listener:
         if channel == self._channels.work:
             self.work.set()
             return
+        run_ids = payload.split(",")  # one notification may name many runs
         for subscriber in self._subscribers:
-            subscriber.changed.add(payload)
+            subscriber.changed.update(run_ids)
             subscriber.event.set()
 
 

@@ -227,9 +227,18 @@ BEGIN
         END IF;
     END IF;
 
-    -- Watchers re-read these runs; Postgres sends each distinct payload once per transaction.
-    PERFORM pg_notify(stepwise_channel('runs'), changed.run_id::text)
-    FROM (SELECT DISTINCT o.run_id FROM unnest(applied) AS o) AS changed;
+    -- Watchers re-read these runs. One notification carries up to 150 comma-separated ids
+    -- (payloads must stay under 8000 bytes): every listening process handles one message per
+    -- batch instead of one per run.
+    PERFORM pg_notify(stepwise_channel('runs'), chunk.ids)
+    FROM (
+        SELECT string_agg(numbered.id, ',') AS ids
+        FROM (
+            SELECT changed.id, (row_number() OVER () - 1) / 150 AS part
+            FROM (SELECT DISTINCT o.run_id::text AS id FROM unnest(applied) AS o) AS changed
+        ) AS numbered
+        GROUP BY numbered.part
+    ) AS chunk;
 
     RETURN coalesce(rejected, '{}');
 END;
