@@ -97,36 +97,37 @@ def _run_record(row: Any) -> base.RunRecord:
     )
 
 
-def _step_record(row: Any) -> base.StepRecord:
+_STEP_COLUMNS = (
+    "key",
+    "status",
+    "output",
+    "error",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "wake_at",
+)
+"""The order of a step's values, as ``claim_runs`` returns them inside each run's row."""
+
+
+def _step_record(run_id: str, values: Sequence[Any]) -> base.StepRecord:
+    key, status, output, error, attempts, started_at, finished_at, wake_at = values
     return base.StepRecord(
-        run_id=str(row["run_id"]),
-        key=row["key"],
-        status=base.StepStatus(row["status"]),
-        output=row["output"],
-        error=row["error"],
-        attempts=row["attempts"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        wake_at=row["wake_at"],
+        run_id=run_id,
+        key=key,
+        status=base.StepStatus(status),
+        output=output,
+        error=error,
+        attempts=attempts,
+        started_at=started_at,
+        finished_at=finished_at,
+        wake_at=wake_at,
     )
 
 
 def _claimed_run(row: Any) -> base.ClaimedRun:
     run_id = str(row["id"])
-    steps = [
-        base.StepRecord(
-            run_id=run_id,
-            key=key,
-            status=base.StepStatus(status),
-            output=output,
-            error=error,
-            attempts=attempts,
-            started_at=started_at,
-            finished_at=finished_at,
-            wake_at=wake_at,
-        )
-        for key, status, output, error, attempts, started_at, finished_at, wake_at in row["steps"]
-    ]
+    steps = [_step_record(run_id, values) for values in row["steps"]]
     return base.ClaimedRun(_run_record(row), str(row["lease_token"]), steps)
 
 
@@ -331,7 +332,8 @@ class PostgresBackend:
         key = _uuid(run_id)
         if key is None:
             return []
-        return [_step_record(row) for row in await self._fetch("list_steps", key)]
+        rows = await self._fetch("list_steps", key)
+        return [_step_record(run_id, [row[c] for c in _STEP_COLUMNS]) for row in rows]
 
     async def cancel_run(self, run_id: str) -> base.RunRecord | None:
         key = _uuid(run_id)
