@@ -123,7 +123,8 @@ class StepApi:
                     retrying = policy.allows_another(attempts)
                     await self._record_failure(key, exc, attempts, started, t0, retrying=retrying)
                     if not retrying:
-                        raise StepFailed(key, type(exc).__name__, str(exc), attempts) from exc
+                        message = codec.message_of(exc)
+                        raise StepFailed(key, type(exc).__name__, message, attempts) from exc
                     await asyncio.sleep(policy.delay(attempts).total_seconds())
                     continue
                 await ex.journal.commit(
@@ -182,7 +183,7 @@ class StepApi:
             key,
             ok=False,
             seconds=time.monotonic() - t0,
-            error=f"{type(exc).__name__}: {exc}",
+            error=f"{type(exc).__name__}: {codec.message_of(exc)}",
             retrying=retrying,
         )
 
