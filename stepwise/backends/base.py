@@ -73,6 +73,10 @@ class RunRecord:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    recoveries: int = 0
+    """Claims in a row that took the run over from a worker that died or stalled past its
+    lease, with no step completed in between: a crash loop shows up here (counted at claim
+    time, so any way of dying counts)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from typing import Protocol, TypeVar
 
 import pytest
 
+from stepwise.backends import migrations
 from stepwise.backends.base import (
     ClaimedRun,
     FinishRun,
@@ -289,9 +290,12 @@ async def test_many_backends_migrate_an_empty_database_at_once(
     schemas = ["stepwise", "other"] * 4
     await asyncio.gather(*(opened(schema=schema) for schema in schemas))
     database = postgres_url.rsplit("/", 1)[1]
+    shipped = migrations.discover("stepwise.backends.postgres.migrations")
     for schema in set(schemas):
-        rows = pg_server.psql(f"SELECT version, name FROM {schema}.stepwise_migrations", database)
-        assert rows.split() == ["1|init"]
+        rows = pg_server.psql(
+            f"SELECT version, name FROM {schema}.stepwise_migrations ORDER BY version", database
+        )
+        assert rows.split() == [f"{m.version}|{m.name}" for m in shipped]
 
 
 # ---- errors ------------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ def _run_record(row: Any) -> base.RunRecord:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         updated_at=row["updated_at"],
+        recoveries=row["recoveries"],
     )
 
 

@@ -142,6 +142,10 @@ WHERE heartbeat_at >= now() - make_interval(secs => $2) AND $1 = ANY (workflows)
 -- expired, deadline not passed, oldest available first; lease them to worker $1 for $4 seconds
 -- with a fresh token each, and return them with their steps (in first-started order).
 -- SKIP LOCKED: claimers never wait for each other or for a write in flight.
+-- Steps are read through stepwise_claimed_steps, after the run is locked (migration 0002):
+-- this statement's own snapshot predates the lock and could miss an accepted write. Taking
+-- over an expired lease counts a recovery, reset when more steps are completed than at the
+-- previous claim.
 WITH expired AS (
     SELECT id, available_at, created_at
     FROM runs
@@ -169,8 +173,16 @@ WITH expired AS (
     UPDATE runs AS r
     SET status = 'running', lease_token = gen_random_uuid(), lease_owner = $1,
         lease_expires_at = now() + make_interval(secs => $4), claims = r.claims + 1,
+        recoveries = CASE WHEN progress.completed > r.progress_at_claim THEN 0
+                ELSE r.recoveries END
+            + CASE WHEN r.status = 'running' THEN 1 ELSE 0 END,
+        progress_at_claim = progress.completed,
         started_at = coalesce(r.started_at, now()), updated_at = now()
     FROM picked
+    CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE s.status = 'completed') AS completed
+        FROM stepwise_claimed_steps(picked.id) AS s
+    ) AS progress
     WHERE r.id = picked.id
     RETURNING r.*
 )
@@ -180,8 +192,7 @@ SELECT claimed.*,
             s.key, s.status, s.output::text, s.error::text, s.attempts,
             s.started_at, s.finished_at, s.wake_at
         )
-        FROM steps AS s
-        WHERE s.run_id = claimed.id
+        FROM stepwise_claimed_steps(claimed.id) AS s
         ORDER BY s.seq
     ) AS steps
 FROM claimed

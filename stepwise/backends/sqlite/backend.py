@@ -83,6 +83,7 @@ def _run_record(row: sqlite3.Row) -> base.RunRecord:
         started_at=_maybe_time(row["started_at"]),
         finished_at=_maybe_time(row["finished_at"]),
         updated_at=_time(row["updated_at"]),
+        recoveries=row["recoveries"],
     )
 
 

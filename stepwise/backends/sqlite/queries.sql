@@ -40,19 +40,19 @@ VALUES (
 ON CONFLICT (workflow, idempotency_key) DO NOTHING
 RETURNING
     id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at;
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries;
 
 -- name: run_by_idempotency_key --
 SELECT
     id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries
 FROM runs
 WHERE workflow = :workflow AND idempotency_key = :idempotency_key;
 
 -- name: get_run --
 SELECT
     id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries
 FROM runs
 WHERE id = :id;
 
@@ -60,7 +60,7 @@ WHERE id = :id;
 -- Newest first; the rowid breaks ties between runs created in the same microsecond.
 SELECT
     id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries
 FROM runs
 WHERE (:workflow IS NULL OR workflow = :workflow)
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
@@ -127,16 +127,24 @@ ORDER BY available_at, created_at, seq
 LIMIT :limit;
 
 -- name: claim_run --
+-- Taking over an expired lease counts a recovery, reset when more steps are completed than at
+-- the previous claim (the claim holds the write lock: it sees every accepted write).
 UPDATE runs
 SET status = 'running', lease_token = :token, lease_owner = :owner,
     lease_expires_at = :expires_at, claims = claims + 1,
+    recoveries = iif(progress.completed > progress_at_claim, 0, recoveries)
+        + iif(status = 'running', 1, 0),
+    progress_at_claim = progress.completed,
     started_at = coalesce(started_at, :now), updated_at = :now
+FROM (
+    SELECT count(*) AS completed FROM steps WHERE run_id = :id AND status = 'completed'
+) AS progress
 WHERE id = :id;
 
 -- name: runs_by_ids --
 SELECT
     id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries
 FROM runs
 WHERE id IN (SELECT value FROM json_each(:ids));
 
