@@ -215,8 +215,10 @@ class Execution:
         if stop is Stop.RELEASE:
             return await self._write(ReleaseRun(self.token, self.run_id), "released")
         policy = self.definition.retry
-        if policy is not None and policy.allows_another(self.run.attempt):
-            available = datetime.now(UTC) + policy.delay(self.run.attempt)
+        available = (
+            None if policy is None else policy.retry_at(self.run.attempt, self.run.deadline_at)
+        )
+        if available is not None:
             retry = RetryRun(self.token, self.run_id, available, codec.encode_error(error))
             return await self._write(retry, "retrying")
         return await self._write(self._finish(RunStatus.FAILED, error=error), "failed")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
+
+MAX_INTERVAL_SECONDS = 365 * 24 * 3600.0
+"""The longest wait a policy may ask for: any wait plus now stays a representable datetime."""
 
 
 class RetryPolicy(BaseModel):
@@ -14,20 +18,36 @@ class RetryPolicy(BaseModel):
     ``max_interval``. ``max_attempts`` counts the first try: 1 means never retry.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     max_attempts: int = Field(default=3, ge=1)
-    initial_interval: float = Field(default=1.0, ge=0)
+    initial_interval: float = Field(default=1.0, ge=0, le=MAX_INTERVAL_SECONDS)
     backoff_coefficient: float = Field(default=2.0, ge=1)
-    max_interval: float = Field(default=60.0, ge=0)
+    max_interval: float = Field(default=60.0, ge=0, le=MAX_INTERVAL_SECONDS)
 
     def delay(self, failed_attempts: int) -> timedelta:
-        """The wait after ``failed_attempts`` failures (1-based)."""
-        seconds = self.initial_interval * self.backoff_coefficient ** max(failed_attempts - 1, 0)
-        return timedelta(seconds=min(seconds, self.max_interval))
+        """The wait after ``failed_attempts`` failures (1-based), for any count: the cap is found
+        by comparing exponents, so no power is computed that could overflow."""
+        exponent = max(failed_attempts - 1, 0)
+        first, cap = self.initial_interval, self.max_interval
+        if first == 0 or first >= cap or self.backoff_coefficient == 1:
+            return timedelta(seconds=min(first, cap))
+        if exponent * math.log(self.backoff_coefficient) >= math.log(cap) - math.log(first):
+            return timedelta(seconds=cap)
+        return timedelta(seconds=min(first * self.backoff_coefficient**exponent, cap))
 
     def allows_another(self, failed_attempts: int) -> bool:
         return failed_attempts < self.max_attempts
+
+    def retry_at(self, failed_attempts: int, deadline: datetime | None) -> datetime | None:
+        """When the next attempt may start, or None: no attempt left, or the next one would
+        start after ``deadline`` (then the failure at hand is final, not the deadline)."""
+        if not self.allows_another(failed_attempts):
+            return None
+        at = datetime.now(UTC) + self.delay(failed_attempts)
+        if deadline is not None and at >= deadline:
+            return None
+        return at
 
 
 DEFAULT_STEP_RETRY = RetryPolicy()

@@ -91,9 +91,7 @@ def test_any_exception_encodes_to_a_small_json_document(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
-async def test_a_step_raising_any_exception_fails_with_it_stored(
-    engine: Engine, kind: str
-) -> None:
+async def test_a_step_raising_any_exception_fails_with_it_stored(engine: Engine, kind: str) -> None:
     def step() -> None:
         raise BAD[kind]()
 

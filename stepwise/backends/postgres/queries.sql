@@ -96,7 +96,8 @@ WHERE id = $1 AND NOT EXISTS (SELECT FROM canceled);
 
 -- name: expire_runs --
 -- The error document has the shape every stored error has: {"type", "message"}. Runs locked
--- by a write in flight are left for the next sweep.
+-- by a write in flight are left for the next sweep. A run waiting for a workflow retry keeps
+-- the error of its last attempt: that is why it failed, the deadline only stopped the retry.
 WITH due AS (
     SELECT id
     FROM runs
@@ -106,12 +107,12 @@ WITH due AS (
 ), expired AS (
     UPDATE runs AS r
     SET status = 'failed', finished_at = now(), updated_at = now(),
-        error = json_build_object(
+        error = coalesce(r.error, json_build_object(
             'type', 'DeadlineExceeded',
             'message', 'the run passed its deadline ('
                 || to_char(r.deadline_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
                 || ')'
-        ),
+        )),
         lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
     FROM due
     WHERE r.id = due.id

@@ -80,13 +80,15 @@ SET status = 'canceled', finished_at = :now, updated_at = :now,
 WHERE id = :id AND status IN ('pending', 'running', 'sleeping');
 
 -- name: expire_runs --
--- The error document has the shape every stored error has: {"type", "message"}.
+-- The error document has the shape every stored error has: {"type", "message"}. A run waiting
+-- for a workflow retry keeps the error of its last attempt: that is why it failed, the deadline
+-- only stopped the retry.
 UPDATE runs
 SET status = 'failed', finished_at = :now, updated_at = :now,
-    error = json_object(
+    error = coalesce(error, json_object(
         'type', 'DeadlineExceeded',
         'message', 'the run passed its deadline (' || deadline_at || ')'
-    ),
+    )),
     lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
 WHERE deadline_at <= :now AND status IN ('pending', 'running', 'sleeping');
 
