@@ -1,14 +1,15 @@
 """``stepwise``: run a workflow on one machine, serve workers, start and inspect runs.
 
-The only module that reads the environment: ``STEPWISE_DATABASE_URL``, ``STEPWISE_SCHEMA``,
-``STEPWISE_CONCURRENCY``, ``STEPWISE_LEASE_SECONDS``, ``STEPWISE_APP`` (comma-separated).
+The only module that reads the environment (the ``STEPWISE_*`` variables, tabled in
+docs/configuration.md). A variable is parsed only when a command that has its flag runs, with
+the flag's own check, so a bad value breaks only the commands that use it and the error names
+the variable. Every bad value ends in one line and exit code 2, before anything is stored.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -16,93 +17,232 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
 
-from stepwise.backends import DEFAULT_URL
+from stepwise.backends import DEFAULT_URL, urls
 from stepwise.backends.base import RunStatus
 from stepwise.client.client import Client, Run
+from stepwise.core import limits
+from stepwise.core.definitions import checked_name
 from stepwise.core.events import ExecutionListener
 from stepwise.core.registry import default_registry, load_app
-from stepwise.errors import StepwiseError, WaitTimeout
+from stepwise.errors import (
+    ConfigurationError,
+    InvalidArgument,
+    InvalidInput,
+    StepwiseError,
+    WaitTimeout,
+)
 
 log = logging.getLogger("stepwise")
+_N = TypeVar("_N")
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"STEPWISE_{name}", default)
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors in one line (that names the culprit) instead of the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _json_arg(text: str) -> Any:
+@dataclass(frozen=True, slots=True)
+class _FromEnv:
+    """A flag's default: ``$variable`` (else ``fallback``), parsed by the flag's own check only
+    once the command runs, so that a bad value is named and breaks only the commands using it."""
+
+    variable: str
+    fallback: str | None
+    parse: Callable[[str], Any]
+
+    def __str__(self) -> str:
+        return f"${self.variable} or {self.fallback}"
+
+    def value(self) -> Any:
+        text = os.environ.get(self.variable, self.fallback)
+        try:
+            return None if text is None else self.parse(text)
+        except argparse.ArgumentTypeError as exc:
+            raise ConfigurationError(f"${self.variable}: {exc}") from None
+
+
+def _env(name: str, fallback: str | None, parse: Callable[[str], Any] = str) -> _FromEnv:
+    return _FromEnv(f"STEPWISE_{name}", fallback, parse)
+
+
+def _resolve_env(args: argparse.Namespace) -> None:
+    """Replace every default still waiting on the environment by its parsed value."""
+    for field, value in vars(args).items():
+        if isinstance(value, _FromEnv):
+            setattr(args, field, value.value())
+
+
+class _Append(argparse._AppendAction):
+    """``append`` whose flags replace a default from the environment instead of extending it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if isinstance(getattr(namespace, self.dest), _FromEnv):
+            setattr(namespace, self.dest, None)
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _number(text: str, kind: Callable[[str], _N]) -> _N:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(
-            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}: {text!r}"
-        ) from None
+        return kind(text)
+    except ValueError:
+        word = "whole number" if kind is int else "number"
+        raise argparse.ArgumentTypeError(f"must be a {word}, got {text!r}") from None
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+def _checked(check: Callable[[], _N]) -> _N:
+    """``check()``, whose ``InvalidArgument`` becomes argparse's error (which names the flag)."""
+    try:
+        return check()
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
+
+
+def _count(high: int) -> Callable[[str], int]:
+    return lambda text: _checked(lambda: limits.count(_number(text, int), "", high=high))
+
+
+def _seconds(*, zero: bool = False) -> Callable[[str], float]:
+    return lambda text: _checked(lambda: limits.seconds(_number(text, float), "", zero=zero))
+
+
+def _port(text: str) -> int:
+    value = _number(text, int)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {value}")
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value:g}")
+def _log_level(text: str) -> str:
+    if text.upper() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"must be one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return text.upper()
+
+
+def _database_url(text: str) -> str:
+    try:
+        urls.split(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _workflow_name(text: str) -> str:
+    return _checked(lambda: checked_name(text))
+
+
+def _key(text: str) -> str:
+    return _checked(lambda: limits.text(text, "", max_length=limits.MAX_KEY_LENGTH))
+
+
+def _apps(text: str) -> list[str]:
+    return [app for app in text.split(",") if app]
+
+
+def _json_arg(text: str) -> Any:
+    """``text`` decoded, and storable as a run's input (checked here, before any database is
+    opened or created)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}: "
+            f"{limits.shown(text)}"
+        ) from None
+    except RecursionError:
+        raise argparse.ArgumentTypeError(str(limits.too_deep("the value"))) from None
+    try:
+        limits.check_json(value, "the value")
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stepwise", description="Durable workflows for Python.")
-    parser.add_argument("--log-level", default=_env("LOG_LEVEL", "WARNING"))
+    parser = _Parser(prog="stepwise", description="Durable workflows for Python.")
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        default=_env("LOG_LEVEL", "WARNING", _log_level),
+        help=f"{', '.join(LOG_LEVELS)} (default: %(default)s)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    concurrency = _count(limits.MAX_CONCURRENCY)
 
     def database(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--database-url",
-            default=_env("DATABASE_URL", DEFAULT_URL),
-            help=f"postgresql://… or sqlite:///file.db (default: $STEPWISE_DATABASE_URL or "
-            f"{DEFAULT_URL})",
+            type=_database_url,
+            default=_env("DATABASE_URL", DEFAULT_URL, _database_url),
+            help="postgresql://… or sqlite:///file.db (default: %(default)s)",
         )
-        p.add_argument("--schema", default=_env("SCHEMA", "stepwise"), help="Postgres schema")
+        p.add_argument(
+            "--schema",
+            default=_env("SCHEMA", "stepwise"),
+            help="Postgres schema (default: %(default)s)",
+        )
+
+    def health(p: argparse.ArgumentParser, port: str, what: str) -> None:
+        p.add_argument(
+            "--health-port",
+            type=_port,
+            default=_env("HEALTH_PORT", port, _port),
+            help=f"port of {what} (0: none; default: %(default)s)",
+        )
+        p.add_argument(
+            "--health-host", default=_env("HEALTH_HOST", "0.0.0.0"), help="(default: %(default)s)"
+        )
 
     run = sub.add_parser("run", help="run a workflow in this process and print its result")
     run.add_argument("file", help="Python file (or module) that defines the workflow")
     run.add_argument("workflow", help="workflow name")
     run.add_argument("--input", type=_json_arg, default=None, help="input as JSON")
-    run.add_argument("--concurrency", type=_positive_int, default=10)
+    run.add_argument("--concurrency", type=concurrency, default=10)
     database(run)
 
     worker = sub.add_parser("worker", help="serve workflows: claim and execute runs")
     worker.add_argument(
         "--app",
-        action="append",
-        default=[a for a in _env("APP", "").split(",") if a],
-        help="workflow file or module to load (repeatable)",
+        action=_Append,
+        default=_env("APP", "", _apps),
+        help="workflow file or module to load (repeatable; default: %(default)s, comma-separated)",
     )
-    worker.add_argument("--concurrency", type=_positive_int, default=int(_env("CONCURRENCY", "10")))
+    worker.add_argument(
+        "--concurrency",
+        type=concurrency,
+        default=_env("CONCURRENCY", "10", concurrency),
+        help="runs executed at once (default: %(default)s)",
+    )
     worker.add_argument(
         "--lease",
-        type=_positive_float,
-        default=float(_env("LEASE_SECONDS", "30")),
-        help="seconds a run stays leased without a heartbeat (default 30)",
+        type=_seconds(),
+        default=_env("LEASE_SECONDS", "30", _seconds()),
+        help="seconds a run stays leased without a heartbeat (default: %(default)s)",
     )
-    worker.add_argument("--shutdown-grace", type=_positive_float, default=25.0)
-    worker.add_argument("--poll-interval", type=_positive_float, default=1.0)
-    worker.add_argument("--health-port", type=int, default=int(_env("HEALTH_PORT", "0")))
-    worker.add_argument("--health-host", default=_env("HEALTH_HOST", "0.0.0.0"))
+    worker.add_argument("--shutdown-grace", type=_seconds(zero=True), default=25.0)
+    worker.add_argument("--poll-interval", type=_seconds(), default=1.0)
+    health(worker, "0", "the health and metrics endpoint")
     database(worker)
 
     start = sub.add_parser("start", help="start a run (a worker executes it); prints its id")
-    start.add_argument("workflow")
+    start.add_argument("workflow", type=_workflow_name)
     start.add_argument("--input", type=_json_arg, default=None)
-    start.add_argument("--idempotency-key")
-    start.add_argument("--deadline", type=_positive_float, help="seconds from now")
+    start.add_argument("--idempotency-key", type=_key)
+    start.add_argument("--deadline", type=_seconds(), help="seconds from now")
     start.add_argument("--wait", action="store_true", help="wait for the result and print it")
-    start.add_argument("--timeout", type=_positive_float)
+    start.add_argument("--timeout", type=_seconds(zero=True), help="seconds to wait at most")
     database(start)
 
     runs = sub.add_parser("runs", help="list, show or cancel runs")
@@ -110,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls = runs_sub.add_parser("list")
     ls.add_argument("--workflow")
     ls.add_argument("--status", choices=[s.value for s in RunStatus], action="append")
-    ls.add_argument("--limit", type=_positive_int, default=50)
+    ls.add_argument("--limit", type=_count(limits.MAX_LIST_LIMIT), default=50)
     database(ls)
     show = runs_sub.add_parser("show")
     show.add_argument("run_id")
@@ -126,13 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument(
         "--all-namespaces", action="store_true", help="serve every namespace (the default)"
     )
-    operator.add_argument(
-        "--health-port",
-        type=int,
-        default=int(_env("HEALTH_PORT", "8080")),
-        help="port of the liveness endpoint /healthz (0: none)",
-    )
-    operator.add_argument("--health-host", default=_env("HEALTH_HOST", "0.0.0.0"))
+    health(operator, "8080", "the liveness endpoint /healthz")
     database(operator)
 
     crds = sub.add_parser("crds", help="write the CRD YAML to crds/ and the chart")
@@ -238,7 +372,14 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     server = None
     if args.health_port:
-        server = await health.serve(worker, metrics, args.health_host, args.health_port)
+        try:
+            server = await health.serve(worker, metrics, args.health_host, args.health_port)
+        except OSError as exc:
+            await backend.close()
+            raise ConfigurationError(
+                f"cannot serve health checks on {args.health_host}:{args.health_port}: "
+                f"{exc.strerror or exc}"
+            ) from None
     try:
         await worker.run(stop)
     finally:
@@ -279,7 +420,7 @@ async def _cmd_start(args: argparse.Namespace) -> int:
 
 
 async def _cmd_runs(args: argparse.Namespace) -> int:
-    async with Client.connect(args.database_url, schema=args.schema) as client:
+    async with Client.connect(args.database_url, schema=args.schema, create=False) as client:
         if args.runs_command == "list":
             statuses = [RunStatus(s) for s in args.status or []]
             runs = await client.list(workflow=args.workflow, status=statuses, limit=args.limit)
@@ -342,20 +483,30 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
     started = time.monotonic()
     try:
+        _resolve_env(args)
+        logging.basicConfig(
+            level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         code = asyncio.run(COMMANDS[args.command](args))
+        sys.stdout.flush()
     except StepwiseError as exc:
         print(f"stepwise: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
     log.debug("%s took %.3fs", args.command, time.monotonic() - started)
-    with contextlib.suppress(BrokenPipeError):
-        sys.stdout.flush()
     return code
+
+
+def _closed_pipe() -> int:
+    """The reader of our output went away (``stepwise runs list | head``): end quietly, with
+    the status of a process killed by SIGPIPE, as ``cat`` would."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+    return 128 + signal.SIGPIPE

@@ -13,6 +13,7 @@ PUBLIC = [
     "ConfigurationError",
     "DatabaseUnavailable",
     "DefinitionError",
+    "InvalidArgument",
     "InvalidInput",
     "Registry",
     "RetryPolicy",

@@ -8,9 +8,8 @@ never import ``stepwise.core`` or anything above it, and each dialect keeps its 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
-from stepwise.backends.urls import hide_password
+from stepwise.backends import urls
 from stepwise.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -19,12 +18,14 @@ if TYPE_CHECKING:
 DEFAULT_URL = "sqlite:///stepwise.db"
 
 
-def open_backend(url: str, *, schema: str = "stepwise") -> Backend:
+def open_backend(url: str, *, schema: str = "stepwise", create: bool = True) -> Backend:
     """A backend for ``url`` (not yet opened): ``postgresql://…`` or ``sqlite:///path``.
 
-    ``schema`` names the Postgres schema that holds stepwise's tables.
+    ``schema`` names the Postgres schema that holds stepwise's tables. ``create=False`` is for
+    commands that only read or change existing runs: a missing SQLite file is then an error
+    naming it, not a new empty database (a Postgres database is never created by stepwise).
     """
-    scheme = urlsplit(url).scheme
+    scheme = urls.split(url).scheme
     if scheme in ("postgresql", "postgres"):
         try:
             from stepwise.backends.postgres.backend import PostgresBackend
@@ -36,8 +37,8 @@ def open_backend(url: str, *, schema: str = "stepwise") -> Backend:
     if scheme == "sqlite":
         from stepwise.backends.sqlite.backend import SqliteBackend
 
-        return SqliteBackend(url)
+        return SqliteBackend(url, create=create)
     raise ConfigurationError(
-        f"unsupported database URL {hide_password(url)!r}: "
+        f"unsupported database URL {urls.hide_password(url)!r}: "
         "use postgresql://user:pass@host:port/db or sqlite:///path/to/file.db"
     )

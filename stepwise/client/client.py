@@ -23,10 +23,11 @@ from stepwise.backends.base import (
     StepRecord,
     StepStatus,
 )
-from stepwise.core import codec
-from stepwise.core.definitions import WorkflowDefinition
+from stepwise.core import codec, limits
+from stepwise.core.definitions import WorkflowDefinition, checked_name
 from stepwise.core.registry import Registry
 from stepwise.errors import (
+    InvalidArgument,
     InvalidInput,
     RunCanceled,
     RunFailed,
@@ -123,10 +124,16 @@ class Client:
 
     @classmethod
     def connect(
-        cls, url: str = DEFAULT_URL, *, schema: str = "stepwise", registry: Registry | None = None
+        cls,
+        url: str = DEFAULT_URL,
+        *,
+        schema: str = "stepwise",
+        registry: Registry | None = None,
+        create: bool = True,
     ) -> Client:
-        """A client with its own backend, opened by ``async with``."""
-        return cls(open_backend(url, schema=schema), registry=registry)
+        """A client with its own backend, opened by ``async with``; with ``create=False`` a
+        missing SQLite file is an error instead of a new database (see ``open_backend``)."""
+        return cls(open_backend(url, schema=schema, create=create), registry=registry)
 
     async def __aenter__(self) -> Client:
         await self.backend.open()
@@ -151,27 +158,31 @@ class Client:
         run_id: str | None = None,
     ) -> Run:
         """Store a new run for workers to pick up; with an ``idempotency_key`` already used for
-        this workflow, return the run it started instead of starting another."""
+        this workflow, return the run it started instead of starting another.
+
+        Every argument is checked before anything is stored: ``InvalidArgument`` (a name no
+        ``@workflow`` can have, a key or version over 255 characters or holding NUL, a
+        ``run_id`` that is not a UUID, a deadline that is not a positive finite duration) or
+        ``InvalidInput`` (not JSON, too deeply nested, holding NUL)."""
         definition = workflow if isinstance(workflow, WorkflowDefinition) else None
         if definition is None and self._registry is not None and workflow in self._registry:
             definition = self._registry.get(str(workflow))
-        name = definition.name if definition is not None else str(workflow)
-        if definition is not None:
-            stored_input = definition.validate_input(input)
-            version = version if version is not None else definition.version
-        else:
-            try:
-                stored_input = codec.loads(codec.dumps(input))
-            except (TypeError, ValueError) as exc:
-                raise InvalidInput(f"input of workflow {name!r} is not JSON: {exc}") from None
+        name = definition.name if definition is not None else checked_name(workflow)
+        if definition is not None and version is None:
+            version = definition.version
+        for label, value in (("idempotency key", idempotency_key), ("version", version)):
+            if value is not None:
+                limits.text(value, label, max_length=limits.MAX_KEY_LENGTH)
         if isinstance(deadline, timedelta):
-            deadline = datetime.now(UTC) + deadline
+            deadline = datetime.now(UTC) + timedelta(seconds=limits.seconds(deadline, "deadline"))
+        elif deadline is not None and not isinstance(deadline, datetime):
+            raise TypeError(f"deadline must be a datetime or a timedelta, got {deadline!r}")
         record, _ = await self.backend.create_run(
             NewRun(
-                id=run_id or str(uuid.uuid4()),
+                id=str(uuid.uuid4()) if run_id is None else _uuid_text(run_id),
                 workflow=name,
                 version=version,
-                input=codec.dumps(stored_input),
+                input=_stored_input(name, definition, input),
                 idempotency_key=idempotency_key,
                 deadline_at=deadline,
             )
@@ -195,6 +206,7 @@ class Client:
         limit: int = 100,
     ) -> list[Run]:
         """Runs, newest first, optionally of one workflow and in some statuses."""
+        limits.count(limit, "limit", high=limits.MAX_LIST_LIMIT)
         statuses = [status] if isinstance(status, RunStatus) else list(status or [])
         records = await self.backend.list_runs(RunFilter(workflow, statuses, limit))
         return [Run.from_record(r) for r in records]
@@ -219,6 +231,8 @@ class Client:
 
     async def wait_finished(self, run_id: str, *, timeout: float | None = None) -> Run:
         """The run once it reached a final status, whatever that is."""
+        if timeout is not None:
+            limits.seconds(timeout, "timeout", zero=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         async with self.backend.watch() as changes:
             while True:
@@ -243,3 +257,28 @@ class Client:
         if await self.backend.serving_workers(run.workflow, WORKER_LIVENESS_SECONDS):
             return None
         return f"no live worker serves workflow {run.workflow!r}"
+
+
+def _uuid_text(run_id: str) -> str:
+    """``run_id`` in the canonical UUID form, the only form every backend stores alike."""
+    try:
+        return str(uuid.UUID(run_id))
+    except (TypeError, ValueError, AttributeError):
+        raise InvalidArgument("run id", f"must be a UUID, got {limits.shown(run_id)}") from None
+
+
+def _stored_input(name: str, definition: WorkflowDefinition | None, value: Any) -> str:
+    """``value`` as the JSON text a run stores: validated by the definition's model when the
+    client knows it, and refused when no worker could decode it or no backend store it."""
+    what = f"input of workflow {name!r}"
+    try:
+        if definition is not None:
+            stored = definition.validate_input(value)
+        else:
+            stored = codec.loads(codec.dumps(value))
+    except RecursionError:
+        raise limits.too_deep(what) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{what} is not JSON: {exc}") from None
+    limits.check_json(stored, what)
+    return codec.dumps(stored)

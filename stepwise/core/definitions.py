@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from stepwise.core import codec
+from stepwise.core import codec, limits
 from stepwise.core.retry import RetryPolicy
-from stepwise.errors import DefinitionError, InvalidInput
+from stepwise.errors import DefinitionError, InvalidArgument, InvalidInput
 
 if TYPE_CHECKING:
     from stepwise.core.context import WorkflowContext
@@ -24,6 +24,23 @@ WorkflowFn = Callable[["WorkflowContext[Any]"], Coroutine[Any, Any, Any]]
 NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$"
 """Workflow names: what a Kubernetes resource field and a URL path can carry unescaped."""
 _NAME = re.compile(NAME_PATTERN)
+NAME_RULE = (
+    "use letters, digits, '.', '_' or '-' (at most 253), starting and ending with a letter or digit"
+)
+
+
+def is_valid_name(name: object) -> typing.TypeGuard[str]:
+    """Whether a workflow can be named ``name``: the rule ``@workflow`` and ``Client.start``
+    share, so a run can never be stored under a name no definition can have."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
+def checked_name(name: object) -> str:
+    """``name`` if a workflow can have it, else ``InvalidArgument``: for names given to start a
+    run, where a name no definition can have would leave the run pending forever."""
+    if not is_valid_name(name):
+        raise InvalidArgument("workflow name", f"{limits.shown(name)} is invalid: {NAME_RULE}")
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +107,8 @@ def workflow(
     ``ctx.version``; ``retry`` retries the whole workflow (off by default: steps retry on
     their own); ``input`` (or an annotation ``ctx: WorkflowContext[Model]``) validates input.
     """
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise DefinitionError(
-            f"workflow name {name!r} is invalid: use letters, digits, '.', '_' or '-', "
-            "starting and ending with a letter or digit"
-        )
+    if not is_valid_name(name):
+        raise DefinitionError(f"workflow name {name!r} is invalid: {NAME_RULE}")
 
     def decorate(fn: WorkflowFn) -> WorkflowDefinition:
         if not inspect.iscoroutinefunction(fn):

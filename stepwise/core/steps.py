@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from stepwise.backends.base import StepFinished, StepSleeping, StepStarted, StepStatus
-from stepwise.core import codec
+from stepwise.core import codec, limits
 from stepwise.core.retry import DEFAULT_STEP_RETRY, RetryPolicy
 from stepwise.errors import StepFailed, StepNameError, StepResultError
 
@@ -51,7 +51,8 @@ class MemoKeys:
 
 
 def _seconds(duration: float | timedelta) -> float:
-    return duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+    """A finite, bounded duration: nan would sleep forever, a century overflows wake-up times."""
+    return limits.seconds(duration, "ctx.step.sleep duration", zero=True)
 
 
 async def _call(fn: Callable[[], Any]) -> Any:

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from stepwise.backends.base import Backend, ClaimedRun, ReleaseRun, WorkerInfo
+from stepwise.core import limits
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal, LeaseLost
 from stepwise.core.registry import Registry
@@ -46,16 +47,12 @@ class Worker:
         listener: ExecutionListener | None = None,
         max_step_attempts: int = DEFAULT_MAX_STEP_ATTEMPTS,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
-        if lease_seconds <= 0:
-            raise ValueError(f"lease must be positive, got {lease_seconds}")
         self.backend = backend
         self.registry = registry
-        self.concurrency = concurrency
-        self.lease_seconds = lease_seconds
-        self.poll_interval = poll_interval
-        self.shutdown_grace = shutdown_grace
+        self.concurrency = limits.count(concurrency, "concurrency", high=limits.MAX_CONCURRENCY)
+        self.lease_seconds = limits.seconds(lease_seconds, "lease_seconds")
+        self.poll_interval = limits.seconds(poll_interval, "poll_interval")
+        self.shutdown_grace = limits.seconds(shutdown_grace, "shutdown_grace", zero=True)
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.listener = listener or ExecutionListener()
         self.max_step_attempts = max_step_attempts

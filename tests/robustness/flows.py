@@ -146,6 +146,13 @@ async def echo(ctx: WorkflowContext[Any]) -> dict[str, Any]:
     return {"pid": pid, "input": ctx.input}
 
 
+@workflow("robust-sleep")
+async def sleep_for(ctx: WorkflowContext[Any]) -> str:
+    """Sleeps ``ctx.input`` seconds, whatever that is: durations come from data too."""
+    await ctx.step.sleep("nap", ctx.input)
+    return "woke"
+
+
 @workflow("robust-not-json")
 async def not_json(ctx: WorkflowContext[Any]) -> Any:
     return await ctx.step.run("make-object", object)

@@ -6,13 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from stepwise import Client, InvalidInput, Run, RunStatus, StepStatus
+from stepwise import (
+    Client,
+    InvalidArgument,
+    InvalidInput,
+    Registry,
+    Run,
+    RunStatus,
+    StepStatus,
+    Worker,
+)
+from stepwise.backends import open_backend
 from tests.plugins.procs import Proc, Procs
 from tests.robustness import flows
 from tests.robustness.checks import assert_no_errors_logged
@@ -127,3 +142,124 @@ def test_two_workflows_under_one_name_stop_the_worker_from_starting(
     assert "first_definition" in log
     assert "second_definition" in log
     assert "Traceback" not in log
+
+
+@pytest.mark.parametrize(
+    ("seconds", "problem"),
+    [(1e300, "must be at most 3153600000 seconds"), (-5, "must be at least 0, got -5")],
+)
+async def test_sleep_duration_out_of_range_fails_the_run_naming_it(
+    served: Served, seconds: float, problem: str
+) -> None:
+    run = await served.finish("robust-sleep", seconds)
+    assert run.status is RunStatus.FAILED, served.worker.tail()
+    assert run.error is not None
+    assert run.error["type"] == "InvalidArgument"
+    assert f"ctx.step.sleep duration {problem}" in run.error["message"]
+    await served.assert_still_serving()
+
+
+def nested(depth: int) -> list[Any]:
+    """A list nested ``depth`` levels deep (built without recursion: 5,000 is fine)."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+UNSTARTABLE = [
+    pytest.param({"workflow": "a b"}, InvalidArgument, "workflow name 'a b' is invalid", id="name"),
+    pytest.param({"workflow": "w" * 6000}, InvalidArgument, "workflow name 'www", id="long-name"),
+    pytest.param({"workflow": "a\x00b"}, InvalidArgument, "workflow name", id="nul-name"),
+    pytest.param({"workflow": "ok\n"}, InvalidArgument, "workflow name", id="newline-name"),
+    pytest.param(
+        {"idempotency_key": "k" * 6000},
+        InvalidArgument,
+        "idempotency key must be at most 255 characters, got 6000",
+        id="long-key",
+    ),
+    pytest.param(
+        {"idempotency_key": "a\x00b"},
+        InvalidArgument,
+        "idempotency key must not contain a NUL character",
+        id="nul-key",
+    ),
+    pytest.param({"idempotency_key": ""}, InvalidArgument, "must not be empty", id="empty-key"),
+    pytest.param({"version": "v\x00"}, InvalidArgument, "version must not", id="nul-version"),
+    pytest.param({"run_id": "r" * 6000}, InvalidArgument, "run id must be a UUID", id="run-id"),
+    pytest.param(
+        {"input": {"text": "a\x00b"}},
+        InvalidInput,
+        "input of workflow 'robust-echo' must not contain a NUL character",
+        id="nul-input",
+    ),
+    pytest.param({"input": {"a\x00": 1}}, InvalidInput, "NUL", id="nul-input-key"),
+    pytest.param({"input": ["\ud800"]}, InvalidInput, "lone surrogate", id="surrogate-input"),
+    pytest.param(
+        {"input": nested(5000)},
+        InvalidInput,
+        "input of workflow 'robust-echo' is nested more than 100 levels deep",
+        id="deep-input",
+    ),
+    pytest.param({"input": nested(101)}, InvalidInput, "nested", id="101-deep"),
+    pytest.param(
+        {"deadline": timedelta(days=999_999_999)},
+        InvalidArgument,
+        "deadline must be at most",
+        id="deadline-overflow",
+    ),
+    pytest.param(
+        {"deadline": timedelta(seconds=-1)}, InvalidArgument, "deadline must be positive", id="past"
+    ),
+]
+
+
+@pytest.mark.parametrize(("arguments", "error", "message"), UNSTARTABLE)
+async def test_start_refuses_bad_arguments_and_stores_nothing(
+    backend_url: str, arguments: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    async with Client.connect(backend_url) as client:
+        with pytest.raises(error, match=re.escape(message)):
+            await client.start(**({"workflow": "robust-echo"} | arguments))
+        assert await client.list() == []
+        # The edges of what is accepted are stored alike by both backends.
+        run = await client.start(
+            "robust-echo",
+            nested(100),
+            idempotency_key="k" * 255,
+            run_id=str(uuid.uuid4()).upper(),
+        )
+        assert (await client.get(run.id)).idempotency_key == "k" * 255
+        assert run.id == run.id.lower()
+
+
+async def test_client_durations_and_limits_are_checked(backend_url: str) -> None:
+    async with Client.connect(backend_url) as client:
+        run = await client.start("robust-echo")
+        for timeout in (math.nan, -1.0, math.inf):
+            with pytest.raises(InvalidArgument, match=r"^timeout must be"):
+                await asyncio.wait_for(client.wait(run.id, timeout=timeout), 5)
+        with pytest.raises(TypeError, match="timeout must be a number"):
+            await client.wait(run.id, timeout="soon")  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument, match="limit must be from 1 to 10000, got 10001"):
+            await client.list(limit=10_001)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("concurrency", 0, InvalidArgument),
+        ("concurrency", 10**10, InvalidArgument),
+        ("concurrency", 2.5, TypeError),
+        ("lease_seconds", math.nan, InvalidArgument),
+        ("lease_seconds", 0, InvalidArgument),
+        ("poll_interval", math.nan, InvalidArgument),
+        ("poll_interval", math.inf, InvalidArgument),
+        ("shutdown_grace", -1, InvalidArgument),
+        ("shutdown_grace", "25", TypeError),
+    ],
+)
+def test_worker_options_are_checked(option: str, value: Any, error: type[Exception]) -> None:
+    backend = open_backend("sqlite:///never-opened.db")
+    with pytest.raises(error, match=f"^{option} must"):
+        Worker(backend, Registry(), **{option: value})

@@ -7,11 +7,17 @@ configuration error (bad JSON, unknown workflow, unreachable database).
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.plugins.procs import Procs
+from tests.plugins.procs import Procs, child_env
 
 FLOWS = str(Path(__file__).with_name("flows.py"))
 UNREACHABLE = "postgresql://u:secret@127.0.0.1:1/x"
@@ -90,3 +96,156 @@ def test_run_defaults_to_sqlite_in_the_current_folder(procs: Procs, tmp_path: Pa
     assert listed.returncode == 0, listed.stderr
     assert "robust-echo" in listed.stdout
     assert "succeeded" in listed.stdout
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], *named: str) -> None:
+    """Exit code 2 and one line on stderr that names the culprit: no usage, no traceback."""
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    for text in named:
+        assert text in lines[0], result.stderr
+
+
+DEEP_JSON = "[" * 5000 + "]" * 5000
+BAD_FLAGS = [
+    (["--log-level", "loud", "runs", "list"], "--log-level: must be one of DEBUG, INFO"),
+    (["worker", "--app", FLOWS, "--concurrency", "1e10"], "--concurrency: must be a whole"),
+    (["worker", "--app", FLOWS, "--concurrency", "0"], "--concurrency: must be from 1 to 10000"),
+    (["worker", "--app", FLOWS, "--concurrency", "10001"], "--concurrency: must be from 1"),
+    (["worker", "--app", FLOWS, "--lease", "nan"], "--lease: must be a number of seconds, got nan"),
+    (["worker", "--app", FLOWS, "--lease", "inf"], "--lease: must be at most 3153600000 seconds"),
+    (["worker", "--app", FLOWS, "--lease", "-1"], "--lease: must be positive, got -1"),
+    (["worker", "--app", FLOWS, "--poll-interval", "nan"], "--poll-interval: must be a number"),
+    (["worker", "--app", FLOWS, "--shutdown-grace", "1e400"], "--shutdown-grace: must be at most"),
+    (["worker", "--app", FLOWS, "--health-port", "99999"], "--health-port: must be a port"),
+    (["operator", "--health-port", "-1"], "--health-port: must be a port from 0 to 65535"),
+    (["start", "robust-echo", "--timeout", "nan"], "--timeout: must be a number of seconds"),
+    (["start", "robust-echo", "--deadline", "inf"], "--deadline: must be at most"),
+    (["start", "robust-echo", "--deadline", "1e300"], "--deadline: must be at most"),
+    (["start", "robust-echo", "--deadline", "soon"], "--deadline: must be a number, got 'soon'"),
+    (["start", "a b"], "argument workflow: 'a b' is invalid: use letters, digits"),
+    (["start", "w" * 6000], "argument workflow: 'wwww"),
+    (["start", "robust-echo", "--idempotency-key", "k" * 6000], "must be at most 255 characters"),
+    (["start", "robust-echo", "--input", DEEP_JSON], "--input: the value is nested more than 100"),
+    (["start", "robust-echo", "--input", '{"a": "\\u0000"}'], "--input: the value must not"),
+    (["runs", "list", "--limit", "9" * 30], "--limit: must be from 1 to 10000"),
+    (["runs", "list", "--database-url", "postgresql://[::1"], "'postgresql://[::1': Invalid IPv6"),
+    (["runs", "list", "--database-url", "postgresql://u:secret@h:99999/x"], "u:***@h:99999"),
+    (["runs", "list", "--database-url", "postgresql://h:0/x"], "port must be from 1 to 65535"),
+    (["start"], "the following arguments are required: workflow"),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"), BAD_FLAGS, ids=[f"{i}-{a[0]}" for i, (a, _) in enumerate(BAD_FLAGS)]
+)
+def test_bad_flag_value_is_one_line_naming_it_and_stores_nothing(
+    procs: Procs, argv: list[str], named: str
+) -> None:
+    result = procs.cli(*argv)  # the default database: sqlite:///stepwise.db in procs.root
+    assert_refused(result, named)
+    assert "secret" not in result.stderr
+    assert not (procs.root / "stepwise.db").exists()
+
+
+BAD_VARIABLES = [
+    ("CONCURRENCY", "abc", "must be a whole number, got 'abc'"),
+    ("CONCURRENCY", "0", "must be from 1 to 10000, got 0"),
+    ("CONCURRENCY", "-3", "must be from 1 to 10000, got -3"),
+    ("LEASE_SECONDS", "nan", "must be a number of seconds, got nan"),
+    ("LEASE_SECONDS", "0", "must be positive, got 0"),
+    ("HEALTH_PORT", "99999", "must be a port from 0 to 65535, got 99999"),
+    ("HEALTH_PORT", "http", "must be a whole number, got 'http'"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "problem"), BAD_VARIABLES)
+def test_bad_variable_is_named_by_the_commands_that_use_it_only(
+    procs: Procs, tmp_path: Path, name: str, value: str, problem: str
+) -> None:
+    env = {f"STEPWISE_{name}": value}
+    worker = procs.cli("worker", "--app", FLOWS, env=env)
+    assert_refused(worker, f"$STEPWISE_{name}: {problem}")
+    assert not (procs.root / "stepwise.db").exists()
+    database = ["--database-url", f"sqlite:///{tmp_path / 'stepwise.db'}"]
+    started = procs.cli("start", "robust-echo", *database, env=env)
+    assert started.returncode == 0, started.stderr
+    listed = procs.cli("runs", "list", *database, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "robust-echo" in listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("LOG_LEVEL", "loud", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'loud'"),
+        (
+            "DATABASE_URL",
+            "postgresql://u:secret@[::1",
+            "invalid database URL 'postgresql://u:***@[::1'",
+        ),
+    ],
+)
+def test_bad_variable_every_command_uses_is_named(
+    procs: Procs, name: str, value: str, problem: str
+) -> None:
+    for argv in (["runs", "list"], ["start", "robust-echo"]):
+        result = procs.cli(*argv, env={f"STEPWISE_{name}": value})
+        assert_refused(result, f"$STEPWISE_{name}: {problem}")
+        assert "secret" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["runs", "list"], ["runs", "show", str(uuid.uuid4())], ["runs", "cancel", str(uuid.uuid4())]],
+    ids=lambda command: "-".join(command[:2]),
+)
+def test_read_only_commands_never_create_a_database(
+    procs: Procs, tmp_path: Path, command: list[str]
+) -> None:
+    typo = tmp_path / "sub" / "stepwsie.db"
+    result = procs.cli(*command, "--database-url", f"sqlite:///{typo}")
+    assert_refused(result, f"no SQLite database at '{typo}'")
+    assert not typo.parent.exists()
+
+
+def test_health_port_in_use_is_one_line(procs: Procs, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = procs.cli(
+            "worker", "--app", FLOWS, "--health-host", "127.0.0.1", "--health-port", str(port),
+            "--database-url", f"sqlite:///{tmp_path / 'stepwise.db'}",
+        )  # fmt: skip
+    assert_refused(result, f"cannot serve health checks on 127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("command", [["runs", "list"], ["runs", "show"]])
+def test_output_to_a_closed_pipe_ends_quietly(
+    procs: Procs, tmp_path: Path, command: list[str]
+) -> None:
+    database = ["--database-url", f"sqlite:///{tmp_path / 'stepwise.db'}"]
+    started = procs.cli("start", "robust-echo", "--input", json.dumps("x" * 1000), *database)
+    assert started.returncode == 0, started.stderr
+    if command[-1] == "show":
+        command = [*command, started.stdout.strip()]
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader is gone before stepwise writes a byte: as `| head` ending
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "stepwise", *command, *database],
+            stdin=subprocess.DEVNULL,
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert result.stderr == ""
+    assert result.returncode == 128 + signal.SIGPIPE

@@ -29,7 +29,7 @@ from itertools import groupby
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from stepwise.backends import base, migrations
 from stepwise.backends.sqlfiles import load_queries
@@ -253,9 +253,10 @@ class _PollingWatch:
 class SqliteBackend:
     """``Backend`` on a SQLite file; see the module docstring for how it stays correct."""
 
-    def __init__(self, url: str, *, poll_interval: float = 0.1) -> None:
+    def __init__(self, url: str, *, poll_interval: float = 0.1, create: bool = True) -> None:
         self.display_url = url
         self._path = _database_path(url)
+        self._create = create
         self._poll_interval = poll_interval
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stepwise-sqlite")
         self._conn: sqlite3.Connection | None = None
@@ -288,14 +289,24 @@ class SqliteBackend:
             raise DatabaseUnavailable(self.display_url, str(exc)) from exc
 
     def _connect(self) -> sqlite3.Connection:
-        Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        if self._create:
+            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            target, uri = self._path, False
+        elif Path(self._path).is_file():
+            # mode=rw: should the file vanish after the check, SQLite fails instead of creating.
+            target, uri = f"file:{quote(self._path)}?mode=rw", True
+        else:
+            raise ConfigurationError(
+                f"no SQLite database at {self._path!r} ({self.display_url}); "
+                "this command does not create one"
+            )
         # isolation_level=None: no implicit transactions; ours are explicit BEGIN IMMEDIATE.
         # timeout is SQLite's busy_timeout: wait for another process's write lock, don't fail.
-        conn = sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        conn = sqlite3.connect(target, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, uri=uri)
         try:
             conn.row_factory = sqlite3.Row
             conn.executescript(_QUERIES["configure_connection"])
-            _transaction(conn, lambda conn: _migrate(conn, self.display_url))
+            _transaction(conn, _migrate)
         except BaseException:
             conn.close()
             raise
@@ -431,11 +442,12 @@ class SqliteBackend:
 # ---- work functions: each runs on a backend's database thread ----------------------------
 
 
-def _migrate(conn: sqlite3.Connection, url: str) -> None:
+def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute(_QUERIES["create_migrations_table"])
     applied = {row[0] for row in conn.execute(_QUERIES["applied_migrations"])}
-    shipped = migrations.discover(_MIGRATIONS_PACKAGE)
-    for migration in migrations.pending(shipped, applied, url):
+    for migration in migrations.discover(_MIGRATIONS_PACKAGE):
+        if migration.version in applied:
+            continue
         for statement in _statements(migration.sql):
             conn.execute(statement)
         conn.execute(
