@@ -3,20 +3,27 @@
 #   stepwise operator ...        stepwise worker --app ...
 # Your workflows go in an image built FROM this one: see examples/Dockerfile.
 ARG PYTHON_VERSION=3.11
+# Any Debian-like image with python3 (and its venv module) will do; both stages use it.
+ARG BASE_IMAGE=python:${PYTHON_VERSION}-slim
 
 # ---- build: a virtualenv with stepwise and every extra, no build tools in the final image ----
-FROM python:${PYTHON_VERSION}-slim AS build
+FROM ${BASE_IMAGE} AS build
+# Unset in a normal build. An offline build passes local wheels instead of an index
+# (scripts/images.sh: PIP_NO_INDEX=1, PIP_FIND_LINKS=<a mounted wheel dir>); build-args
+# never reach the final image.
+ARG PIP_NO_INDEX
+ARG PIP_FIND_LINKS
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY stepwise ./stepwise
-RUN python -m venv /opt/stepwise \
+RUN python3 -m venv /opt/stepwise \
  && /opt/stepwise/bin/pip install --upgrade pip \
  && /opt/stepwise/bin/pip install '.[all]'
 
 # ---- runtime ----
-FROM python:${PYTHON_VERSION}-slim
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="stepwise" \
       org.opencontainers.image.description="Durable workflows for Python, run on Kubernetes" \
       org.opencontainers.image.licenses="Apache-2.0"

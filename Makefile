@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit dev-cluster dev-cluster-down k8s-tools bench crds clean
+.PHONY: demo test lint unit dev-cluster dev-cluster-down k8s-tools node-tools images bench crds clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing stepwise with its test tools"
@@ -21,13 +21,20 @@ demo: $(STAMP)
 k8s-tools:
 	bash scripts/k8s-tools.sh
 
+# The test node (needs root): containerd & co. from apt, then the images built here.
+node-tools:
+	bash scripts/node-tools.sh
+
+images: $(STAMP) node-tools
+	bash scripts/images.sh >/dev/null
+
 lint: $(STAMP)
 	$(BIN)/ruff check stepwise tests bench examples scripts
 	$(BIN)/ruff format --check stepwise tests bench examples scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: $(STAMP) k8s-tools
+test: $(STAMP) k8s-tools images
 	bash scripts/ensure-postgres.sh
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest
@@ -35,7 +42,7 @@ test: $(STAMP) k8s-tools
 unit: $(STAMP)
 	$(BIN)/pytest -m "not postgres and not kube and not slow"
 
-dev-cluster: $(STAMP) k8s-tools
+dev-cluster: $(STAMP) k8s-tools images
 	$(BIN)/python scripts/dev_cluster.py up
 
 dev-cluster-down: $(STAMP)

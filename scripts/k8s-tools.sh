@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the test control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, helm) from the Go wrapper modules under tools/ into a
+# kube-scheduler, kubectl, helm) and the test node's Go binaries (kubelet, kube-proxy,
+# CoreDNS) from the Go wrapper modules under tools/ into a
 # version-keyed cache outside the repo. No release binaries are downloaded: only Go
 # modules, pinned by the committed go.sum files. Binaries already built at the right
 # version are skipped, so a warm run takes well under a second and needs no Go at all.
@@ -29,6 +30,7 @@ read_version() {
 KUBE_VERSION=$(read_version KUBE_VERSION)
 ETCD_VERSION=$(read_version ETCD_VERSION)
 HELM_VERSION=$(read_version HELM_VERSION)
+COREDNS_VERSION=$(read_version COREDNS_VERSION)
 
 CACHE=${STEPWISE_CACHE:-$HOME/.cache/stepwise}
 PREFIX=$CACHE/k8s-$KUBE_VERSION
@@ -47,7 +49,7 @@ export GOFLAGS="-mod=readonly -buildvcs=false"
 check_go() {
   local need_go have_go
   need_go=$(sed -nE 's/^go ([0-9.]+)$/\1/p' "$TOOLS/k8s/go.mod" "$TOOLS/etcd/go.mod" \
-    "$TOOLS/helm/go.mod" | sort -V | tail -1)
+    "$TOOLS/helm/go.mod" "$TOOLS/coredns/go.mod" | sort -V | tail -1)
   command -v go >/dev/null 2>&1 || die "Go is not installed (or not on PATH).
   The test control plane is compiled from Go modules: install Go >= $need_go
   (https://go.dev/dl/ or your distribution's golang package) and retry."
@@ -69,6 +71,8 @@ grep -qE "^(require)?\s*go\.etcd\.io/etcd/server/v3 $ETCD_VERSION( |\$)" "$TOOLS
   die "tools/etcd/go.mod does not require etcd $ETCD_VERSION (tools/versions.env)"
 grep -qE "^(require)?\s*helm\.sh/helm/v3 $HELM_VERSION( |\$)" "$TOOLS/helm/go.mod" ||
   die "tools/helm/go.mod does not require helm $HELM_VERSION (tools/versions.env)"
+grep -qE "^(require)?\s*github\.com/coredns/coredns $COREDNS_VERSION( |\$)" "$TOOLS/coredns/go.mod" ||
+  die "tools/coredns/go.mod does not require CoreDNS $COREDNS_VERSION (tools/versions.env)"
 
 if [ "${1:-}" = "--print-replaces" ]; then
   check_go
@@ -97,6 +101,9 @@ targets=(
   "kube-scheduler|k8s|k8s.io/kubernetes/cmd/kube-scheduler|--version|Kubernetes $KUBE_VERSION|kube|selinux,notest"
   "kubectl|k8s|k8s.io/kubernetes/cmd/kubectl|version --client|Client Version: $KUBE_VERSION|kube|selinux,notest"
   "helm|helm|helm.sh/helm/v3/cmd/helm|version --short|$HELM_VERSION|helm|"
+  "kubelet|k8s|k8s.io/kubernetes/cmd/kubelet|--version|Kubernetes $KUBE_VERSION|kube|selinux,notest"
+  "kube-proxy|k8s|k8s.io/kubernetes/cmd/kube-proxy|--version|Kubernetes $KUBE_VERSION|kube|selinux,notest"
+  "coredns|coredns|stepwise.local/tools/coredns|-version|CoreDNS-${COREDNS_VERSION#v}|plain|"
 )
 
 fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
@@ -162,8 +169,9 @@ for t in "${targets[@]}"; do
     kube) ldflags=$kube_ldflags ;;
     etcd) ldflags=$etcd_ldflags ;;
     helm) ldflags=$helm_ldflags ;;
+    plain) ldflags="-s -w" ;;
   esac
-  echo "==> [$n/${#targets[@]}] building $name ($pkg) - a cold build of all six takes 8-15 min on 2 cores"
+  echo "==> [$n/${#targets[@]}] building $name ($pkg) - a cold build of all nine takes 12-20 min on 2 cores"
   t0=$(date +%s)
   # One build at a time: each already uses every core, and memory peaks at the link.
   (cd "$TOOLS/$dir" &&

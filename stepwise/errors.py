@@ -4,6 +4,9 @@
     ├── ConfigurationError          bad URL, schema name, flag or environment value
     ├── InvalidArgument             an argument out of range (also a ValueError; carries ``name``)
     ├── DatabaseUnavailable         the database cannot be reached (names the URL, password hidden)
+    ├── DatabaseDamaged             the SQLite file is not a usable database (names the file)
+    ├── SchemaTooNew                a newer stepwise migrated the database (names both versions)
+    ├── IdempotencyConflict         an idempotency key reused with another input (names its run)
     ├── DefinitionError             a workflow definition is wrong (duplicate name, bad signature)
     ├── UnknownWorkflow             no workflow registered under that name (lists the known ones)
     ├── InvalidInput                run input is not JSON or fails the workflow's input model
@@ -54,6 +57,45 @@ class DatabaseUnavailable(StepwiseError):
         super().__init__(f"cannot reach the database at {url}: {reason}")
         self.url = url
         self.reason = reason
+
+
+class DatabaseDamaged(StepwiseError):
+    """The SQLite file at ``path`` is not a usable database: damaged, truncated, not a database,
+    a directory, or not readable and writable. Retrying cannot help, so it is not
+    ``DatabaseUnavailable``."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"cannot use the SQLite file {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class SchemaTooNew(StepwiseError):
+    """The database's schema was migrated by a newer stepwise: this one would misread it."""
+
+    def __init__(self, url: str, found: int, known: int) -> None:
+        super().__init__(
+            f"database schema at {url} is version {found}, this stepwise knows up to {known}; "
+            "upgrade stepwise"
+        )
+        self.url = url
+        self.found = found
+        self.known = known
+
+
+class IdempotencyConflict(StepwiseError):
+    """``key`` already started run ``run_id`` of this workflow with a different input: the same
+    key must mean the same request, so the new one is refused rather than silently answered
+    with the old run."""
+
+    def __init__(self, key: str, run_id: str, workflow: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} already started run {run_id} of workflow {workflow!r} "
+            "with a different input"
+        )
+        self.key = key
+        self.run_id = run_id
+        self.workflow = workflow
 
 
 class DefinitionError(StepwiseError):

@@ -4,13 +4,20 @@ The same number means the same logical change in every dialect. Each backend app
 pending ones on ``open()`` under its own lock (a Postgres advisory lock, SQLite
 ``BEGIN IMMEDIATE``) and records them in ``stepwise_migrations(version, name, applied_at)``.
 Released files are never edited; a change is a new file.
+
+A database whose newest applied migration is one this stepwise does not ship was migrated by a
+newer stepwise: opening it fails with ``SchemaTooNew`` before anything is read or written, so an
+old worker or client never serves (or damages) a schema it does not know.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import resources
+
+from stepwise.errors import SchemaTooNew
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -35,3 +42,13 @@ def discover(package: str) -> list[Migration]:
     if len(set(versions)) != len(versions):
         raise ValueError(f"{package} has two migrations with one number: {versions}")
     return found
+
+
+def pending(shipped: list[Migration], applied: Collection[int], url: str) -> list[Migration]:
+    """The ``shipped`` migrations not yet ``applied`` to the database at ``url``, in order;
+    ``SchemaTooNew`` when the database holds a migration newer than any shipped one."""
+    known = max((m.version for m in shipped), default=0)
+    found = max(applied, default=0)
+    if found > known:
+        raise SchemaTooNew(url, found, known)
+    return [m for m in shipped if m.version not in applied]

@@ -56,6 +56,8 @@ KCM_CONTROLLERS = (
     "-service-lb-controller"
 )
 SERVICE_CIDR = "10.0.0.0/24"
+# The API server's client certificate towards kubelets (RBAC: system:kubelet-api-admin).
+KUBELET_CLIENT_SUBJECT = "/CN=kube-apiserver-kubelet-client/O=kube-apiserver"
 
 T = TypeVar("T")
 
@@ -169,6 +171,22 @@ def _set_parent_death_signal() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def spawn(
+    argv: Sequence[str], log: Path, *, cwd: Path, die_with_parent: bool
+) -> subprocess.Popen[bytes]:
+    """Start a server process with its output appended to ``log``."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,  # Ctrl-C in the terminal reaches pytest, not them
+            preexec_fn=_set_parent_death_signal if die_with_parent else None,
+        )
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
@@ -233,6 +251,10 @@ class ControlPlane:
     startup_timeout: float = 90.0
     die_with_parent: bool = True
     verbosity: int = 1
+    # The test node's bridge address (tests/plugins/node.py): the API server binds and
+    # advertises it, so pods reach it through the `kubernetes` Service, and it authenticates
+    # to the kubelet by client certificate. None: 127.0.0.1 only, and no node can join.
+    node_ip: str | None = None
 
     server: str = field(init=False, default="")
     admin_token: str = field(init=False, default="")
@@ -368,13 +390,7 @@ class ControlPlane:
         (pki / "openssl.cnf").write_text(
             "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = stepwise-test\n"
             "[ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n"
-            "subjectKeyIdentifier = hash\n"
-            "[leaf]\nbasicConstraints = critical,CA:FALSE\n"
-            "keyUsage = critical,digitalSignature,keyEncipherment\n"
-            "extendedKeyUsage = serverAuth\nsubjectKeyIdentifier = hash\n"
-            "authorityKeyIdentifier = keyid,issuer\n"
-            "subjectAltName = IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,"
-            "DNS:kubernetes.default,DNS:kubernetes.default.svc\n",
+            "subjectKeyIdentifier = hash\n",
             encoding="utf-8",
         )
         cnf = ("-config", "openssl.cnf")
@@ -383,15 +399,11 @@ class ControlPlane:
             "req", "-x509", *cnf, "-extensions", "ca", "-newkey", "rsa:2048", "-nodes",
             "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=stepwise-test-ca", *days,
         )  # fmt: skip
-        self._openssl(
-            "req", "-new", *cnf, "-newkey", "rsa:2048", "-nodes", "-keyout", "apiserver.key",
-            "-out", "apiserver.csr", "-subj", "/CN=kube-apiserver",
-        )  # fmt: skip
-        self._openssl(
-            "x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-set_serial", str(secrets.randbits(63)), "-extfile", "openssl.cnf",
-            "-extensions", "leaf", "-out", "apiserver.crt", *days,
-        )  # fmt: skip
+        sans = ["IP:127.0.0.1", "DNS:localhost", "IP:10.0.0.1", "DNS:kubernetes"]
+        sans += ["DNS:kubernetes.default", "DNS:kubernetes.default.svc"]
+        self.issue_certificate("apiserver", "/CN=kube-apiserver", sans=sans + self._node_sans())
+        if self.node_ip:
+            self.issue_certificate("apiserver-kubelet-client", KUBELET_CLIENT_SUBJECT, client=True)
         self._openssl("genrsa", "-out", "sa.key", "2048")
         self.admin_token = secrets.token_hex(24)
         self._kcm_token = secrets.token_hex(24)
@@ -402,22 +414,46 @@ class ControlPlane:
             f"{self._scheduler_token},system:kube-scheduler,scheduler-uid\n",
             encoding="utf-8",
         )
-        for key in ("ca.key", "apiserver.key", "sa.key", "tokens.csv"):
+        for key in ("ca.key", "sa.key", "tokens.csv"):
             (pki / key).chmod(0o600)
+
+    def _node_sans(self) -> list[str]:
+        return [f"IP:{self.node_ip}"] if self.node_ip else []
+
+    def issue_certificate(
+        self, name: str, subject: str, *, client: bool = False, sans: Sequence[str] = ()
+    ) -> tuple[Path, Path]:
+        """``pki/<name>.crt`` and ``.key``, signed by the test CA: a client certificate
+        (``subject`` names the user and groups: ``/CN=user/O=group``), a serving one for the
+        ``sans`` (``IP:…``, ``DNS:…``), or both."""
+        usages = (["clientAuth"] if client else []) + (["serverAuth"] if sans else [])
+        extensions = [
+            "basicConstraints = critical,CA:FALSE",
+            "keyUsage = critical,digitalSignature,keyEncipherment",
+            f"extendedKeyUsage = {','.join(usages)}",
+            "subjectKeyIdentifier = hash",
+            "authorityKeyIdentifier = keyid,issuer",
+        ]
+        if sans:
+            extensions.append(f"subjectAltName = {','.join(sans)}")
+        pki = self.root / "pki"
+        (pki / f"{name}.ext").write_text("\n".join(extensions) + "\n", encoding="utf-8")
+        self._openssl(
+            "req", "-new", "-config", "openssl.cnf", "-newkey", "rsa:2048", "-nodes",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject,
+        )  # fmt: skip
+        self._openssl(
+            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-set_serial", str(secrets.randbits(63)), "-extfile", f"{name}.ext",
+            "-out", f"{name}.crt", "-days", "3650",
+        )  # fmt: skip
+        (pki / f"{name}.key").chmod(0o600)
+        return pki / f"{name}.crt", pki / f"{name}.key"
 
     def _spawn(self, name: str, args: Sequence[str]) -> _Child:
         executable = str(self._bins[name])
         log = self.log(name)
-        with log.open("ab") as out:
-            popen = subprocess.Popen(
-                [executable, *args],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.root,
-                start_new_session=True,  # Ctrl-C in the terminal reaches pytest, not them
-                preexec_fn=_set_parent_death_signal if self.die_with_parent else None,
-            )
+        popen = spawn([executable, *args], log, cwd=self.root, die_with_parent=self.die_with_parent)
         child = _Child(name, executable, popen, log)
         self._children.append(child)
         return child
@@ -478,13 +514,14 @@ class ControlPlane:
     def _start_apiserver(self) -> None:
         port = free_port()
         self.ports["kube-apiserver"] = port
-        self.server = f"https://127.0.0.1:{port}"
+        address = self.node_ip or "127.0.0.1"
+        self.server = f"https://{address}:{port}"
         pki = self.root / "pki"
         args = [
             f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-            "--bind-address=127.0.0.1",
+            f"--bind-address={address}",
             # Explicit: a loopback bind would otherwise make it look for a host interface.
-            "--advertise-address=127.0.0.1",
+            f"--advertise-address={address}",
             f"--secure-port={port}",
             f"--cert-dir={pki}",
             f"--tls-cert-file={pki / 'apiserver.crt'}",
@@ -497,12 +534,20 @@ class ControlPlane:
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
             f"--token-auth-file={pki / 'tokens.csv'}",
-            # The "kubernetes" Endpoints may not point at loopback: don't reconcile them.
-            "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",
             f"--v={self.verbosity}",
         ]
+        if self.node_ip:
+            args += [
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
+        else:
+            # The "kubernetes" Endpoints may not point at loopback: don't reconcile them.
+            args.append("--endpoint-reconciler-type=none")
         if not self.controllers:
             # Without the controller-manager no namespace gets a "default" ServiceAccount,
             # and the admission plugin would then reject every Pod.
@@ -510,13 +555,13 @@ class ControlPlane:
         child = self._spawn("kube-apiserver", args)
         context = ssl.create_default_context(cafile=str(self.ca_file))
         self._wait_http(child, f"{self.server}/readyz", context, lambda body: body.strip() == "ok")
-        self._write_kubeconfig(self.kubeconfig, "admin", self.admin_token)
+        self.write_kubeconfig(self.kubeconfig, "admin", token=self.admin_token)
 
     def _start_controller_manager(self) -> None:
         port = free_port()
         self.ports["kube-controller-manager"] = port
         kubeconfig = self.root / "controller-manager.kubeconfig"
-        self._write_kubeconfig(kubeconfig, "system:kube-controller-manager", self._kcm_token)
+        self.write_kubeconfig(kubeconfig, "system:kube-controller-manager", token=self._kcm_token)
         pki = self.root / "pki"
         child = self._spawn(
             "kube-controller-manager",
@@ -544,7 +589,7 @@ class ControlPlane:
         port = free_port()
         self.ports["kube-scheduler"] = port
         kubeconfig = self.root / "scheduler.kubeconfig"
-        self._write_kubeconfig(kubeconfig, "system:kube-scheduler", self._scheduler_token)
+        self.write_kubeconfig(kubeconfig, "system:kube-scheduler", token=self._scheduler_token)
         child = self._spawn(
             "kube-scheduler",
             [
@@ -559,16 +604,30 @@ class ControlPlane:
         )
         self._wait_http(child, f"https://127.0.0.1:{port}/healthz", _insecure(), _is_ok)
 
-    def _write_kubeconfig(
-        self, path: Path, user: str, token: str, namespace: str = "default"
+    def write_kubeconfig(
+        self,
+        path: Path,
+        user: str,
+        *,
+        token: str = "",
+        client_cert: tuple[Path, Path] | None = None,
+        namespace: str = "default",
     ) -> Path:
+        """A kubeconfig for ``user``, who authenticates by ``token`` or by ``client_cert``."""
         # JSON strings are valid YAML scalars: no YAML library needed.
         q = json.dumps
+        if client_cert:
+            credentials = (
+                f"    client-certificate: {q(str(client_cert[0]))}\n"
+                f"    client-key: {q(str(client_cert[1]))}\n"
+            )
+        else:
+            credentials = f"    token: {q(token)}\n"
         path.write_text(
             "apiVersion: v1\nkind: Config\n"
             f"clusters:\n- name: stepwise-test\n  cluster:\n    server: {q(self.server)}\n"
             f"    certificate-authority: {q(str(self.ca_file))}\n"
-            f"users:\n- name: {q(user)}\n  user:\n    token: {q(token)}\n"
+            f"users:\n- name: {q(user)}\n  user:\n{credentials}"
             f"contexts:\n- name: {q(user)}\n  context:\n    cluster: stepwise-test\n"
             f"    user: {q(user)}\n    namespace: {q(namespace)}\n"
             f"current-context: {q(user)}\n",
@@ -681,9 +740,8 @@ class ControlPlane:
             )
         token = self.create_token(namespace, service_account, expiration_seconds)
         target = path or self.root / f"sa-{namespace}-{service_account}.kubeconfig"
-        return self._write_kubeconfig(
-            target, f"system:serviceaccount:{namespace}:{service_account}", token, namespace
-        )
+        user = f"system:serviceaccount:{namespace}:{service_account}"
+        return self.write_kubeconfig(target, user, token=token, namespace=namespace)
 
     # ---- CLI tools ----
 

@@ -747,11 +747,11 @@ class NodeAgent:
                 },
             )
             # The harness's own kubeconfig writer: same cluster and CA, this token.
-            pod.kubeconfig = self.kube._write_kubeconfig(
+            pod.kubeconfig = self.kube.write_kubeconfig(
                 pod.root / "kubeconfig",
                 f"system:serviceaccount:{pod.namespace}:{account}",
-                answer["status"]["token"],
-                pod.namespace,
+                token=answer["status"]["token"],
+                namespace=pod.namespace,
             )
         return pod.kubeconfig
 

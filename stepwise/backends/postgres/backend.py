@@ -280,12 +280,10 @@ class PostgresBackend:
             await conn.execute(_QUERIES["create_schema"].replace("{schema}", self._quoted_schema))
             await conn.execute(_QUERIES["create_migrations_table"])
             applied = {row["version"] for row in await conn.fetch(_QUERIES["applied_migrations"])}
-            for migration in migrations.discover(_MIGRATIONS_PACKAGE):
-                if migration.version not in applied:
-                    await conn.execute(migration.sql)
-                    await conn.execute(
-                        _QUERIES["record_migration"], migration.version, migration.name
-                    )
+            shipped = migrations.discover(_MIGRATIONS_PACKAGE)
+            for migration in migrations.pending(shipped, applied, self.display_url):
+                await conn.execute(migration.sql)
+                await conn.execute(_QUERIES["record_migration"], migration.version, migration.name)
 
     async def close(self) -> None:
         listener, self._listener = self._listener, None

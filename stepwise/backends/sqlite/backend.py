@@ -306,7 +306,7 @@ class SqliteBackend:
         try:
             conn.row_factory = sqlite3.Row
             conn.executescript(_QUERIES["configure_connection"])
-            _transaction(conn, _migrate)
+            _transaction(conn, lambda conn: _migrate(conn, self.display_url))
         except BaseException:
             conn.close()
             raise
@@ -442,12 +442,11 @@ class SqliteBackend:
 # ---- work functions: each runs on a backend's database thread ----------------------------
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
+def _migrate(conn: sqlite3.Connection, url: str) -> None:
     conn.execute(_QUERIES["create_migrations_table"])
     applied = {row[0] for row in conn.execute(_QUERIES["applied_migrations"])}
-    for migration in migrations.discover(_MIGRATIONS_PACKAGE):
-        if migration.version in applied:
-            continue
+    shipped = migrations.discover(_MIGRATIONS_PACKAGE)
+    for migration in migrations.pending(shipped, applied, url):
         for statement in _statements(migration.sql):
             conn.execute(statement)
         conn.execute(

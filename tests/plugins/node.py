@@ -1,0 +1,602 @@
+"""A real Kubernetes node on this machine, joined to a ControlPlane: containerd and runc from
+Debian, kubelet and kube-proxy (tools/k8s), CoreDNS (tools/coredns), images built here
+(scripts/images.sh). Pods run in real containers with the chart's securityContext enforced.
+
+Why not a fake node: the chart's probes, securityContext, Services, DNS, the bundled
+PostgreSQL StatefulSet and the image itself only meet reality on a real kubelet.
+
+The network is made by this module and nothing else is touched: a bridge ``stepwise0`` whose
+address NODE_IP is the node's address, the API server's bind and advertise address and the
+cluster DNS address; pods get addresses from POD_CIDR on it and a route to the Service range
+only. Nothing binds 0.0.0.0 or the machine's own interface address. The kubelet authenticates
+to the API server, and the API server to the kubelet, by client certificate.
+
+One node per machine (the bridge, the ports and iptables are host-wide): ``Node.start`` takes
+an exclusive lock on LOCK_FILE and cleans up what a killed predecessor left, ``stop`` removes
+everything, iptables chains included. Needs root. Used by ``tests/e2e`` (one node per session)
+and ``scripts/dev_cluster.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+from tests.plugins.kube import (
+    REPO_ROOT,
+    ApiError,
+    ControlPlane,
+    ControlPlaneError,
+    cache_dir,
+    free_port,
+    spawn,
+    wait_until,
+)
+
+BRIDGE = "stepwise0"
+NODE_IP = "10.244.0.1"
+POD_CIDR = "10.244.0.0/24"
+NODE_NAME = "stepwise-node"
+CLUSTER_DOMAIN = "cluster.local"
+RUN_DIR = Path("/run/stepwise-node")
+# Kept between nodes: containerd's root (the imported images). Wiped by every cleanup: the
+# kubelet's root dir and the pods' logs.
+STATE_DIR = cache_dir() / "node"
+KUBELET_DIR = STATE_DIR / "kubelet"
+POD_LOGS_DIR = STATE_DIR / "pod-logs"
+LOCK_FILE = Path("/run/stepwise-node.lock")
+STORAGE_CLASS = "stepwise-local"
+VOLUMES = 8
+NETNS_DIR = Path("/var/run/netns")
+# kube-proxy's and the kubelet's chains, and those of the CNI portmap plugin.
+CHAIN_PREFIXES = ("KUBE-", "CNI-")
+
+
+class NodeError(ControlPlaneError):
+    """The node could not start (or is held by another user of this machine)."""
+
+
+def _run(*args: str, check: bool = True, input: str | None = None) -> str:  # noqa: A002
+    result = subprocess.run(args, capture_output=True, text=True, input=input, check=False)
+    if check and result.returncode != 0:
+        raise NodeError(f"`{' '.join(args)}` failed: {(result.stderr or result.stdout).strip()}")
+    return result.stdout
+
+
+def images() -> dict[str, tuple[str, Path]]:
+    """Build what is missing (``scripts/images.sh``); name → (image ref, docker-archive)."""
+    out = _run("bash", str(REPO_ROOT / "scripts" / "images.sh"))
+    found: dict[str, tuple[str, Path]] = {}
+    for line in out.splitlines():
+        name, ref, archive = line.split()
+        found[name] = (ref, Path(archive))
+    return found
+
+
+class Node:
+    """The node's processes and host state. ``prepare`` (bridge, lock) comes before the
+    ControlPlane starts, since the API server binds NODE_IP; ``join`` after it."""
+
+    def __init__(self, workdir: Path, *, die_with_parent: bool = True) -> None:
+        self.workdir = workdir
+        self.die_with_parent = die_with_parent
+        self.images: dict[str, tuple[str, Path]] = {}
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.ports: dict[str, int] = {}
+        self._lock: IO[str] | None = None
+        self._plane: ControlPlane | None = None
+
+    @property
+    def plane(self) -> ControlPlane:
+        if self._plane is None:
+            raise NodeError("the node has not joined a control plane")
+        return self._plane
+
+    @property
+    def containerd_socket(self) -> Path:
+        return RUN_DIR / "containerd.sock"
+
+    def log(self, name: str) -> Path:
+        return self.workdir / "logs" / f"{name}.log"
+
+    # ---- lifecycle ----
+
+    def prepare(self, lock_timeout: float = 1800.0) -> None:
+        """Root check, the machine-wide lock, leftovers of a killed node removed, the bridge."""
+        if os.geteuid() != 0:
+            raise NodeError(
+                "the test node needs root (containerd, the kubelet, a bridge, iptables): "
+                "run as root, e.g. `sudo make dev-cluster`"
+            )
+        self._take_lock(lock_timeout)
+        cleanup()
+        self.images = images()
+        for path in (self.workdir / "logs", self.workdir / "volumes", RUN_DIR, KUBELET_DIR):
+            path.mkdir(parents=True, exist_ok=True)
+        for key, value in (
+            ("net/ipv4/ip_forward", "1"),
+            ("net/bridge/bridge-nf-call-iptables", "1"),
+        ):
+            Path("/proc/sys", key).write_text(value)
+        _run("ip", "link", "add", BRIDGE, "type", "bridge")
+        _run("ip", "addr", "add", f"{NODE_IP}/{POD_CIDR.split('/')[1]}", "dev", BRIDGE)
+        _run("ip", "link", "set", BRIDGE, "up")
+
+    def join(self, plane: ControlPlane) -> None:
+        """containerd, the images, kubelet, kube-proxy, CoreDNS; until the Node is Ready."""
+        self._plane = plane
+        self._grant_cluster_roles()
+        self._start_containerd()
+        self._import_images()
+        self._start_kubelet()
+        self._start_kube_proxy()
+        self._start_coredns()
+        self._create_volumes()
+        wait_until(self._ready, timeout=120, what=f"node {NODE_NAME} to be Ready")
+
+    def stop(self) -> None:
+        """Pods stopped by the kubelet (so CNI releases their addresses), then every process,
+        mount, network namespace, iptables chain and the bridge; the lock released last."""
+        if self._plane is not None and self.children:
+            with contextlib.suppress(Exception):
+                self.drain(timeout=60)
+        children, self.children = self.children, []
+        for child in reversed(children):
+            child.terminate()
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(timeout=15)
+        cleanup()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def detach(self) -> dict[str, Any]:
+        """What ``scripts/dev_cluster.py down`` needs later; the processes keep running."""
+        pids = [[child.pid, str(child.args[0])] for child in reversed(self.children)]  # type: ignore[index]
+        for child in self.children:
+            child.returncode = 0  # no "still running" ResourceWarning: it is meant to
+        self.children = []
+        return {"pids": pids, "workdir": str(self.workdir)}
+
+    def drain(self, timeout: float) -> None:
+        """Delete every pod (short grace) and wait until the kubelet has stopped them all."""
+        self.plane.kubectl("delete", "pods", "--all", "-A", "--grace-period=1", "--wait=false")
+        wait_until(
+            lambda: not self.plane.kubectl_json("get", "pods", "-A")["items"],
+            timeout=timeout,
+            what="the kubelet to stop every pod",
+        )
+
+    # ---- pieces ----
+
+    def _take_lock(self, timeout: float) -> None:
+        lock = LOCK_FILE.open("a+")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    lock.close()
+                    raise NodeError(
+                        f"another test node holds {LOCK_FILE} (a dev cluster? "
+                        "`make dev-cluster-down` stops it)"
+                    ) from None
+                time.sleep(1)
+        self._lock = lock
+
+    def _spawn(self, executable: Path | str, args: list[str]) -> None:
+        name = Path(executable).name
+        child = spawn(
+            [str(executable), *args],
+            self.log(name),
+            cwd=self.workdir,
+            die_with_parent=self.die_with_parent,
+        )
+        self.children.append(child)
+        if child.poll() is not None:
+            raise NodeError(f"{name} exited at once; see {self.log(name)}")
+
+    def _cert(self, name: str, subject: str, *, serving: bool = False) -> tuple[Path, Path]:
+        sans = [f"IP:{NODE_IP}", f"DNS:{NODE_NAME}"] if serving else []
+        return self.plane.issue_certificate(name, subject, client=True, sans=sans)
+
+    def _kubeconfig(self, name: str, user: str, cert: tuple[Path, Path]) -> Path:
+        return self.plane.write_kubeconfig(
+            self.workdir / f"{name}.kubeconfig", user, client_cert=cert
+        )
+
+    def _grant_cluster_roles(self) -> None:
+        """RBAC the API server's kubelet client and CoreDNS need (the rest is bootstrapped)."""
+        self.plane.apply(
+            _CLUSTER_ROLES.replace("$COREDNS_USER", "stepwise:coredns").replace(
+                "$KUBELET_CLIENT", "kube-apiserver-kubelet-client"
+            )
+        )
+
+    def _start_containerd(self) -> None:
+        state = cache_dir() / "node" / "containerd"
+        state.mkdir(parents=True, exist_ok=True)
+        (RUN_DIR / "cni").mkdir(exist_ok=True)
+        (RUN_DIR / "cni" / "10-stepwise.conflist").write_text(json.dumps(_cni_config()))
+        config = self.workdir / "containerd.toml"
+        config.write_text(
+            _CONTAINERD_CONFIG.format(
+                root=state,
+                state=RUN_DIR / "containerd",
+                socket=self.containerd_socket,
+                pause=self.images["stepwise-pause"][0],
+                cni_conf=RUN_DIR / "cni",
+            )
+        )
+        self._spawn(shutil.which("containerd") or "containerd", ["--config", str(config)])
+        wait_until(
+            lambda: self._ctr("version", check=False) and True,
+            timeout=60,
+            what="containerd to answer",
+        )
+
+    def _ctr(self, *args: str, check: bool = True) -> str:
+        return _run(
+            "ctr", "--address", str(self.containerd_socket), "-n", "k8s.io", *args, check=check
+        )
+
+    def _import_images(self) -> None:
+        """Import the images containerd does not have yet (a warm node has them all)."""
+        present = set(self._ctr("images", "ls", "-q").split())
+        for ref, archive in self.images.values():
+            if ref not in present:
+                self._ctr("images", "import", str(archive))
+
+    def _start_kubelet(self) -> None:
+        plane = self.plane
+        cert = self._cert("kubelet", f"/CN=system:node:{NODE_NAME}/O=system:nodes", serving=True)
+        kubeconfig = self._kubeconfig("kubelet", f"system:node:{NODE_NAME}", cert)
+        self.ports["kubelet-healthz"] = free_port()
+        config = self.workdir / "kubelet.json"
+        config.write_text(json.dumps(_kubelet_config(plane.ca_file, cert, self)))
+        self._spawn(
+            str(plane.tools_dir / "kubelet"),
+            [
+                f"--config={config}",
+                f"--kubeconfig={kubeconfig}",
+                f"--root-dir={KUBELET_DIR}",
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={NODE_IP}",
+                "--v=1",
+            ],
+        )
+
+    def _start_kube_proxy(self) -> None:
+        cert = self._cert("kube-proxy", "/CN=system:kube-proxy")
+        kubeconfig = self._kubeconfig("kube-proxy", "system:kube-proxy", cert)
+        healthz = self.ports["kube-proxy-healthz"] = free_port()
+        config = self.workdir / "kube-proxy.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+                    "kind": "KubeProxyConfiguration",
+                    "clientConnection": {"kubeconfig": str(kubeconfig)},
+                    "mode": "iptables",
+                    "hostnameOverride": NODE_NAME,
+                    "clusterCIDR": POD_CIDR,
+                    "healthzBindAddress": f"127.0.0.1:{healthz}",
+                    "metricsBindAddress": f"127.0.0.1:{free_port()}",
+                    "nodePortAddresses": [f"{NODE_IP}/32"],
+                    # Leave the host's conntrack sysctls alone.
+                    "conntrack": {
+                        "maxPerCore": 0,
+                        "min": 0,
+                        "tcpEstablishedTimeout": "0s",
+                        "tcpCloseWaitTimeout": "0s",
+                    },
+                }
+            )
+        )
+        self._spawn(str(self.plane.tools_dir / "kube-proxy"), [f"--config={config}", "--v=1"])
+
+    def _start_coredns(self) -> None:
+        cert = self._cert("coredns", "/CN=stepwise:coredns")
+        kubeconfig = self._kubeconfig("coredns", "stepwise:coredns", cert)
+        ready = self.ports["coredns-ready"] = free_port()
+        corefile = self.workdir / "Corefile"
+        corefile.write_text(
+            f".:53 {{\n  bind {NODE_IP}\n  errors\n  ready 127.0.0.1:{ready}\n"
+            f"  health 127.0.0.1:{free_port()}\n"
+            f"  kubernetes {CLUSTER_DOMAIN} in-addr.arpa ip6.arpa {{\n"
+            f"    kubeconfig {kubeconfig} stepwise:coredns\n"
+            "    pods insecure\n    fallthrough in-addr.arpa ip6.arpa\n    ttl 5\n  }\n"
+            "  cache 5\n}\n"
+        )
+        self._spawn(str(self.plane.tools_dir / "coredns"), ["-conf", str(corefile)])
+
+    def _create_volumes(self) -> None:
+        """A default StorageClass and a pool of local PersistentVolumes on this node."""
+        self.plane.apply(_STORAGE_CLASS)
+        for index in range(VOLUMES):
+            path = self.workdir / "volumes" / f"pv-{index}"
+            path.mkdir(exist_ok=True)
+            path.chmod(0o777)
+            self.plane.apply(json.dumps(_volume(f"{NODE_NAME}-pv-{index}", path)))
+
+    def recycle_volumes(self) -> None:
+        """Released volumes (their claim was deleted) are wiped and made Available again."""
+        pvs = self.plane.kubectl_json("get", "pv")["items"]
+        for pv in pvs:
+            if pv["status"].get("phase") != "Released" or not pv["metadata"]["name"].startswith(
+                NODE_NAME
+            ):
+                continue
+            path = Path(pv["spec"]["local"]["path"])
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir()
+            path.chmod(0o777)
+            self.plane.kubectl(
+                "patch", "pv", pv["metadata"]["name"], "--type=json",
+                "-p", '[{"op":"remove","path":"/spec/claimRef"}]',
+            )  # fmt: skip
+
+    def _ready(self) -> bool:
+        try:
+            node = self.plane.api("GET", f"/api/v1/nodes/{NODE_NAME}")
+        except ApiError:
+            return False
+        conditions = {c["type"]: c["status"] for c in node["status"].get("conditions", [])}
+        ready_dns = _get(f"http://127.0.0.1:{self.ports['coredns-ready']}/ready")
+        return conditions.get("Ready") == "True" and ready_dns == "OK"
+
+
+def _get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body: bytes = response.read()
+    except OSError:
+        return ""
+    return body.decode().strip()
+
+
+# ---- cleanup (also of a node whose owner was killed) ------------------------------------------
+
+
+def cleanup() -> None:
+    """Remove everything a node leaves on the host; safe to run when nothing is there."""
+    socket = str(RUN_DIR / "containerd.sock")
+    for pid in _pids_mentioning(socket):  # containerd's shims (they outlive containerd)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+    for pid in _pids_in_cgroup("kubepods"):  # the containers' processes
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+    _unmount_under(RUN_DIR, STATE_DIR)
+    for netns in NETNS_DIR.glob("cni-*"):
+        _run("umount", str(netns), check=False)
+        netns.unlink(missing_ok=True)
+    if Path(f"/sys/class/net/{BRIDGE}").exists():
+        _run("ip", "link", "delete", BRIDGE, check=False)
+    _remove_chains()
+    for path in (RUN_DIR, KUBELET_DIR, POD_LOGS_DIR):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _pids_mentioning(word: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if word.encode() in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+    return [pid for pid in pids if pid != os.getpid()]
+
+
+def _pids_in_cgroup(name: str) -> list[int]:
+    """Processes in the kubelet's pod cgroups (cgroup v1 ``pids`` hierarchy)."""
+    root = Path("/sys/fs/cgroup/pids") / name
+    pids: list[int] = []
+    if root.is_dir():
+        for procs in root.rglob("cgroup.procs"):
+            with contextlib.suppress(OSError, ValueError):
+                pids += [int(line) for line in procs.read_text().split()]
+    return pids
+
+
+def _unmount_under(*roots: Path) -> None:
+    """Unmount (deepest first) every mount below ``roots``: rootfs overlays, shm, secrets."""
+    prefixes = tuple(str(root.resolve()) + "/" for root in roots)
+    mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    for target in sorted({m for m in mounts if m.startswith(prefixes)}, key=len, reverse=True):
+        _run("umount", "-l", target, check=False)
+
+
+def _remove_chains() -> None:
+    """Jumps to, then the chains KUBE-* and CNI-* in every table of iptables and ip6tables."""
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool) is None:
+            continue
+        for table in ("filter", "nat", "mangle", "raw"):
+            rules = _run(tool, "-w", "-t", table, "-S", check=False).splitlines()
+            chains = [r.split()[1] for r in rules if r.startswith("-N ")]
+            ours = [c for c in chains if c.startswith(CHAIN_PREFIXES)]
+            for rule in rules:
+                parts = shlex.split(rule)  # comments are quoted
+                if parts[:1] == ["-A"] and parts[1] not in ours and _jumps_to_ours(parts):
+                    _run(tool, "-w", "-t", table, "-D", *parts[1:], check=False)
+            for chain in ours:
+                _run(tool, "-w", "-t", table, "-F", chain, check=False)
+            for chain in ours:
+                _run(tool, "-w", "-t", table, "-X", chain, check=False)
+
+
+def _jumps_to_ours(parts: list[str]) -> bool:
+    return any(
+        flag in ("-j", "-g") and target.startswith(CHAIN_PREFIXES)
+        for flag, target in itertools.pairwise(parts)
+    )
+
+
+# ---- configuration --------------------------------------------------------------------------
+
+
+def _cni_config() -> dict[str, Any]:
+    """Bridge + host-local + portmap. Pods route only the pod subnet (on the bridge) and the
+    Service range (via NODE_IP, where kube-proxy's DNAT applies): nothing else is reachable."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": "stepwise",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": BRIDGE,
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "dataDir": str(RUN_DIR / "ipam"),
+                    "ranges": [[{"subnet": POD_CIDR, "gateway": NODE_IP}]],
+                    "routes": [{"dst": "10.0.0.0/24"}],
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+
+
+def _kubelet_config(ca_file: Path, cert: tuple[Path, Path], node: Node) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": NODE_IP,
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": node.ports["kubelet-healthz"],
+        "tlsCertFile": str(cert[0]),
+        "tlsPrivateKeyFile": str(cert[1]),
+        # Only the API server's client certificate gets in, and then only as RBAC allows.
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": False},
+            "x509": {"clientCAFile": str(ca_file)},
+        },
+        "authorization": {"mode": "Webhook"},
+        "containerRuntimeEndpoint": f"unix://{node.containerd_socket}",
+        # This machine: cgroup v1 (hybrid mounts), no systemd.
+        "cgroupDriver": "cgroupfs",
+        "failCgroupV1": False,
+        "failSwapOn": False,
+        "clusterDNS": [NODE_IP],
+        "clusterDomain": CLUSTER_DOMAIN,
+        "resolvConf": "",  # pods do not inherit the host's resolvers
+        # The images exist only here: never garbage-collect them.
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%"},
+        "serializeImagePulls": False,
+        "nodeStatusReportFrequency": "10s",
+        "podLogsDir": str(POD_LOGS_DIR),
+    }
+
+
+_CONTAINERD_CONFIG = """\
+version = 2
+root = "{root}"
+state = "{state}"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "{socket}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{pause}"
+  # root here lacks CAP_SYS_RESOURCE: without this runc fails every sandbox.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{cni_conf}"
+"""
+
+_STORAGE_CLASS = f"""\
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: {STORAGE_CLASS}
+  annotations: {{storageclass.kubernetes.io/is-default-class: "true"}}
+provisioner: kubernetes.io/no-provisioner
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Retain
+"""
+
+
+def _volume(name: str, path: Path) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "spec": {
+            "capacity": {"storage": "20Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": STORAGE_CLASS,
+            "local": {"path": str(path)},
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": "kubernetes.io/hostname",
+                                    "operator": "In",
+                                    "values": [NODE_NAME],
+                                }
+                            ]
+                        }
+                    ]
+                }
+            },
+        },
+    }
+
+
+_CLUSTER_ROLES = """\
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "stepwise:kube-apiserver-kubelet-client"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:kubelet-api-admin"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "$KUBELET_CLIENT"}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "stepwise:coredns"}
+rules:
+- apiGroups: [""]
+  resources: [endpoints, services, pods, namespaces]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "stepwise:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "stepwise:coredns"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "$COREDNS_USER"}]
+"""

@@ -1,0 +1,77 @@
+"""Databases this stepwise must not use: a schema migrated by a newer stepwise, and a damaged
+SQLite file. Each is refused with one line that names it, by the backend, the CLI and a worker
+process, and nothing is written."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from stepwise.backends import migrations, open_backend
+from stepwise.errors import SchemaTooNew
+from tests.plugins.procs import Procs
+
+FLOWS = str(Path(__file__).with_name("flows.py"))
+FUTURE = 9999
+
+
+def known_version(url: str) -> int:
+    dialect = "sqlite" if url.startswith("sqlite") else "postgres"
+    return migrations.discover(f"stepwise.backends.{dialect}.migrations")[-1].version
+
+
+async def migrated_by_a_newer_stepwise(url: str) -> None:
+    """Open (and so migrate) the database, then record a migration this stepwise does not ship,
+    as a newer stepwise would."""
+    backend = open_backend(url)
+    await backend.open()
+    await backend.close()
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.execute(
+                "INSERT INTO stepwise_migrations (version, name, applied_at) "
+                "VALUES (?, 'from_the_future', '2100-01-01T00:00:00.000000Z')",
+                (FUTURE,),
+            )
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "INSERT INTO stepwise.stepwise_migrations (version, name) "
+            "VALUES ($1, 'from_the_future')",
+            FUTURE,
+        )
+    finally:
+        await conn.close()
+
+
+def refusal(url: str) -> str:
+    return f"is version {FUTURE}, this stepwise knows up to {known_version(url)}; upgrade stepwise"
+
+
+async def test_a_backend_refuses_a_schema_newer_than_it_knows(backend_url: str) -> None:
+    await migrated_by_a_newer_stepwise(backend_url)
+    backend = open_backend(backend_url)
+    with pytest.raises(SchemaTooNew) as caught:
+        await backend.open()
+    assert refusal(backend_url) in str(caught.value)
+    assert (caught.value.found, caught.value.known) == (FUTURE, known_version(backend_url))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["runs", "list"], ["start", "robust-echo"], ["worker", "--app", FLOWS]],
+    ids=["runs-list", "start", "worker"],
+)
+async def test_the_cli_and_a_worker_refuse_a_newer_schema_in_one_line(
+    backend_url: str, procs: Procs, command: list[str]
+) -> None:
+    await migrated_by_a_newer_stepwise(backend_url)
+    result = procs.cli(*command, "--database-url", backend_url)
+    assert result.returncode == 2
+    assert refusal(backend_url) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
