@@ -27,6 +27,7 @@ from stepwise.core import codec, limits
 from stepwise.core.definitions import WorkflowDefinition, checked_name
 from stepwise.core.registry import Registry
 from stepwise.errors import (
+    IdempotencyConflict,
     InvalidArgument,
     InvalidInput,
     RunCanceled,
@@ -158,7 +159,8 @@ class Client:
         run_id: str | None = None,
     ) -> Run:
         """Store a new run for workers to pick up; with an ``idempotency_key`` already used for
-        this workflow, return the run it started instead of starting another.
+        this workflow, return the run it started instead of starting another, provided the input
+        is the same (``IdempotencyConflict`` otherwise: one key, one request).
 
         Every argument is checked before anything is stored: ``InvalidArgument`` (a name no
         ``@workflow`` can have, a key or version over 255 characters or holding NUL, a
@@ -177,16 +179,18 @@ class Client:
             deadline = datetime.now(UTC) + timedelta(seconds=limits.seconds(deadline, "deadline"))
         elif deadline is not None and not isinstance(deadline, datetime):
             raise TypeError(f"deadline must be a datetime or a timedelta, got {deadline!r}")
-        record, _ = await self.backend.create_run(
-            NewRun(
-                id=str(uuid.uuid4()) if run_id is None else _uuid_text(run_id),
-                workflow=name,
-                version=version,
-                input=_stored_input(name, definition, input),
-                idempotency_key=idempotency_key,
-                deadline_at=deadline,
-            )
+        new = NewRun(
+            id=str(uuid.uuid4()) if run_id is None else _uuid_text(run_id),
+            workflow=name,
+            version=version,
+            input=_stored_input(name, definition, input),
+            idempotency_key=idempotency_key,
+            deadline_at=deadline,
         )
+        record, created = await self.backend.create_run(new)
+        same = created or codec.same_json(record.input, new.input)
+        if idempotency_key is not None and not same:
+            raise IdempotencyConflict(idempotency_key, record.id, record.workflow)
         return Run.from_record(record)
 
     async def get(self, run_id: str) -> Run:

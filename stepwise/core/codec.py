@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel
@@ -121,3 +122,19 @@ def _traceback(exc: BaseException) -> str:
 
 def encode_error(exc: BaseException, *, step: str | None = None) -> str:
     return dumps(error_document(exc, step=step))
+
+
+def same_json(a: str, b: str) -> bool:
+    """Whether two JSON texts hold the same value, whatever their spacing, key order or number
+    spelling (Postgres' jsonb rewrites all three); ``true`` is never the same as ``1``."""
+    first = _canonical(json.loads(a, parse_float=Decimal, parse_int=Decimal))
+    second = _canonical(json.loads(b, parse_float=Decimal, parse_int=Decimal))
+    return bool(first == second)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    return (type(value).__name__, value)
