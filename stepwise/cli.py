@@ -34,6 +34,7 @@ from stepwise.errors import (
     StepwiseError,
     WaitTimeout,
 )
+from stepwise.worker import recovery
 
 log = logging.getLogger("stepwise")
 _N = TypeVar("_N")
@@ -232,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a run stays leased without a heartbeat (default: %(default)s)",
     )
     worker.add_argument("--shutdown-grace", type=_seconds(zero=True), default=25.0)
+    worker.add_argument(
+        "--max-recovery-attempts",
+        type=_count(recovery.MAX_RECOVERY_ATTEMPTS),
+        default=_env(
+            "MAX_RECOVERY_ATTEMPTS",
+            str(recovery.DEFAULT_MAX_RECOVERY_ATTEMPTS),
+            _count(recovery.MAX_RECOVERY_ATTEMPTS),
+        ),
+        help="fail a run whose worker died this many times in a row without completing a step "
+        "(default: %(default)s)",
+    )
     worker.add_argument("--poll-interval", type=_seconds(), default=1.0)
     health(worker, "0", "the health and metrics endpoint")
     database(worker)
@@ -368,6 +380,7 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval,
         shutdown_grace=args.shutdown_grace,
         listener=metrics,
+        max_recovery_attempts=args.max_recovery_attempts,
     )
     stop = _stop_on_signals()
     server = None

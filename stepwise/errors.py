@@ -14,6 +14,7 @@
     │   ├── StepNameError           a step name that is not a non-empty string
     │   ├── StepResultError         a step returned something that is not JSON-serialisable
     │   └── StepFailed              a step failed after its retries; raised inside the workflow
+    ├── CrashLoop                   a run's worker died N times in a row without progress
     ├── RunNotFound                 no run with that id
     ├── RunFailed                   waiting on a run that failed (carries the stored error)
     ├── RunCanceled                 waiting on a run that was canceled
@@ -180,3 +181,23 @@ class WaitTimeout(StepwiseError):
         super().__init__(f"run {run_id} did not finish within {timeout:g}s")
         self.run_id = run_id
         self.timeout = timeout
+
+class CrashLoop(StepwiseError):
+    """A run's worker died (or stalled past its lease) ``deaths`` times in a row without a
+    step completing in between; ``steps`` were running (stored as started) when it last died.
+    The run is failed instead of being handed to yet another worker to kill."""
+
+    def __init__(self, deaths: int, steps: list[str], limit: int) -> None:
+        if not steps:
+            where = "before any step start was stored"
+        elif len(steps) == 1:
+            where = f"while step {steps[0]!r} was running"
+        else:
+            where = "while steps " + ", ".join(map(repr, steps)) + " were running"
+        super().__init__(
+            f"its worker died {deaths} times in a row {where}, with no step completed in "
+            f"between (max recovery attempts: {limit})"
+        )
+        self.deaths = deaths
+        self.steps = steps
+        self.limit = limit

@@ -113,7 +113,13 @@ class StepApi:
                 ex.count_attempt()
                 attempts += 1
                 ex.listener.step_started(ex.run_id, key, attempts)
-                ex.journal.submit(StepStarted(ex.token, ex.run_id, key, attempts, started))
+                start = StepStarted(ex.token, ex.run_id, key, attempts, started)
+                if ex.run.recoveries:
+                    # A worker died running this run: the start is stored before the step
+                    # runs, so that if it kills this worker too, the crash loop names it.
+                    await ex.journal.commit(start)
+                else:
+                    ex.journal.submit(start)
                 t0 = time.monotonic()
                 try:
                     output = codec.encode_result(key, await _call(fn))

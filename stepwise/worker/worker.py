@@ -24,7 +24,9 @@ from stepwise.core.journal import Journal, LeaseLost
 from stepwise.core.registry import Registry
 from stepwise.core.replay import DEFAULT_MAX_STEP_ATTEMPTS, Execution
 from stepwise.errors import DatabaseUnavailable, UnknownWorkflow
+from stepwise.worker import recovery
 from stepwise.worker.leases import Heartbeat
+from stepwise.worker.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class Worker:
         shutdown_grace: float = 25.0,
         worker_id: str | None = None,
         listener: ExecutionListener | None = None,
+        max_recovery_attempts: int = recovery.DEFAULT_MAX_RECOVERY_ATTEMPTS,
         max_step_attempts: int = DEFAULT_MAX_STEP_ATTEMPTS,
     ) -> None:
         self.backend = backend
@@ -53,6 +56,9 @@ class Worker:
         self.lease_seconds = limits.seconds(lease_seconds, "lease_seconds")
         self.poll_interval = limits.seconds(poll_interval, "poll_interval")
         self.shutdown_grace = limits.seconds(shutdown_grace, "shutdown_grace", zero=True)
+        self.max_recovery_attempts = limits.count(
+            max_recovery_attempts, "max_recovery_attempts", high=recovery.MAX_RECOVERY_ATTEMPTS
+        )
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.listener = listener or ExecutionListener()
         self.max_step_attempts = max_step_attempts
@@ -80,6 +86,8 @@ class Worker:
         info = WorkerInfo(self.id, socket.gethostname(), self.registry.names(), self.concurrency)
         await self._retrying(lambda: self.backend.register_worker(info))
         heartbeat = asyncio.create_task(self._heartbeat.run(stop), name="stepwise-heartbeat")
+        watchdog = LoopWatchdog(self.lease_seconds)
+        watchdog.start()
         log.info(
             "worker %s serving %s (concurrency %d, lease %.0fs)",
             self.id,
@@ -92,6 +100,7 @@ class Worker:
             await self._claim_loop(stop)
         finally:
             self.ready = False
+            watchdog.stop()
             await self._shutdown()
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -129,6 +138,11 @@ class Worker:
             stopping.cancel()
 
     def _start(self, claimed: ClaimedRun) -> None:
+        looping = recovery.crash_loop(claimed, self.max_recovery_attempts)
+        if looping is not None:
+            log.warning("run %s failed: %s", claimed.run.id, looping)
+            self.journal.submit(recovery.fail(claimed, looping))
+            return
         try:
             definition = self.registry.get(claimed.run.workflow)
         except UnknownWorkflow:  # claims filter by name; this guards a registry change

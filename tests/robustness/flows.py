@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -171,3 +172,49 @@ class Order(BaseModel):
 @workflow("robust-order")
 async def order(ctx: WorkflowContext[Order]) -> dict[str, Any]:
     return {"item": ctx.input.item, "quantity": ctx.input.quantity}
+
+def dying_step(ledger: str, run_id: str, key: str, how: str) -> Callable[[], Any]:
+    """A sync step that kills its own worker process: ``os._exit`` or SIGKILL."""
+
+    def step() -> None:
+        record(ledger, "start", run_id, key, _execution())
+        if how == "exit":
+            os._exit(3)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    return step
+
+
+@workflow("robust-die")
+async def die(ctx: WorkflowContext[dict[str, str]]) -> None:
+    """Completes ``prepare`` once, then ``resize`` kills every worker that runs it."""
+    ledger, run_id = ctx.input["ledger"], ctx.run_id
+    await ctx.step.run("prepare", gated_step(ledger, run_id, "prepare"))
+    await ctx.step.run("resize", dying_step(ledger, run_id, "resize", ctx.input["how"]))
+
+
+@workflow("robust-die-after-progress")
+async def die_after_progress(ctx: WorkflowContext[dict[str, Any]]) -> int:
+    """``steps`` rounds of a step that completes, then one that kills its worker the first
+    time it runs: many deaths, but never two without a completed step in between."""
+    ledger, run_id = ctx.input["ledger"], ctx.run_id
+    for i in range(ctx.input["steps"]):
+        await ctx.step.run(f"work-{i}", gated_step(ledger, run_id, f"work-{i}"))
+        crash = f"crash-{i}"
+        if any(e.key == crash and e.run_id == run_id for e in read_ledger(Path(ledger))):
+            await ctx.step.run(crash, gated_step(ledger, run_id, crash))
+        else:
+            await ctx.step.run(crash, dying_step(ledger, run_id, crash, "exit"))
+    return ctx.input["steps"]
+
+
+@workflow("robust-block-loop")
+async def block_loop(ctx: WorkflowContext[dict[str, Any]]) -> None:
+    """An async step that blocks the event loop for ``seconds`` (a bug this guards against)."""
+    ledger, run_id, seconds = ctx.input["ledger"], ctx.run_id, ctx.input["seconds"]
+
+    async def blocking() -> None:
+        record(ledger, "start", run_id, "block", _execution())
+        time.sleep(seconds)  # blocks the loop: the bug this workflow stands for
+
+    await ctx.step.run("block", blocking)
