@@ -182,6 +182,7 @@ class WaitTimeout(StepwiseError):
         self.run_id = run_id
         self.timeout = timeout
 
+
 class CrashLoop(StepwiseError):
     """A run's worker died (or stalled past its lease) ``deaths`` times in a row without a
     step completing in between; ``steps`` were running (stored as started) when it last died.

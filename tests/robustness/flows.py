@@ -173,6 +173,7 @@ class Order(BaseModel):
 async def order(ctx: WorkflowContext[Order]) -> dict[str, Any]:
     return {"item": ctx.input.item, "quantity": ctx.input.quantity}
 
+
 def dying_step(ledger: str, run_id: str, key: str, how: str) -> Callable[[], Any]:
     """A sync step that kills its own worker process: ``os._exit`` or SIGKILL."""
 
@@ -197,15 +198,15 @@ async def die(ctx: WorkflowContext[dict[str, str]]) -> None:
 async def die_after_progress(ctx: WorkflowContext[dict[str, Any]]) -> int:
     """``steps`` rounds of a step that completes, then one that kills its worker the first
     time it runs: many deaths, but never two without a completed step in between."""
-    ledger, run_id = ctx.input["ledger"], ctx.run_id
-    for i in range(ctx.input["steps"]):
+    ledger, run_id, rounds = ctx.input["ledger"], ctx.run_id, int(ctx.input["steps"])
+    for i in range(rounds):
         await ctx.step.run(f"work-{i}", gated_step(ledger, run_id, f"work-{i}"))
         crash = f"crash-{i}"
         if any(e.key == crash and e.run_id == run_id for e in read_ledger(Path(ledger))):
             await ctx.step.run(crash, gated_step(ledger, run_id, crash))
         else:
             await ctx.step.run(crash, dying_step(ledger, run_id, crash, "exit"))
-    return ctx.input["steps"]
+    return rounds
 
 
 @workflow("robust-block-loop")
