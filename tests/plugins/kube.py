@@ -840,7 +840,7 @@ def _is_ok(body: str) -> bool:
 
 
 @contextlib.contextmanager
-def _sigterm_unwinds() -> Iterator[None]:
+def sigterm_unwinds() -> Iterator[None]:
     """Turn SIGTERM into SystemExit while the control plane runs, so teardown still happens."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -864,7 +864,7 @@ def _sigterm_unwinds() -> Iterator[None]:
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     """The session's control plane: etcd, kube-apiserver, controller-manager and scheduler."""
     plane = ControlPlane(tmp_path_factory.mktemp("kube"), controllers=True, scheduler=True)
-    with _sigterm_unwinds():
+    with sigterm_unwinds():
         try:
             plane.start()
         except (ControlPlaneError, OSError, subprocess.SubprocessError) as exc:

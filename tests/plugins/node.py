@@ -34,6 +34,7 @@ from typing import IO, Any
 
 from tests.plugins.kube import (
     REPO_ROOT,
+    SERVICE_CIDR,
     ApiError,
     ControlPlane,
     ControlPlaneError,
@@ -131,6 +132,8 @@ class Node:
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
         _run("ip", "addr", "add", f"{NODE_IP}/{POD_CIDR.split('/')[1]}", "dev", BRIDGE)
         _run("ip", "link", "set", BRIDGE, "up")
+        # The host reaches Services (kube-proxy's DNAT) from NODE_IP, not from its own address.
+        _run("ip", "route", "add", SERVICE_CIDR, "dev", BRIDGE, "src", NODE_IP)
 
     def join(self, plane: ControlPlane) -> None:
         """containerd, the images, kubelet, kube-proxy, CoreDNS; until the Node is Ready."""
@@ -245,22 +248,32 @@ class Node:
         )
         self._spawn(shutil.which("containerd") or "containerd", ["--config", str(config)])
         wait_until(
-            lambda: self._ctr("version", check=False) and True,
+            lambda: self.ctr("version", check=False) and True,
             timeout=60,
             what="containerd to answer",
         )
 
-    def _ctr(self, *args: str, check: bool = True) -> str:
+    def container_pid(self, container_id: str) -> int:
+        """The host pid of a container's first process (``containerd://<id>`` or ``<id>``)."""
+        wanted = container_id.removeprefix("containerd://")
+        for line in self.ctr("tasks", "ls").splitlines()[1:]:
+            task, pid, *_ = line.split()
+            if task == wanted:
+                return int(pid)
+        raise NodeError(f"no running task for container {wanted}")
+
+    def ctr(self, *args: str, check: bool = True) -> str:
+        """``ctr`` against this node's containerd, in the kubelet's namespace."""
         return _run(
             "ctr", "--address", str(self.containerd_socket), "-n", "k8s.io", *args, check=check
         )
 
     def _import_images(self) -> None:
         """Import the images containerd does not have yet (a warm node has them all)."""
-        present = set(self._ctr("images", "ls", "-q").split())
+        present = set(self.ctr("images", "ls", "-q").split())
         for ref, archive in self.images.values():
             if ref not in present:
-                self._ctr("images", "import", str(archive))
+                self.ctr("images", "import", str(archive))
 
     def _start_kubelet(self) -> None:
         plane = self.plane
@@ -467,7 +480,7 @@ def _cni_config() -> dict[str, Any]:
                     "type": "host-local",
                     "dataDir": str(RUN_DIR / "ipam"),
                     "ranges": [[{"subnet": POD_CIDR, "gateway": NODE_IP}]],
-                    "routes": [{"dst": "10.0.0.0/24"}],
+                    "routes": [{"dst": SERVICE_CIDR}],
                 },
             },
             {"type": "portmap", "capabilities": {"portMappings": True}},
