@@ -12,7 +12,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from stepwise.errors import DatabaseUnavailable
+from stepwise.errors import DatabaseDamaged, DatabaseUnavailable
 
 if TYPE_CHECKING:
     from stepwise.worker.worker import Worker
@@ -48,7 +48,8 @@ class Heartbeat:
                 expired = await worker.backend.expire_runs()
                 if expired:
                     log.info("failed %d run(s) whose deadline passed", expired)
-        except DatabaseUnavailable as exc:
+        except (DatabaseUnavailable, DatabaseDamaged) as exc:
+            # A damaged file also ends the claim loop, and with it the worker, in one line.
             log.warning("heartbeat failed (leases not renewed): %s", exc)
             return
         except Exception:

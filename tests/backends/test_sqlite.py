@@ -29,7 +29,7 @@ from stepwise.backends.base import (
     WriteOp,
 )
 from stepwise.backends.sqlite.backend import SqliteBackend
-from stepwise.errors import ConfigurationError, DatabaseUnavailable
+from stepwise.errors import ConfigurationError, DatabaseDamaged, DatabaseUnavailable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,11 +89,11 @@ async def test_a_path_that_cannot_be_opened_names_the_url(tmp_path: Path) -> Non
     await backend.close()
 
 
-async def test_a_file_that_is_not_a_database_names_the_url(tmp_path: Path) -> None:
+async def test_a_file_that_is_not_a_database_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "garbage.db"
     path.write_bytes(os.urandom(4096))
     backend = open_backend(f"sqlite:///{path}")
-    with pytest.raises(DatabaseUnavailable, match=r"garbage\.db"):
+    with pytest.raises(DatabaseDamaged, match=r"cannot use the SQLite file .*garbage\.db"):
         await backend.open()
     await backend.close()
 

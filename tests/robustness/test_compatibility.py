@@ -4,12 +4,14 @@ process, and nothing is written."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from stepwise import Client
 from stepwise.backends import migrations, open_backend
 from stepwise.errors import SchemaTooNew
 from tests.plugins.procs import Procs
@@ -75,3 +77,44 @@ async def test_the_cli_and_a_worker_refuse_a_newer_schema_in_one_line(
     assert refusal(backend_url) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def damage(path: Path, how: str) -> None:
+    """Damage a populated SQLite file at ``path`` the way a disk, a copy or a user might."""
+    size = path.stat().st_size
+    if how == "truncated":
+        os.truncate(path, size // 3)
+    elif how == "garbage":
+        path.write_bytes(b"this is not a database\n" * 2000)
+    elif how == "overwritten-pages":  # the header survives: open works, reading fails
+        with path.open("r+b") as file:
+            file.seek(8192)
+            file.write(b"\xff" * 20000)
+    elif how == "directory":
+        path.unlink()
+        path.mkdir()
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage", "overwritten-pages", "directory"])
+@pytest.mark.parametrize(
+    "command",
+    [["runs", "list"], ["start", "robust-echo"], ["worker", "--app", FLOWS]],
+    ids=["runs-list", "start", "worker"],
+)
+async def test_a_damaged_sqlite_file_is_one_error_naming_the_file(
+    tmp_path: Path, procs: Procs, how: str, command: list[str]
+) -> None:
+    path = tmp_path / "stepwise.db"
+    async with Client.connect(f"sqlite:///{path}") as client:
+        for n in range(200):
+            await client.start("robust-echo", {"n": n, "padding": "x" * 500})
+    for leftover in tmp_path.glob("stepwise.db-*"):  # the WAL was checkpointed on close
+        leftover.unlink()
+    damage(path, how)
+    result = procs.cli(*command, "--database-url", f"sqlite:///{path}")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert str(path) in line
+    if how != "directory":  # read-only commands say "no SQLite database at" a directory
+        assert f"cannot use the SQLite file {path}" in line

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -33,7 +34,7 @@ from urllib.parse import quote, urlsplit
 
 from stepwise.backends import base, migrations
 from stepwise.backends.sqlfiles import load_queries
-from stepwise.errors import ConfigurationError, DatabaseUnavailable
+from stepwise.errors import ConfigurationError, DatabaseDamaged, DatabaseUnavailable
 
 _T = TypeVar("_T")
 
@@ -99,6 +100,11 @@ def _step_record(row: sqlite3.Row) -> base.StepRecord:
         finished_at=_maybe_time(row["finished_at"]),
         wake_at=_maybe_time(row["wake_at"]),
     )
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite found the file corrupt, truncated, or not a database at all."""
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
 def _database_path(url: str) -> str:
@@ -271,8 +277,10 @@ class SqliteBackend:
             raise RuntimeError(f"the SQLite backend for {self.display_url} is not open")
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, work, conn)
-        except sqlite3.OperationalError as exc:
-            raise DatabaseUnavailable(self.display_url, str(exc)) from exc
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc) or isinstance(exc, sqlite3.OperationalError):
+                raise self._refusal(exc) from exc
+            raise
 
     async def _atomic(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """``work(conn)`` on the database thread, in one ``BEGIN IMMEDIATE`` transaction."""
@@ -286,7 +294,20 @@ class SqliteBackend:
                 self._executor, self._connect
             )
         except (OSError, sqlite3.Error) as exc:
-            raise DatabaseUnavailable(self.display_url, str(exc)) from exc
+            raise self._refusal(exc) from exc
+
+    def _refusal(self, exc: OSError | sqlite3.Error) -> DatabaseUnavailable | DatabaseDamaged:
+        """The error to raise for a failed call: a file that cannot serve as a database is
+        ``DatabaseDamaged`` (retrying cannot help), anything else ``DatabaseUnavailable``."""
+        path = Path(self._path)
+        if isinstance(exc, sqlite3.DatabaseError) and _damaged(exc):
+            reason = f"{exc} (restore it from a backup, or move it away to start afresh)"
+            return DatabaseDamaged(self._path, reason)
+        if path.is_dir():
+            return DatabaseDamaged(self._path, "it is a directory, not a SQLite database file")
+        if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+            return DatabaseDamaged(self._path, "permission denied: it must be read-write")
+        return DatabaseUnavailable(self.display_url, str(exc))
 
     def _connect(self) -> sqlite3.Connection:
         if self._create:
