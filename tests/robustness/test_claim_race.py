@@ -30,7 +30,7 @@ from tests.plugins.procs import Procs
 from tests.robustness.checks import assert_all_succeeded
 
 FLOWS = Path(__file__).with_name("flows.py")
-ROUNDS = 300
+ROUNDS = 600
 RUNS_PER_ROUND = 8
 EXPIRED = 1e-6
 """A lease that has run out by the next statement: the run is claimable again at once."""
@@ -61,9 +61,9 @@ async def _race_round(
         await stale.create_run(NewRun(str(uuid.uuid4()), workflow, None, "null"))
     held = await stale.claim_runs("stale", [workflow], RUNS_PER_ROUND, EXPIRED)
     assert len(held) == RUNS_PER_ROUND
-    writes = asyncio.gather(*(_stale_write(stale, h) for h in held))
-    claimed = await fresh.claim_runs("fresh", [workflow], RUNS_PER_ROUND, 60)
-    accepted = dict(await writes)
+    claim = asyncio.ensure_future(fresh.claim_runs("fresh", [workflow], RUNS_PER_ROUND, 60))
+    accepted = dict(await asyncio.gather(*(_stale_write(stale, h) for h in held)))
+    claimed = await claim
     # A run locked by a write in flight is skipped (SKIP LOCKED): claim what is left.
     for _ in range(100):
         if len(claimed) == RUNS_PER_ROUND:
