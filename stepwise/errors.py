@@ -13,6 +13,7 @@
     ├── StepError                   problems tied to one step (carries ``step``)
     │   ├── StepNameError           a step name that is not a non-empty string
     │   ├── StepResultError         a step returned something that is not JSON-serialisable
+    │   ├── NestedStepError         a step function started a step (steps do not nest)
     │   └── StepFailed              a step failed after its retries; raised inside the workflow
     ├── CrashLoop                   a run's worker died N times in a row without progress
     ├── RunNotFound                 no run with that id
@@ -131,6 +132,19 @@ class StepNameError(StepError):
 
 class StepResultError(StepError):
     """A step returned a value that cannot be stored as JSON."""
+
+
+class NestedStepError(StepError):
+    """The function of step ``step`` started step ``inner``: steps do not nest, because the inner
+    step's memo key would depend on what the outer one did, which a replay cannot rebuild."""
+
+    def __init__(self, inner: str, step: str) -> None:
+        super().__init__(
+            step,
+            f"its function started step {inner!r}; steps cannot be nested: start {inner!r} "
+            "from the workflow function",
+        )
+        self.inner = inner
 
 
 class StepFailed(StepError):

@@ -34,7 +34,7 @@ from stepwise.core.context import WorkflowContext
 from stepwise.core.definitions import WorkflowDefinition
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal, LeaseLost
-from stepwise.core.steps import StepApi
+from stepwise.core.steps import StepApi, cancel_requested
 from stepwise.errors import InvalidInput, StepResultError
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,16 @@ class Stop(enum.Enum):
 
 class Interrupt(BaseException):
     """Raised at a step boundary to stop the workflow function; never an error of the user's."""
+
+
+class WorkflowRaised(Exception):
+    """Carries a ``BaseException`` that the workflow function raised itself (``SystemExit``,
+    ``KeyboardInterrupt``, a ``CancelledError`` of its own…) out of its task as an ordinary
+    error: it fails (or retries) the run instead of ending the worker or releasing the run."""
+
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(repr(original))
+        self.original = original
 
 
 class DeadlineExceeded(Exception):
@@ -168,7 +178,7 @@ class Execution:
             attempt=self.run.attempt,
             step=StepApi(self),
         )
-        self._task = asyncio.create_task(self.definition.fn(ctx), name=f"run-{self.run_id}")
+        self._task = asyncio.create_task(self._body(ctx), name=f"run-{self.run_id}")
         deadline = None
         if self.run.deadline_at is not None:
             delay = (self.run.deadline_at - datetime.now(UTC)).total_seconds()
@@ -181,6 +191,18 @@ class Execution:
                 deadline.cancel()
         return await self._conclude(self._task)
 
+    async def _body(self, ctx: WorkflowContext[Any]) -> Any:
+        try:
+            return await self.definition.fn(ctx)
+        except (Exception, Interrupt):
+            raise
+        except asyncio.CancelledError as exc:
+            if cancel_requested():
+                raise
+            raise WorkflowRaised(exc) from exc
+        except BaseException as exc:
+            raise WorkflowRaised(exc) from exc
+
     async def _settle(self) -> None:
         """Wait for steps still in flight (e.g. gather's siblings of a sleeping step) so their
         results are stored before the run is put aside."""
@@ -190,6 +212,8 @@ class Execution:
     async def _conclude(self, task: asyncio.Task[Any]) -> str:
         stop = self._stop
         error = None if task.cancelled() else task.exception()  # always retrieved: no warnings
+        if isinstance(error, WorkflowRaised):
+            error = error.original
         if stop is Stop.ABANDON:
             return "abandoned"
         if stop is Stop.DEADLINE:
@@ -203,8 +227,11 @@ class Execution:
             assert self._wake_at is not None
             return await self._write(SuspendRun(self.token, self.run_id, self._wake_at), "sleeping")
         if task.cancelled() or isinstance(error, Interrupt | asyncio.CancelledError):
-            # Only a release interrupts without another stop reason.
-            return await self._write(ReleaseRun(self.token, self.run_id), "released")
+            if stop is Stop.RELEASE:  # the only stop that interrupts without a reason of its own
+                return await self._write(ReleaseRun(self.token, self.run_id), "released")
+            # Not the engine's doing: the workflow's own code canceled its task. Releasing the
+            # run would only have it claimed again at once, forever.
+            error = asyncio.CancelledError("the workflow function's task was canceled by its code")
         if error is None:
             try:
                 output = codec.encode_result("<workflow result>", task.result())

@@ -3,12 +3,22 @@
 Memo keys are fixed when ``ctx.step.run`` is *called*, never by the order in which steps
 finish: a name used again within one execution becomes ``name:1``, ``name:2``… in call order,
 so a replay on another worker derives exactly the same keys.
+
+Steps are steps: whatever a step function raises, ``BaseException``s included (``SystemExit``,
+``KeyboardInterrupt``, a ``CancelledError`` of its own), is that step's failure, stored and
+retried per its policy. Only a cancellation of the step's task (the engine stopping the run, or
+the workflow's own ``wait_for``) propagates as one. Steps do not nest: a step function that
+calls ``ctx.step.run`` or ``ctx.step.sleep`` is refused at the call (``NestedStepError``),
+because the inner step's key would take a place in the memo that a replay could not rebuild.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import inspect
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -17,12 +27,20 @@ from typing import TYPE_CHECKING, Any
 from stepwise.backends.base import StepFinished, StepSleeping, StepStarted, StepStatus
 from stepwise.core import codec, limits
 from stepwise.core.retry import DEFAULT_STEP_RETRY, RetryPolicy
-from stepwise.errors import StepFailed, StepNameError, StepResultError
+from stepwise.errors import NestedStepError, StepFailed, StepNameError, StepResultError
 
 if TYPE_CHECKING:
     from stepwise.core.replay import Execution
 
 MAX_NAME_LENGTH = 200
+
+_running_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "stepwise_running_step", default=None
+)
+"""The key of the step whose function runs in this context (threads and tasks inherit it)."""
+
+_NOT_RETRIED = (StepResultError, NestedStepError)
+"""Step errors that the same code would raise again: retrying cannot help."""
 
 
 class MemoKeys:
@@ -61,10 +79,60 @@ async def _call(fn: Callable[[], Any]) -> Any:
         getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
     ):
         return await fn()
-    result = await asyncio.to_thread(fn)
+    result = await _in_thread(fn)
     if inspect.isawaitable(result):
         return await result
     return result
+
+
+async def _in_thread(fn: Callable[[], Any]) -> Any:
+    """``fn()`` in a daemon thread of its own, with this context (so it sees ``_running_step``).
+
+    Not ``asyncio.to_thread``: the default executor's threads are joined at exit, so a step that
+    never returns would keep a stopping worker alive past its grace period. An abandoned thread
+    finishes (or not) on its own; nobody awaits its result any more, and the run's lease was
+    released, so nothing it produces is stored.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[tuple[Any, BaseException | None]] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def work() -> None:
+        try:
+            outcome: tuple[Any, BaseException | None] = (context.run(fn), None)
+        except BaseException as exc:  # a step's failure, whatever it is
+            outcome = (None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the worker is gone
+            loop.call_soon_threadsafe(_resolve, future, outcome)
+
+    threading.Thread(target=work, name="stepwise-step", daemon=True).start()
+    # The error is raised here, not set on the future: a GeneratorExit that leaves a future's
+    # iterator is mistaken by CPython for a coroutine being closed, and escapes every handler.
+    value, error = await future
+    if error is not None:
+        raise error
+    return value
+
+
+def _resolve(
+    future: asyncio.Future[tuple[Any, BaseException | None]],
+    outcome: tuple[Any, BaseException | None],
+) -> None:
+    if not future.done():  # else the step's task was canceled meanwhile
+        future.set_result(outcome)
+
+
+def cancel_requested() -> bool:
+    """Whether the current task was asked to cancel: a ``CancelledError`` without such a request
+    was raised by user code, and is that code's failure."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _refuse_nested(name: object) -> None:
+    outer = _running_step.get()
+    if outer is not None:
+        raise NestedStepError(str(name), outer)
 
 
 class StepApi:
@@ -84,6 +152,7 @@ class StepApi:
         trip. A failure is retried per ``retry`` (3 attempts with backoff by default), then
         raised as ``StepFailed``.
         """
+        _refuse_nested(name)
         key = self._keys.next(name)
         if not callable(fn):
             raise StepNameError(key, f"the step function must be callable, got {type(fn).__name__}")
@@ -92,6 +161,7 @@ class StepApi:
     def sleep(self, name: str, duration: float | timedelta) -> Awaitable[None]:
         """Pause the run for ``duration`` (seconds or timedelta) without holding a worker slot:
         the run is put aside and resumed, on any worker, once the time has passed."""
+        _refuse_nested(name)
         key = self._keys.next(name)
         return self._sleep(key, _seconds(duration))
 
@@ -122,11 +192,13 @@ class StepApi:
                     ex.journal.submit(start)
                 t0 = time.monotonic()
                 try:
-                    output = codec.encode_result(key, await _call(fn))
-                except StepResultError as exc:
+                    output = codec.encode_result(key, await self._call_as(key, fn))
+                except _NOT_RETRIED as exc:
                     await self._record_failure(key, exc, attempts, started, t0, retrying=False)
                     raise
-                except Exception as exc:
+                except BaseException as exc:
+                    if isinstance(exc, asyncio.CancelledError) and cancel_requested():
+                        raise
                     retrying = policy.allows_another(attempts)
                     await self._record_failure(key, exc, attempts, started, t0, retrying=retrying)
                     if not retrying:
@@ -157,10 +229,18 @@ class StepApi:
                 )
                 return codec.loads(output)
 
+    @staticmethod
+    async def _call_as(key: str, fn: Callable[[], Any]) -> Any:
+        token = _running_step.set(key)
+        try:
+            return await _call(fn)
+        finally:
+            _running_step.reset(token)
+
     async def _record_failure(
         self,
         key: str,
-        exc: Exception,
+        exc: BaseException,
         attempts: int,
         started: datetime,
         t0: float,
