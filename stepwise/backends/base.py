@@ -51,6 +51,8 @@ class StepStatus(enum.StrEnum):
     SLEEPING = "sleeping"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELED = "canceled"
+    """In flight (running or sleeping) when its run was canceled or failed by its deadline."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,13 +275,16 @@ class Backend(Protocol):
         ...
 
     async def cancel_run(self, run_id: str) -> RunRecord | None:
-        """Mark an unfinished run CANCELED (its holder's next fenced write is rejected).
-        A finished run is returned unchanged; an unknown id gives None."""
+        """Mark an unfinished run CANCELED (its holder's next fenced write is rejected), and
+        its steps in flight CANCELED too. A finished run is returned unchanged; an unknown id
+        gives None."""
         ...
 
     async def expire_runs(self) -> int:
         """Fail unfinished runs whose deadline passed, with the error document
-        ``{"type": "DeadlineExceeded", "message": …}``; returns how many."""
+        ``{"type": "DeadlineExceeded", "message": …}`` (a run waiting for a workflow retry keeps
+        its last attempt's error instead); their steps in flight become CANCELED. Returns how
+        many runs."""
         ...
 
     def watch(self) -> Watch:

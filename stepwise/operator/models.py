@@ -112,7 +112,7 @@ class Phase(enum.StrEnum):
         return self in (Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELED)
 
 
-StepState = Literal["Running", "Sleeping", "Completed", "Failed"]
+StepState = Literal["Running", "Sleeping", "Completed", "Failed", "Canceled"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 

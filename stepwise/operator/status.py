@@ -48,6 +48,7 @@ _STATES: dict[StepStatus, StepState] = {
     StepStatus.SLEEPING: "Sleeping",
     StepStatus.COMPLETED: "Completed",
     StepStatus.FAILED: "Failed",
+    StepStatus.CANCELED: "Canceled",
 }
 
 NO_WORKER = "NoWorker"
@@ -136,7 +137,7 @@ def select_steps(steps: Sequence[StepRecord], cap: int) -> tuple[list[StepRecord
 
 
 def summarize_step(step: StepRecord) -> StepSummary:
-    finished = step.status in (StepStatus.COMPLETED, StepStatus.FAILED)
+    finished = step.status in (StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.CANCELED)
     return StepSummary(
         name=step.key,
         state=_STATES[step.status],

@@ -339,7 +339,10 @@ class PostgresBackend:
         if key is None:
             return None
         for _ in range(_RACE_RETRIES):
-            rows = await self._fetch("cancel_run", key)
+            async with self._connection() as conn, conn.transaction():
+                rows = await conn.fetch(_QUERIES["cancel_run"], key)
+                if rows and rows[0]["changed"]:
+                    await conn.execute(_QUERIES["cancel_steps"], [key])
             if not rows:
                 return None
             record = _run_record(rows[0])
@@ -348,8 +351,11 @@ class PostgresBackend:
         raise RuntimeError(f"could not cancel run {run_id}: it kept changing")
 
     async def expire_runs(self) -> int:
-        expired: int = await self._fetchval("expire_runs")
-        return expired
+        async with self._connection() as conn, conn.transaction():
+            expired = [row["id"] for row in await conn.fetch(_QUERIES["expire_runs"])]
+            if expired:
+                await conn.execute(_QUERIES["cancel_steps"], expired)
+        return len(expired)
 
     def watch(self) -> base.Watch:
         if self._listener is None:

@@ -7,9 +7,11 @@
 --   write           1  SELECT stepwise_write(batch): fencing + all ops + NOTIFY, one transaction
 --   claim_runs      1  lock, lease and return the runs with their steps, one statement
 --   create_run      1  insert or return the run holding the idempotency key (+1 on a rare race)
---   cancel_run      1  (+1 when a concurrent write finished the run meanwhile)
+--   cancel_run      4  BEGIN, cancel_run, cancel_steps, COMMIT (+1 when a concurrent write
+--                      finished the run meanwhile)
+--   expire_runs     4  BEGIN, expire_runs, cancel_steps, COMMIT
 --   heartbeat       1  worker heartbeat and lease extension, one statement
---   get_run, list_runs, list_steps, expire_runs, register/unregister_worker,
+--   get_run, list_runs, list_steps, register/unregister_worker,
 --   serving_workers 1 each
 --   wait_for_work, watch: 0 (notifications arrive on the listener connection)
 --   open            7 + 2 per pending migration, then the listener's connect and LISTENs
@@ -118,9 +120,17 @@ WITH due AS (
     WHERE r.id = due.id
     RETURNING r.id
 )
-SELECT count(*)
+SELECT expired.id
 FROM expired
 CROSS JOIN LATERAL (SELECT pg_notify(stepwise_channel('runs'), expired.id::text)) AS wake;
+
+-- name: cancel_steps --
+-- The steps in flight (running or sleeping) of runs that ended without them: canceled, or
+-- failed by their deadline. Run in the transaction that ended the runs, after it locked them:
+-- its fresh snapshot sees every step write the fencing accepted before.
+UPDATE steps
+SET status = 'canceled', finished_at = now()
+WHERE run_id = ANY ($1::uuid[]) AND status IN ('running', 'sleeping');
 
 -- name: register_worker --
 INSERT INTO workers (id, hostname, workflows, concurrency, started_at, heartbeat_at)

@@ -381,17 +381,18 @@ class SqliteBackend:
         params = {"id": run_id, "now": _text(_now())}
 
         def cancel(conn: sqlite3.Connection) -> base.RunRecord | None:
-            conn.execute(_QUERIES["cancel_run"], params)
+            _cancel_steps(conn, conn.execute(_QUERIES["cancel_run"], params), params["now"])
             return _get_run(conn, run_id)
 
         return await self._atomic(cancel)
 
     async def expire_runs(self) -> int:
-        params = {"now": _text(_now())}
-        expired: int = await self._atomic(
-            lambda conn: conn.execute(_QUERIES["expire_runs"], params).rowcount
-        )
-        return expired
+        now = _text(_now())
+
+        def expire(conn: sqlite3.Connection) -> int:
+            return _cancel_steps(conn, conn.execute(_QUERIES["expire_runs"], {"now": now}), now)
+
+        return await self._atomic(expire)
 
     def watch(self) -> base.Watch:
         return _PollingWatch(self._poll_interval)
@@ -482,6 +483,14 @@ def _insert_run(conn: sqlite3.Connection, params: _Params) -> tuple[base.RunReco
         return _run_record(row), True
     existing = conn.execute(_QUERIES["run_by_idempotency_key"], params).fetchone()
     return _run_record(existing), False
+
+
+def _cancel_steps(conn: sqlite3.Connection, ended: sqlite3.Cursor, now: str) -> int:
+    """Mark canceled the steps in flight of the runs whose ids ``ended`` returns; how many."""
+    ids = [row[0] for row in ended]
+    if ids:
+        conn.execute(_QUERIES["cancel_steps"], {"ids": json.dumps(ids), "now": now})
+    return len(ids)
 
 
 def _get_run(conn: sqlite3.Connection, run_id: str) -> base.RunRecord | None:

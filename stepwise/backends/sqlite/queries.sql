@@ -77,7 +77,8 @@ ORDER BY seq;
 UPDATE runs
 SET status = 'canceled', finished_at = :now, updated_at = :now,
     lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
-WHERE id = :id AND status IN ('pending', 'running', 'sleeping');
+WHERE id = :id AND status IN ('pending', 'running', 'sleeping')
+RETURNING id;
 
 -- name: expire_runs --
 -- The error document has the shape every stored error has: {"type", "message"}. A run waiting
@@ -90,7 +91,15 @@ SET status = 'failed', finished_at = :now, updated_at = :now,
         'message', 'the run passed its deadline (' || deadline_at || ')'
     )),
     lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
-WHERE deadline_at <= :now AND status IN ('pending', 'running', 'sleeping');
+WHERE deadline_at <= :now AND status IN ('pending', 'running', 'sleeping')
+RETURNING id;
+
+-- name: cancel_steps --
+-- The steps in flight (running or sleeping) of runs that ended without them: canceled, or
+-- failed by their deadline; in the transaction that ended the runs.
+UPDATE steps
+SET status = 'canceled', finished_at = :now
+WHERE run_id IN (SELECT value FROM json_each(:ids)) AND status IN ('running', 'sleeping');
 
 -- name: register_worker --
 INSERT INTO workers (id, hostname, workflows, concurrency, started_at, heartbeat_at)
