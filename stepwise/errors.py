@@ -16,14 +16,19 @@
     │   ├── NestedStepError         a step function started a step (steps do not nest)
     │   └── StepFailed              a step failed after its retries; raised inside the workflow
     ├── CrashLoop                   a run's worker died N times in a row without progress
+    ├── DeadlineExceeded            a run's deadline passed before it finished; the run is failed
+    ├── StepAttemptsExceeded        a run used up its hard cap of step attempts; the run is failed
     ├── RunNotFound                 no run with that id
     ├── RunFailed                   waiting on a run that failed (carries the stored error)
     ├── RunCanceled                 waiting on a run that was canceled
     └── WaitTimeout                 a wait ran out of time before the run finished
 
-``Suspend`` and ``Abandon`` (in ``stepwise.core.replay``) derive from ``BaseException`` on
-purpose: a workflow's ``except Exception`` must never swallow a durable sleep, a cancel or a
-lost lease. They are engine signals, not errors, and are not exported.
+``Interrupt`` (in ``stepwise.core.replay``) derives from ``BaseException`` on purpose: a
+workflow's ``except Exception`` must never swallow a durable sleep, a shutdown, a cancel or a
+lost lease. It is an engine signal, not an error, and is not exported.
+
+A run's stored error document names its exception's class (``{"type": "DeadlineExceeded",
+…}``); the reasons the engine itself fails a run are classes here, so that name is one of ours.
 
 This module imports nothing of ours, so every layer may raise these.
 """
@@ -195,6 +200,16 @@ class WaitTimeout(StepwiseError):
         super().__init__(f"run {run_id} did not finish within {timeout:g}s")
         self.run_id = run_id
         self.timeout = timeout
+
+
+class DeadlineExceeded(StepwiseError):
+    """The run's deadline passed before it finished: the run is failed with this error, which a
+    waiting client sees as the ``type`` of ``RunFailed.error``."""
+
+
+class StepAttemptsExceeded(StepwiseError):
+    """The run used up its hard cap of step attempts (a runaway loop of steps): the run is
+    failed rather than allowed to grow its history forever."""
 
 
 class CrashLoop(StepwiseError):

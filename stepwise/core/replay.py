@@ -35,7 +35,7 @@ from stepwise.core.definitions import WorkflowDefinition
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal, LeaseLost
 from stepwise.core.steps import StepApi, cancel_requested
-from stepwise.errors import InvalidInput, StepResultError
+from stepwise.errors import DeadlineExceeded, InvalidInput, StepAttemptsExceeded, StepResultError
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +64,6 @@ class WorkflowRaised(Exception):
     def __init__(self, original: BaseException) -> None:
         super().__init__(repr(original))
         self.original = original
-
-
-class DeadlineExceeded(Exception):
-    """The run's deadline passed before it finished."""
-
-
-class StepAttemptsExceeded(Exception):
-    """The run used up its hard cap of step attempts."""
 
 
 class Execution:
