@@ -177,6 +177,12 @@ class Worker:
             await asyncio.wait(tasks, timeout=self.shutdown_grace)
         for token, (execution, task) in entries:
             if not task.done():
+                log.warning(
+                    "run %s: abandoned after the %gs shutdown grace; it is released, and a step "
+                    "still running in its thread is left behind (nothing it returns is stored)",
+                    execution.run_id,
+                    self.shutdown_grace,
+                )
                 execution.abandon()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
