@@ -18,6 +18,7 @@
     ├── CrashLoop                   a run's worker died N times in a row without progress
     ├── DeadlineExceeded            a run's deadline passed before it finished; the run is failed
     ├── StepAttemptsExceeded        a run used up its hard cap of step attempts; the run is failed
+    ├── WriteRefused                the database refused a run's write; the run is failed
     ├── RunNotFound                 no run with that id
     ├── RunFailed                   waiting on a run that failed (carries the stored error)
     ├── RunCanceled                 waiting on a run that was canceled
@@ -164,6 +165,16 @@ class StepFailed(StepError):
         self.error_type = error_type
         self.error_message = error_message
         self.attempts = attempts
+
+
+class WriteRefused(StepwiseError):
+    """The database refused to store ``subject`` of a run for ``reason`` (not because it was
+    away): the run is failed with this error, so it cannot fail its neighbours' writes again."""
+
+    def __init__(self, subject: str, reason: str) -> None:
+        super().__init__(f"the database refused to store {subject}: {reason}")
+        self.subject = subject
+        self.reason = reason
 
 
 class RunNotFound(StepwiseError):

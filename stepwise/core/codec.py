@@ -3,6 +3,10 @@
 A step's result is stored as JSON text and handed back *decoded from that text*, on the first
 run as on replay, so a workflow never sees a value on its first run that a replay could not
 reproduce (a tuple becomes a list, a pydantic model becomes a dict).
+
+The text is ASCII (``ensure_ascii``): NUL and lone surrogates become ``\\u`` escapes that
+every backend stores. Its size is capped (``max_bytes``) where a value is encoded, so a result
+too large fails its own step instead of a write batch that other runs share.
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ _MESSAGE_LIMIT = 4000
 _CHAIN_LIMIT = 10
 _LINK_MESSAGE_LIMIT = 1000
 
+DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+"""The largest step result, run input or run output stored, as JSON: 4 MiB, like Inngest's
+step outputs (Temporal allows 2 MB per payload). Setting: ``max_payload_bytes`` of ``Worker``
+and ``Client``, ``STEPWISE_MAX_PAYLOAD_BYTES``."""
+
 
 def _default(value: object) -> object:
     if isinstance(value, BaseModel):
@@ -37,14 +46,39 @@ def loads(text: str) -> Any:
     return json.loads(text)
 
 
-def encode_result(step: str, value: Any) -> str:
-    """``value`` as JSON text, or ``StepResultError`` naming ``step`` and what is wrong."""
+def encode_result(step: str, value: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str:
+    """``value`` as JSON text of at most ``max_bytes``, or ``StepResultError`` naming ``step``
+    and what is wrong."""
     try:
-        return dumps(value)
+        text = dumps(value)
     except (TypeError, ValueError) as exc:
         raise StepResultError(
             step, f"result must be JSON-serialisable or a pydantic model: {exc}"
         ) from None
+    if len(text) > max_bytes:
+        raise StepResultError(step, too_large("result", len(text), max_bytes))
+    return text
+
+
+def too_large(what: str, size: int, max_bytes: int) -> str:
+    """The one wording of a payload over the limit (the text is ASCII: characters are bytes)."""
+    return (
+        f"{what} is {size} bytes as JSON, over the limit of {max_bytes} bytes "
+        "(max_payload_bytes, STEPWISE_MAX_PAYLOAD_BYTES)"
+    )
+
+
+def unstorable(text: str) -> str | None:
+    """What in ``text`` no backend can store (Postgres refuses NUL in text, SQLite's driver
+    refuses lone surrogates), or None."""
+    if "\x00" in text:
+        return "a NUL character"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone surrogate (text that is not valid Unicode)"
+    return None
 
 
 def message_of(exc: BaseException) -> str:

@@ -5,8 +5,19 @@ after the batch holding it was written — but every write queued while one batc
 flight goes out together in the next one. With 100 runs in flight, one commit carries the
 completions of many steps, so the database commits far fewer times than there are steps.
 
-A write that fails because the database is away is kept and retried: nothing is dropped.
-A write that fails otherwise gives its runs up, as if their leases were lost (see ``_apply``).
+Runs are isolated although their writes share a transaction:
+
+* Every op is checked before it joins a batch (``_check``): a step name the databases cannot
+  store is refused at the call that used it. Payloads are checked earlier still, where they
+  are encoded (``codec.encode_result`` with ``max_payload_bytes``), so a result too large
+  fails its own step.
+* A batch carries at most ``MAX_BATCH_BYTES`` of payload, far below the 255 MB a Postgres
+  ``jsonb`` value can hold, so values that fit one by one also fit together.
+* A write that fails because the database is away is kept and retried: nothing is dropped.
+  A batch that fails otherwise is split run by run until the culprit is found (``_isolate``):
+  the other runs' ops are written, and the culprit's run is failed with the database's reason,
+  so it neither stalls its neighbours nor comes back to fail again.
+
 Fencing is the backend's: a batch reports the lease tokens it refused, and each waiting
 ``commit`` for such a token raises ``LeaseLost``.
 """
@@ -17,12 +28,28 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from stepwise.backends.base import Backend, StepFinished, StepStarted, WriteOp, WriteResult
-from stepwise.errors import DatabaseUnavailable
+from stepwise.backends.base import (
+    Backend,
+    FinishRun,
+    RetryRun,
+    RunStatus,
+    StepFinished,
+    StepSleeping,
+    StepStarted,
+    StepStatus,
+    WriteOp,
+    WriteResult,
+)
+from stepwise.core import codec
+from stepwise.errors import DatabaseUnavailable, StepNameError, WriteRefused
 
 log = logging.getLogger(__name__)
 
 RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+"""Payload per batch: a quarter of the largest ``jsonb`` value Postgres accepts (255 MB)."""
+
+_Pending = tuple[WriteOp, asyncio.Future[None] | None]
 
 
 class LeaseLost(Exception):
@@ -31,10 +58,16 @@ class LeaseLost(Exception):
 
 class Journal:
     def __init__(
-        self, backend: Backend, *, on_rejected: Callable[[set[str]], None] | None = None
+        self,
+        backend: Backend,
+        *,
+        max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+        on_rejected: Callable[[set[str]], None] | None = None,
     ) -> None:
         self._backend = backend
-        self._pending: list[tuple[WriteOp, asyncio.Future[None] | None]] = []
+        self.max_payload_bytes = max_payload_bytes
+        """The largest step result or run output, as JSON, that the engine stores."""
+        self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._on_rejected = on_rejected
         self.batches = 0
@@ -52,6 +85,7 @@ class Journal:
         await future
 
     def _enqueue(self, op: WriteOp, future: asyncio.Future[None] | None) -> None:
+        _check(op)
         self._pending.append((op, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all(), name="stepwise-journal")
@@ -60,10 +94,11 @@ class Journal:
         # Yield once so writes queued in the same loop iteration join this batch.
         await asyncio.sleep(0)
         while self._pending:
-            batch, self._pending = self._pending, []
+            size = _batch_size(self._pending)
+            batch, self._pending = self._pending[:size], self._pending[size:]
             await self._write(batch)
 
-    async def _write(self, batch: list[tuple[WriteOp, asyncio.Future[None] | None]]) -> None:
+    async def _write(self, batch: list[_Pending]) -> None:
         result = await self._apply(_coalesce([op for op, _ in batch]))
         if result.rejected and self._on_rejected is not None:
             self._on_rejected(result.rejected)
@@ -76,13 +111,24 @@ class Journal:
                 future.set_result(None)
 
     async def _apply(self, ops: list[WriteOp]) -> WriteResult:
-        """Write ``ops``, retrying while the database is away.
+        """Write ``ops``; if the batch fails for a reason other than the database being away,
+        find the culprit instead of giving every run up.
 
-        Any other failure leaves it unknown whether the ops were applied. Their runs are then
-        reported as rejected and abandoned like lost leases: they resume from their stored
-        steps once the leases run out. A storage fault must never reach a workflow as if its
-        step had raised (it would fail the run, or be caught by the workflow's own code).
+        A storage fault must never reach a workflow as if its step had raised (it would fail
+        the run, or be caught by the workflow's own code): it is resolved here.
         """
+        try:
+            return await self._write_retrying(ops)
+        except Exception:
+            log.warning(
+                "write of %d ops failed; writing them run by run to find the culprit",
+                len(ops),
+                exc_info=True,
+            )
+            return await self._isolate(_by_token(ops))
+
+    async def _write_retrying(self, ops: list[WriteOp]) -> WriteResult:
+        """Write ``ops`` in one transaction, retrying while the database is away."""
         attempt = 0
         while True:
             try:
@@ -93,17 +139,106 @@ class Journal:
                 log.warning("write of %d ops failed, retrying in %.2fs: %s", len(ops), delay, exc)
                 await asyncio.sleep(delay)
                 continue
-            except Exception:
-                log.exception("write of %d ops failed; abandoning their runs", len(ops))
-                return WriteResult(rejected={op.token for op in ops})
             self.batches += 1
             self.ops_written += len(ops)
             return result
+
+    async def _isolate(self, groups: list[list[WriteOp]]) -> WriteResult:
+        """The ops of ``groups`` (one group per lease token, each in order) failed together:
+        write each half on its own, and split again whichever half fails."""
+        if len(groups) == 1:
+            return await self._one_by_one(groups[0])
+        middle = len(groups) // 2
+        result = WriteResult()
+        for half in (groups[:middle], groups[middle:]):
+            try:
+                part = await self._write_retrying([op for group in half for op in group])
+            except Exception:
+                part = await self._isolate(half)
+            result.rejected |= part.rejected
+        return result
+
+    async def _one_by_one(self, ops: list[WriteOp]) -> WriteResult:
+        """One run's ops, each in its own transaction, in order. The first one that fails is
+        the culprit: its run is failed and its later ops dropped. (A fault that passes, such
+        as a connection in a bad state, fails nothing: the retry then succeeds.)"""
+        result = WriteResult()
+        for op in ops:
+            try:
+                part = await self._write_retrying([op])
+            except Exception as exc:
+                await self._fail_run(op, exc)
+                result.rejected.add(op.token)
+                return result
+            result.rejected |= part.rejected
+        return result
+
+    async def _fail_run(self, op: WriteOp, exc: Exception) -> None:
+        """Store the run's failure, so the run ends instead of failing again on every claim.
+        The caller gives the lease up either way: if even this write fails, the run resumes
+        from its stored steps once its lease runs out."""
+        refused = WriteRefused(_subject(op), str(exc) or type(exc).__name__)
+        log.error("run %s: %s", op.run_id, refused)
+        failure = FinishRun(
+            op.token, op.run_id, RunStatus.FAILED, error=codec.encode_error(refused)
+        )
+        try:
+            await self._write_retrying([failure])
+        except Exception:
+            log.exception("run %s: could not store its failure either; giving it up", op.run_id)
 
     async def drain(self) -> None:
         """Wait until every queued write was attempted."""
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
+
+
+def _check(op: WriteOp) -> None:
+    """Refuse an op that no backend can store, before it can fail a batch it shares."""
+    if isinstance(op, StepStarted | StepFinished | StepSleeping):
+        problem = codec.unstorable(op.key)
+        if problem is not None:
+            raise StepNameError(op.key, f"a step name must not contain {problem}")
+
+
+def _payload_bytes(op: WriteOp) -> int:
+    size = len(op.run_id) + len(op.token)
+    if isinstance(op, StepFinished | FinishRun):
+        size += len(op.output or "") + len(op.error or "")
+    elif isinstance(op, RetryRun):
+        size += len(op.error)
+    return size
+
+
+def _batch_size(pending: list[_Pending]) -> int:
+    """How many of the first ``pending`` ops fit in one batch (always at least one)."""
+    total = 0
+    for n, (op, _) in enumerate(pending):
+        total += _payload_bytes(op)
+        if n and total > MAX_BATCH_BYTES:
+            return n
+    return len(pending)
+
+
+def _by_token(ops: list[WriteOp]) -> list[list[WriteOp]]:
+    """``ops`` grouped by lease token, each group in its original order."""
+    groups: dict[str, list[WriteOp]] = {}
+    for op in ops:
+        groups.setdefault(op.token, []).append(op)
+    return list(groups.values())
+
+
+def _subject(op: WriteOp) -> str:
+    """What ``op`` was storing, for the error that explains why its run failed."""
+    match op:
+        case StepFinished(status=StepStatus.COMPLETED):
+            return f"the result of step {op.key!r}"
+        case StepStarted() | StepFinished() | StepSleeping():
+            return f"step {op.key!r}"
+        case FinishRun(status=RunStatus.SUCCEEDED):
+            return "the output of the workflow"
+        case _:
+            return "the end of the run"
 
 
 def _coalesce(ops: list[WriteOp]) -> list[WriteOp]:

@@ -226,7 +226,9 @@ class Execution:
             error = asyncio.CancelledError("the workflow function's task was canceled by its code")
         if error is None:
             try:
-                output = codec.encode_result("<workflow result>", task.result())
+                output = codec.encode_result(
+                    "<workflow result>", task.result(), self.journal.max_payload_bytes
+                )
             except StepResultError as exc:
                 return await self._write(self._finish(RunStatus.FAILED, error=exc), "failed")
             op = FinishRun(self.token, self.run_id, RunStatus.SUCCEEDED, output=output)

@@ -192,7 +192,9 @@ class StepApi:
                     ex.journal.submit(start)
                 t0 = time.monotonic()
                 try:
-                    output = codec.encode_result(key, await self._call_as(key, fn))
+                    output = codec.encode_result(
+                        key, await self._call_as(key, fn), ex.journal.max_payload_bytes
+                    )
                 except _NOT_RETRIED as exc:
                     await self._record_failure(key, exc, attempts, started, t0, retrying=False)
                     raise

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from stepwise.backends.base import Backend, ClaimedRun, ReleaseRun, WorkerInfo
-from stepwise.core import limits
+from stepwise.core import codec, limits
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal, LeaseLost
 from stepwise.core.registry import Registry
@@ -49,6 +49,7 @@ class Worker:
         listener: ExecutionListener | None = None,
         max_recovery_attempts: int = recovery.DEFAULT_MAX_RECOVERY_ATTEMPTS,
         max_step_attempts: int = DEFAULT_MAX_STEP_ATTEMPTS,
+        max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         self.backend = backend
         self.registry = registry
@@ -62,7 +63,7 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.listener = listener or ExecutionListener()
         self.max_step_attempts = max_step_attempts
-        self.journal = Journal(backend, on_rejected=self.lose)
+        self.journal = Journal(backend, max_payload_bytes=max_payload_bytes, on_rejected=self.lose)
         self.active: dict[str, tuple[Execution, asyncio.Task[str]]] = {}
         self.ready = False
         """True once registered and claiming: what the readiness probe reports."""

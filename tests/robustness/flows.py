@@ -174,6 +174,35 @@ async def order(ctx: WorkflowContext[Order]) -> dict[str, Any]:
     return {"item": ctx.input.item, "quantity": ctx.input.quantity}
 
 
+UNSTORABLE_NAMES = {"nul": "bad\x00name", "surrogate": "bad\ud800name"}
+"""Step names no backend can store: Postgres refuses NUL in text, SQLite's driver refuses a
+lone surrogate."""
+
+
+@workflow("robust-neighbour")
+async def neighbour(ctx: WorkflowContext[dict[str, str]]) -> list[str]:
+    """A run with nothing wrong: one step returns at once, the next waits for the gate."""
+    ledger, run_id = ctx.input["ledger"], ctx.run_id
+    first = await ctx.step.run("first", gated_step(ledger, run_id, "first"))
+    second = await ctx.step.run("second", gated_step(ledger, run_id, "second", ctx.input["gate"]))
+    return [first["execution"], second["execution"]]
+
+
+@workflow("robust-unstorable")
+async def unstorable(ctx: WorkflowContext[dict[str, Any]]) -> Any:
+    """``robust-neighbour`` whose second step cannot be stored: its name is
+    ``UNSTORABLE_NAMES[input["name"]]``, or its result is ``input["size"]`` characters long."""
+    ledger, run_id, size = ctx.input["ledger"], ctx.run_id, ctx.input.get("size", 0)
+    await ctx.step.run("first", gated_step(ledger, run_id, "first"))
+    wait = gated_step(ledger, run_id, "second", ctx.input["gate"])
+
+    def second() -> Any:
+        result = wait()
+        return "x" * size if size else result
+
+    return await ctx.step.run(UNSTORABLE_NAMES.get(ctx.input.get("name", ""), "second"), second)
+
+
 def dying_step(ledger: str, run_id: str, key: str, how: str) -> Callable[[], Any]:
     """A sync step that kills its own worker process: ``os._exit`` or SIGKILL."""
 
