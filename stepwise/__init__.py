@@ -35,6 +35,7 @@ from stepwise.errors import (
     StepwiseError,
     UnknownWorkflow,
     WaitTimeout,
+    WriteRefused,
 )
 from stepwise.worker.worker import Worker
 
@@ -74,6 +75,7 @@ __all__ = [
     "Worker",
     "WorkflowContext",
     "WorkflowDefinition",
+    "WriteRefused",
     "__version__",
     "default_registry",
     "load_app",

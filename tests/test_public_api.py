@@ -41,6 +41,7 @@ PUBLIC = [
     "Worker",
     "WorkflowContext",
     "WorkflowDefinition",
+    "WriteRefused",
     "__version__",
     "default_registry",
     "load_app",
