@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from stepwise.backends import DEFAULT_URL, urls
 from stepwise.backends.base import RunStatus
@@ -35,6 +35,9 @@ from stepwise.errors import (
     WaitTimeout,
 )
 from stepwise.worker import recovery
+
+if TYPE_CHECKING:
+    from stepwise.worker import metrics
 
 log = logging.getLogger("stepwise")
 _N = TypeVar("_N")
@@ -362,16 +365,15 @@ def _report(run: Run) -> int:
 
 async def _cmd_worker(args: argparse.Namespace) -> int:
     from stepwise.backends import open_backend
-    from stepwise.worker import health
     from stepwise.worker.worker import Worker
 
     if not args.app:
         raise StepwiseError("no workflows to serve: pass --app FILE_OR_MODULE (or $STEPWISE_APP)")
     for app in args.app:
         load_app(app)
+    metrics = _worker_metrics() if args.health_port else None
     backend = open_backend(args.database_url, schema=args.schema)
     await backend.open()
-    metrics = health.Metrics()
     worker = Worker(
         backend,
         default_registry,
@@ -384,9 +386,9 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
     )
     stop = _stop_on_signals()
     server = None
-    if args.health_port:
+    if metrics is not None:
         try:
-            server = await health.serve(worker, metrics, args.health_host, args.health_port)
+            server = await metrics.serve(worker, args.health_host, args.health_port)
         except OSError as exc:
             await backend.close()
             raise ConfigurationError(
@@ -397,9 +399,21 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
         await worker.run(stop)
     finally:
         if server is not None:
-            server.close()
+            await server.cleanup()
         await backend.close()
     return 0
+
+
+def _worker_metrics() -> metrics.Metrics:
+    """The worker's metrics; their libraries come with the ``worker`` extra, which a plain
+    install lacks: that is one line naming the extra, not a traceback."""
+    try:
+        from stepwise.worker import metrics
+    except ModuleNotFoundError as exc:
+        raise ConfigurationError(
+            f"--health-port needs {exc.name}: pip install 'stepwise[worker]', or --health-port 0"
+        ) from None
+    return metrics.Metrics()
 
 
 def _stop_on_signals() -> asyncio.Event:

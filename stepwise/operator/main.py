@@ -4,8 +4,8 @@ kopf runs standalone (no peering objects: the chart runs exactly one operator wi
 Recreate strategy) with its bookkeeping in annotations under ``operator.stepwise.dev/``, so
 the status stays ours. Its diff base leaves out ``spec.input``: the spec is immutable, and a
 large input copied into an annotation would push the resource past the 256 KiB annotation
-limit. The health port serves ``/healthz`` (liveness, with the mirror's counters) and
-``/metrics``.
+limit. The health port serves ``/healthz`` (liveness, with the mirror's counters),
+``/readyz`` and ``/metrics`` (``stepwise.endpoint``, as a worker does).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import kopf
 
 from stepwise.client.client import Client
-from stepwise.operator import handlers, health, kubeapi
+from stepwise.operator import handlers, kubeapi
 from stepwise.operator.mirror import Mirror
 
 ANNOTATION_PREFIX = "operator.stepwise.dev"
@@ -70,7 +70,11 @@ async def run(
     kube = kubeapi.KubeApi(kubeapi.load_configuration(), instance=instance)
     async with Client.connect(database_url, schema=schema) as client:
         mirror = Mirror(client, kube)
-        endpoint = await health.serve(mirror, health_host, health_port) if health_port else None
+        endpoint = None
+        if health_port:
+            from stepwise.operator import metrics  # aiohttp and prometheus_client: only when served
+
+            endpoint = await metrics.serve(mirror, health_host, health_port)
         following = asyncio.create_task(mirror.run(), name="stepwise mirror")
         await asyncio.sleep(0)  # let it start, so kopf counts its tasks as not its own
         operating = asyncio.create_task(

@@ -94,9 +94,9 @@ def test_apply_shows_live_progress_then_the_output(
     assert [run.id for run in database.runs()] == [uid]
     assert op.reasons("fetch-42") == ["Started", "Succeeded"]
     metrics = _get(f"http://127.0.0.1:{op.health_port}/metrics")
-    assert "stepwise_operator_workflowruns 1\n" in metrics
+    assert "stepwise_operator_workflowruns 1.0\n" in metrics
     writes = re.search(
-        r'^stepwise_operator_api_requests_total\{kind="status"\} (\d+)$', metrics, re.M
+        r'^stepwise_operator_api_requests_total\{kind="status"\} (\d+)\.0$', metrics, re.M
     )
     assert writes, metrics
     assert 2 <= int(writes[1]) <= 10, metrics

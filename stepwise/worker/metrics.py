@@ -1,21 +1,21 @@
-"""Health and Prometheus metrics over HTTP: ``/healthz``, ``/readyz`` and ``/metrics``.
+"""The worker's Prometheus metrics, counted as an execution listener, and its endpoint.
 
-A tiny asyncio server on the worker's own loop: if the loop is stuck, the liveness probe
-fails, which is exactly what it should report.
+Imported only when the worker serves a health port: prometheus_client and aiohttp come with
+the ``worker`` extra, and a plain install runs a worker without them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from stepwise import endpoint
 from stepwise.core.events import ExecutionListener
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from stepwise.worker.worker import Worker
 
 
@@ -65,33 +65,6 @@ class Metrics(ExecutionListener):
         self.runs_finished.labels(outcome).inc()
         self.active_runs.dec()
 
-
-async def serve(worker: Worker, metrics: Metrics, host: str, port: int) -> asyncio.Server:
-    """Start the endpoint; the caller closes the returned server."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ValueError):
-            request = await reader.readuntil(b"\r\n\r\n")
-            path = request.split(b" ", 2)[1].decode("ascii", "replace")
-            status, ctype, body = _route(path, worker, metrics)
-            head = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode("ascii") + body)
-            await writer.drain()
-        writer.close()
-
-    return await asyncio.start_server(handle, host, port)
-
-
-def _route(path: str, worker: Worker, metrics: Metrics) -> tuple[str, str, bytes]:
-    if path == "/healthz":
-        return "200 OK", "text/plain", b"ok\n"
-    if path == "/readyz":
-        if worker.ready:
-            return "200 OK", "text/plain", b"ready\n"
-        return "503 Service Unavailable", "text/plain", b"not ready\n"
-    if path == "/metrics":
-        return "200 OK", CONTENT_TYPE_LATEST, generate_latest(metrics.registry)
-    return "404 Not Found", "text/plain", b"not found\n"
+    async def serve(self, worker: Worker, host: str, port: int) -> web.AppRunner:
+        """Serve ``/healthz``, ``/readyz`` (the worker claims) and these metrics."""
+        return await endpoint.serve(self.registry, host, port, ready=lambda: worker.ready)

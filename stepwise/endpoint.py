@@ -1,0 +1,57 @@
+"""The HTTP endpoint of a long-running stepwise process (worker, operator).
+
+``/healthz`` (liveness), ``/readyz`` (readiness) and ``/metrics`` (Prometheus text of one
+``prometheus_client`` registry), served by aiohttp on the process's own event loop: if the
+loop is stuck, the liveness probe fails, which is what the probe is for.
+
+aiohttp and prometheus_client come with the ``worker`` and ``operator`` extras, not with a
+plain install: a process imports this module only when its health port is set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+
+async def serve(
+    registry: CollectorRegistry,
+    host: str,
+    port: int,
+    *,
+    ready: Callable[[], bool] = lambda: True,
+    details: Callable[[], dict[str, Any]] | None = None,
+) -> web.AppRunner:
+    """Start serving; the caller cleans the returned runner up. ``/healthz`` answers ``ok``,
+    or the JSON of ``details()``; ``/readyz`` answers 503 while ``ready()`` is false."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        if details is None:
+            return web.Response(text="ok\n")
+        return web.json_response(details())
+
+    async def readyz(request: web.Request) -> web.Response:
+        if ready():
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="not ready\n")
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app = web.Application()
+    app.add_routes(
+        [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)]
+    )
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner
