@@ -19,6 +19,7 @@
     ├── DeadlineExceeded            a run's deadline passed before it finished; the run is failed
     ├── StepAttemptsExceeded        a run used up its hard cap of step attempts; the run is failed
     ├── WriteRefused                the database refused a run's write; the run is failed
+    ├── ReplayDiverged              a replay did not request the steps its history holds
     ├── RunNotFound                 no run with that id
     ├── RunFailed                   waiting on a run that failed (carries the stored error)
     ├── RunCanceled                 waiting on a run that was canceled
@@ -165,6 +166,22 @@ class StepFailed(StepError):
         self.error_type = error_type
         self.error_message = error_message
         self.attempts = attempts
+
+
+class ReplayDiverged(StepwiseError):
+    """A replay did not follow its run's stored history: completed steps ``missing`` were never
+    requested, while the code asked for ``new`` steps the history does not hold (typically a
+    step renamed or removed by a deploy while the run was in flight)."""
+
+    def __init__(self, run_id: str, missing: list[str], new: list[str]) -> None:
+        listed = f"; it requested steps the history does not hold: {new}" if new else ""
+        super().__init__(
+            f"run {run_id} diverged from its history: the replay never requested completed "
+            f"steps {missing}{listed}"
+        )
+        self.run_id = run_id
+        self.missing = missing
+        self.new = new
 
 
 class WriteRefused(StepwiseError):

@@ -79,6 +79,9 @@ class RunRecord:
     """Claims in a row that took the run over from a worker that died or stalled past its
     lease, with no step completed in between: a crash loop shows up here (counted at claim
     time, so any way of dying counts)."""
+    warning: str | None = None
+    """JSON ``{"type", "message", …}`` the engine stored about the run without failing it (a
+    replay that diverged from the stored history); None when there is none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +316,11 @@ class Backend(Protocol):
     ) -> set[str]:
         """Extend the leases of the runs held under ``tokens`` and the worker's own heartbeat;
         return the tokens no longer held (run canceled, or claimed by another worker)."""
+        ...
+
+    async def record_warning(self, token: str, run_id: str, warning: str) -> bool:
+        """Store ``warning`` (JSON) on the run, fenced like a write: only while the run is held
+        under ``token``; returns whether it was stored."""
         ...
 
     async def write(self, ops: Sequence[WriteOp]) -> WriteResult:

@@ -85,6 +85,9 @@ class Run:
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    warning: dict[str, Any] | None = None
+    """What the engine noticed without failing the run: ``{"type": "ReplayDiverged", "message",
+    "missing", "new"}`` when a replay did not follow the stored history; None otherwise."""
 
     @classmethod
     def from_record(cls, r: RunRecord) -> Run:
@@ -105,6 +108,7 @@ class Run:
             started_at=r.started_at,
             finished_at=r.finished_at,
             updated_at=r.updated_at,
+            warning=codec.loads(r.warning) if r.warning is not None else None,
         )
 
     @property

@@ -20,5 +20,9 @@ class ExecutionListener:
     ) -> None:
         pass
 
+    def run_diverged(self, run_id: str, workflow: str, missing: list[str], new: list[str]) -> None:
+        """A replay left its stored history (``core.divergence``): completed steps ``missing``
+        were not requested, ``new`` ones were."""
+
     def run_finished(self, run_id: str, outcome: str) -> None:
         """``outcome``: succeeded, failed, canceled, sleeping, released, retrying or abandoned."""

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from stepwise.backends.base import (
+    Backend,
     ClaimedRun,
     FinishRun,
     ReleaseRun,
@@ -29,13 +30,19 @@ from stepwise.backends.base import (
     SuspendRun,
     WriteOp,
 )
-from stepwise.core import codec
+from stepwise.core import codec, divergence
 from stepwise.core.context import WorkflowContext
 from stepwise.core.definitions import WorkflowDefinition
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal, LeaseLost
 from stepwise.core.steps import StepApi, cancel_requested
-from stepwise.errors import DeadlineExceeded, InvalidInput, StepAttemptsExceeded, StepResultError
+from stepwise.errors import (
+    DatabaseUnavailable,
+    DeadlineExceeded,
+    InvalidInput,
+    StepAttemptsExceeded,
+    StepResultError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +83,8 @@ class Execution:
         journal: Journal,
         *,
         listener: ExecutionListener | None = None,
+        backend: Backend | None = None,
+        on_divergence: divergence.OnDivergence = divergence.OnDivergence.WARN,
         max_step_attempts: int = DEFAULT_MAX_STEP_ATTEMPTS,
     ) -> None:
         self.run = claimed.run
@@ -85,6 +94,9 @@ class Execution:
         self.definition = definition
         self.journal = journal
         self.listener = listener or ExecutionListener()
+        self._backend = backend
+        self._on_divergence = on_divergence
+        self._steps: StepApi | None = None
         self._max_attempts = max_step_attempts
         self._attempts_used = sum(s.attempts for s in claimed.steps)
         self._stop = Stop.NONE
@@ -163,12 +175,13 @@ class Execution:
         except Exception as exc:
             error = InvalidInput(f"input of workflow {self.run.workflow!r} is invalid: {exc}")
             return await self._write(self._finish(RunStatus.FAILED, error=error), "failed")
+        self._steps = StepApi(self)
         ctx: WorkflowContext[Any] = WorkflowContext(
             input=value,
             run_id=self.run_id,
             version=self.run.version,
             attempt=self.run.attempt,
-            step=StepApi(self),
+            step=self._steps,
         )
         self._task = asyncio.create_task(self._body(ctx), name=f"run-{self.run_id}")
         deadline = None
@@ -249,9 +262,31 @@ class Execution:
         return FinishRun(self.token, self.run_id, status, error=doc)
 
     async def _write(self, op: WriteOp, outcome: str) -> str:
+        if outcome != "released" and self._stop is not Stop.DEADLINE:
+            op, outcome = await self._check_divergence(op, outcome)
         try:
             await self.journal.commit(op)
         except LeaseLost:
             log.info("run %s: lease lost before it could be marked %s", self.run_id, outcome)
             return "abandoned"
         return outcome
+
+    async def _check_divergence(self, op: WriteOp, outcome: str) -> tuple[WriteOp, str]:
+        """Report a replay that left its history (see ``divergence``); with ``fail``, the run
+        fails instead of reaching ``outcome``."""
+        requested = self._steps.requested if self._steps is not None else frozenset()
+        diverged = divergence.detect(self.run_id, self.memo, requested, outcome)
+        if diverged is None:
+            return op, outcome
+        log.warning("%s (workflow %s)", diverged, self.run.workflow)
+        self.listener.run_diverged(self.run_id, self.run.workflow, diverged.missing, diverged.new)
+        if self._backend is not None:
+            try:
+                await self._backend.record_warning(
+                    self.token, self.run_id, divergence.warning_document(diverged)
+                )  # not stored only if the lease is gone: then the next owner reports it
+            except DatabaseUnavailable as exc:
+                log.warning("run %s: the divergence warning was not stored: %s", self.run_id, exc)
+        if self._on_divergence is divergence.OnDivergence.FAIL and outcome != "failed":
+            return self._finish(RunStatus.FAILED, error=diverged), "failed"
+        return op, outcome

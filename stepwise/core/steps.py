@@ -67,6 +67,11 @@ class MemoKeys:
         self._taken.add(key)
         return key
 
+    @property
+    def taken(self) -> frozenset[str]:
+        """Every key handed out so far."""
+        return frozenset(self._taken)
+
 
 def _seconds(duration: float | timedelta) -> float:
     """A finite, bounded duration: nan would sleep forever, a century overflows wake-up times."""
@@ -141,6 +146,11 @@ class StepApi:
     def __init__(self, execution: Execution) -> None:
         self._ex = execution
         self._keys = MemoKeys()
+
+    @property
+    def requested(self) -> frozenset[str]:
+        """The memo keys this execution asked for (what a divergence check compares)."""
+        return self._keys.taken
 
     def run(
         self, name: str, fn: Callable[[], Any], *, retry: RetryPolicy | None = None

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from stepwise.backends.base import Backend, ClaimedRun, ReleaseRun, WorkerInfo
-from stepwise.core import codec, limits
+from stepwise.core import codec, divergence, limits
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal, LeaseLost
 from stepwise.core.registry import Registry
@@ -50,6 +50,7 @@ class Worker:
         max_recovery_attempts: int = recovery.DEFAULT_MAX_RECOVERY_ATTEMPTS,
         max_step_attempts: int = DEFAULT_MAX_STEP_ATTEMPTS,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+        on_divergence: str = divergence.OnDivergence.WARN,
     ) -> None:
         self.backend = backend
         self.registry = registry
@@ -63,6 +64,7 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.listener = listener or ExecutionListener()
         self.max_step_attempts = max_step_attempts
+        self.on_divergence = divergence.parse(on_divergence)
         self.journal = Journal(backend, max_payload_bytes=max_payload_bytes, on_rejected=self.lose)
         self.active: dict[str, tuple[Execution, asyncio.Task[str]]] = {}
         self.ready = False
@@ -155,6 +157,8 @@ class Worker:
             self.journal,
             listener=self.listener,
             max_step_attempts=self.max_step_attempts,
+            backend=self.backend,
+            on_divergence=self.on_divergence,
         )
         task = asyncio.create_task(execution.execute(), name=f"stepwise-run-{claimed.run.id}")
         self.active[claimed.lease_token] = (execution, task)

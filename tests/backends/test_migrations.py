@@ -30,7 +30,7 @@ EXPECTED_COLUMNS = {
         "id", "workflow", "version", "status", "input", "output", "error", "idempotency_key",
         "attempt", "claims", "lease_token", "lease_owner", "lease_expires_at", "deadline_at",
         "available_at", "created_at", "started_at", "finished_at", "updated_at",
-        "recoveries", "progress_at_claim",
+        "recoveries", "progress_at_claim", "warning",
     },
     "steps": {
         "seq", "run_id", "key", "status", "output", "error", "attempts", "started_at",

@@ -95,6 +95,7 @@ def _run_record(row: Any) -> base.RunRecord:
         finished_at=row["finished_at"],
         updated_at=row["updated_at"],
         recoveries=row["recoveries"],
+        warning=row["warning"],
     )
 
 
@@ -379,6 +380,14 @@ class PostgresBackend:
     async def serving_workers(self, workflow: str, within_seconds: float) -> int:
         count: int = await self._fetchval("serving_workers", workflow, within_seconds)
         return count
+
+    async def record_warning(self, token: str, run_id: str, warning: str) -> bool:
+        key = _uuid(run_id)
+        if key is None or _uuid(token) is None:
+            return False
+        async with self._connection() as conn:
+            status: str = await conn.execute(_QUERIES["record_warning"], key, token, warning)
+        return status == "UPDATE 1"
 
     async def claim_runs(
         self, worker_id: str, workflows: Sequence[str], limit: int, lease_seconds: float

@@ -232,3 +232,8 @@ SELECT lease_token::text AS token FROM extended;
 -- name: write --
 -- See stepwise_write in migrations/0001_init.sql; returns the refused tokens.
 SELECT stepwise_write($1::jsonb);
+
+-- name: record_warning --
+-- Fenced like every write: stored only while the run is still held under the token $2.
+UPDATE runs SET warning = $3::json, updated_at = now()
+WHERE id = $1 AND lease_token = $2::uuid AND status = 'running';

@@ -85,6 +85,7 @@ def _run_record(row: sqlite3.Row) -> base.RunRecord:
         finished_at=_maybe_time(row["finished_at"]),
         updated_at=_time(row["updated_at"]),
         recoveries=row["recoveries"],
+        warning=row["warning"],
     )
 
 
@@ -446,6 +447,13 @@ class SqliteBackend:
             return held
 
         return set(tokens) - await self._atomic(beat)
+
+    async def record_warning(self, token: str, run_id: str, warning: str) -> bool:
+        params = {"run_id": run_id, "token": token, "warning": warning, "now": _text(_now())}
+        stored: int = await self._call(
+            lambda conn: conn.execute(_QUERIES["record_warning"], params).rowcount
+        )
+        return stored == 1
 
     async def write(self, ops: Sequence[base.WriteOp]) -> base.WriteResult:
         if not ops:

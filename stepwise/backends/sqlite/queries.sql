@@ -40,19 +40,19 @@ VALUES (
 ON CONFLICT (workflow, idempotency_key) DO NOTHING
 RETURNING
     id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries;
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries, warning;
 
 -- name: run_by_idempotency_key --
 SELECT
     id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries, warning
 FROM runs
 WHERE workflow = :workflow AND idempotency_key = :idempotency_key;
 
 -- name: get_run --
 SELECT
     id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries, warning
 FROM runs
 WHERE id = :id;
 
@@ -60,7 +60,7 @@ WHERE id = :id;
 -- Newest first; the rowid breaks ties between runs created in the same microsecond.
 SELECT
     id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries, warning
 FROM runs
 WHERE (:workflow IS NULL OR workflow = :workflow)
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
@@ -155,7 +155,7 @@ WHERE id = :id;
 -- name: runs_by_ids --
 SELECT
     id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries
+    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries, warning
 FROM runs
 WHERE id IN (SELECT value FROM json_each(:ids));
 
@@ -234,3 +234,8 @@ WHERE id = :run_id AND lease_token = :token;
 
 -- name: delete_failed_steps --
 DELETE FROM steps WHERE run_id = :run_id AND status = 'failed';
+
+-- name: record_warning --
+-- Fenced like every write: stored only while the run is still held under the token.
+UPDATE runs SET warning = :warning, updated_at = :now
+WHERE id = :run_id AND lease_token = :token AND status = 'running';
