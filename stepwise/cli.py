@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from stepwise.backends import DEFAULT_URL, urls
 from stepwise.backends.base import RunStatus
 from stepwise.client.client import Client, Run
-from stepwise.core import limits
+from stepwise.core import divergence, limits
 from stepwise.core.definitions import checked_name
 from stepwise.core.events import ExecutionListener
 from stepwise.core.registry import default_registry, load_app
@@ -122,6 +122,10 @@ def _seconds(*, zero: bool = False) -> Callable[[str], float]:
     return lambda text: _checked(lambda: limits.seconds(_number(text, float), "", zero=zero))
 
 
+def _choice(parse: Callable[[str], _N]) -> Callable[[str], _N]:
+    return lambda text: _checked(lambda: parse(text))
+
+
 def _port(text: str) -> int:
     value = _number(text, int)
     if not 0 <= value <= 65535:
@@ -184,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     concurrency = _count(limits.MAX_CONCURRENCY)
+    on_divergence = _choice(divergence.parse)
 
     def database(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -246,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         help="fail a run whose worker died this many times in a row without completing a step "
         "(default: %(default)s)",
+    )
+    worker.add_argument(
+        "--on-divergence",
+        type=on_divergence,
+        default=_env("ON_DIVERGENCE", divergence.OnDivergence.WARN.value, on_divergence),
+        help="a run whose replay diverged from its stored history gets a warning (warn), or "
+        "is also failed (fail) (default: %(default)s)",
     )
     worker.add_argument("--poll-interval", type=_seconds(), default=1.0)
     health(worker, "0", "the health and metrics endpoint")
@@ -383,6 +395,7 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
         shutdown_grace=args.shutdown_grace,
         listener=metrics,
         max_recovery_attempts=args.max_recovery_attempts,
+        on_divergence=args.on_divergence,
     )
     stop = _stop_on_signals()
     server = None
@@ -464,6 +477,7 @@ async def _cmd_runs(args: argparse.Namespace) -> int:
                 "input": run.input,
                 "output": run.output,
                 "error": run.error,
+                "warning": run.warning,
                 "attempt": run.attempt,
                 "claims": run.claims,
                 "waiting": await client.waiting_reason(run),

@@ -47,6 +47,12 @@ class Metrics(ExecutionListener):
         self.active_runs = Gauge(
             "stepwise_active_runs", "Runs this worker is executing", registry=self.registry
         )
+        self.divergences = Counter(
+            "stepwise_replay_divergences",
+            "Executions whose replay diverged from the run's stored history, by workflow",
+            ["workflow"],
+            registry=self.registry,
+        )
 
     def run_started(self, run_id: str, workflow: str, claims: int) -> None:
         self.runs_started.inc()
@@ -60,6 +66,9 @@ class Metrics(ExecutionListener):
     ) -> None:
         self.steps.labels("ok" if ok else ("retrying" if retrying else "failed")).inc()
         self.step_seconds.observe(seconds)
+
+    def run_diverged(self, run_id: str, workflow: str, missing: list[str], new: list[str]) -> None:
+        self.divergences.labels(workflow).inc()
 
     def run_finished(self, run_id: str, outcome: str) -> None:
         self.runs_finished.labels(outcome).inc()

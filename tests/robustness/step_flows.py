@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stepwise import RetryPolicy, WorkflowContext, workflow
-from tests.robustness.flows import record
+from tests.robustness.flows import gated_step, record
 
 RAISED: dict[str, Callable[[], BaseException]] = {
     "SystemExit": lambda: SystemExit(3),
@@ -45,3 +45,20 @@ async def raises(ctx: WorkflowContext[dict[str, str]]) -> None:
         raise make()
     step: Any = sync_step if where == "sync" else async_step
     await ctx.step.run("explode", step, retry=TWICE)
+
+
+DEPLOY_VARIABLE = "FLOWS_DEPLOY"
+"""The "deployed version" of ``robust-deployed``: each worker process gets its own."""
+
+
+@workflow("robust-deployed")
+async def deployed(ctx: WorkflowContext[dict[str, str]]) -> list[str]:
+    """Its first step is named after the deploy (``charge-v1``, ``charge-v2``…), like code whose
+    step was renamed between two releases; the second step waits for its gate."""
+    ledger, run_id = ctx.input["ledger"], ctx.run_id
+    first = await ctx.step.run(
+        f"charge-{os.environ.get(DEPLOY_VARIABLE, 'v1')}",
+        gated_step(ledger, run_id, "charge"),
+    )
+    second = await ctx.step.run("notify", gated_step(ledger, run_id, "notify", ctx.input["gate"]))
+    return [first["execution"], second["execution"]]
