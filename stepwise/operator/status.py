@@ -53,6 +53,8 @@ _STATES: dict[StepStatus, StepState] = {
 
 NO_WORKER = "NoWorker"
 FINISHED, SUCCEEDED, WORKER_AVAILABLE = "Finished", "Succeeded", "WorkerAvailable"
+DIVERGED = "Diverged"
+"""Present (True) once a replay of the run diverged from its stored history."""
 
 
 def build(
@@ -110,6 +112,7 @@ def build(
             error,
             waiting_reason,
             claimed=run.claims > 0,
+            diverged=_divergence(run.warning),
             previous=(previous or {}).get("conditions") or [],
             generation=generation,
             now=now,
@@ -118,6 +121,14 @@ def build(
     )
     dumped: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     return dumped
+
+
+def _divergence(stored: str | None) -> str | None:
+    """The message of a ``ReplayDiverged`` warning stored on the run, if there is one."""
+    if stored is None:
+        return None
+    doc = _decode_error(stored)
+    return str(doc.get("message", "")) if doc.get("type") == "ReplayDiverged" else None
 
 
 def _count(steps: Sequence[StepRecord], status: StepStatus) -> int:
@@ -236,8 +247,10 @@ def conditions(
     previous: Sequence[Mapping[str, Any]],
     generation: int | None,
     now: datetime,
+    diverged: str | None = None,
 ) -> list[Condition]:
-    """``Finished``, ``Succeeded`` and ``WorkerAvailable``; a condition whose status did not
+    """``Finished``, ``Succeeded``, ``WorkerAvailable`` and, once a replay diverged from the
+    stored history (``diverged`` says how), ``Diverged``; a condition whose status did not
     change keeps its ``lastTransitionTime``. ``WorkerAvailable`` is about pending runs; once
     a worker took the run (``claimed``) it is True, and a run that ended without ever being
     taken (canceled, expired) keeps what it last said."""
@@ -264,6 +277,8 @@ def conditions(
         wanted.append((WORKER_AVAILABLE, "True", "WorkerServing", "a live worker serves it"))
     elif claimed:
         wanted.append((WORKER_AVAILABLE, "True", "Claimed", "a worker took the run"))
+    if diverged is not None:
+        wanted.append((DIVERGED, "True", "ReplayDiverged", _cap(diverged, MAX_MESSAGE_CHARS)))
     result = [
         _condition(kind, status, reason, text, before.get(kind), generation, now)
         for kind, status, reason, text in wanted
