@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from stepwise.backends import DEFAULT_URL, urls
 from stepwise.backends.base import RunStatus
 from stepwise.client.client import Client, Run
-from stepwise.core import divergence, limits
+from stepwise.core import codec, divergence, limits
 from stepwise.core.definitions import checked_name
 from stepwise.core.events import ExecutionListener
 from stepwise.core.registry import default_registry, load_app
@@ -188,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     concurrency = _count(limits.MAX_CONCURRENCY)
+    max_payload = _count(codec.MAX_PAYLOAD_BYTES)
     on_divergence = _choice(divergence.parse)
 
     def database(p: argparse.ArgumentParser) -> None:
@@ -201,6 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
             "--schema",
             default=_env("SCHEMA", "stepwise"),
             help="Postgres schema (default: %(default)s)",
+        )
+
+    def payload(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--max-payload-bytes",
+            type=max_payload,
+            default=_env("MAX_PAYLOAD_BYTES", str(codec.DEFAULT_MAX_PAYLOAD_BYTES), max_payload),
+            help="largest run input, step result or run output stored, in bytes of JSON "
+            "(default: %(default)s)",
         )
 
     def health(p: argparse.ArgumentParser, port: str, what: str) -> None:
@@ -219,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("workflow", help="workflow name")
     run.add_argument("--input", type=_json_arg, default=None, help="input as JSON")
     run.add_argument("--concurrency", type=concurrency, default=10)
+    payload(run)
     database(run)
 
     worker = sub.add_parser("worker", help="serve workflows: claim and execute runs")
@@ -260,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         "is also failed (fail) (default: %(default)s)",
     )
     worker.add_argument("--poll-interval", type=_seconds(), default=1.0)
+    payload(worker)
     health(worker, "0", "the health and metrics endpoint")
     database(worker)
 
@@ -270,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--deadline", type=_seconds(), help="seconds from now")
     start.add_argument("--wait", action="store_true", help="wait for the result and print it")
     start.add_argument("--timeout", type=_seconds(zero=True), help="seconds to wait at most")
+    payload(start)
     database(start)
 
     runs = sub.add_parser("runs", help="list, show or cancel runs")
@@ -351,7 +364,10 @@ async def _cmd_run(args: argparse.Namespace) -> int:
     load_app(args.file)
     definition = default_registry.get(args.workflow)
     async with Client.connect(
-        args.database_url, schema=args.schema, registry=default_registry
+        args.database_url,
+        schema=args.schema,
+        registry=default_registry,
+        max_payload_bytes=args.max_payload_bytes,
     ) as client:
         run = await client.start(definition, args.input)
         print(f"run {run.id} of {definition.name} on {client.backend.display_url}", file=sys.stderr)
@@ -395,6 +411,7 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
         shutdown_grace=args.shutdown_grace,
         listener=metrics,
         max_recovery_attempts=args.max_recovery_attempts,
+        max_payload_bytes=args.max_payload_bytes,
         on_divergence=args.on_divergence,
     )
     stop = _stop_on_signals()
@@ -441,7 +458,9 @@ async def _cmd_start(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     deadline = timedelta(seconds=args.deadline) if args.deadline else None
-    async with Client.connect(args.database_url, schema=args.schema) as client:
+    async with Client.connect(
+        args.database_url, schema=args.schema, max_payload_bytes=args.max_payload_bytes
+    ) as client:
         run = await client.start(
             args.workflow, args.input, idempotency_key=args.idempotency_key, deadline=deadline
         )

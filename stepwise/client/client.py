@@ -120,12 +120,22 @@ class Client:
     """``async with Client.connect(url) as client: run = await client.start("wf", {...})``.
 
     ``registry`` (optional) lets ``start`` validate input against a workflow's model before
-    the run is stored; without it, the worker validates.
+    the run is stored; without it, the worker validates. ``max_payload_bytes`` bounds a run's
+    input as JSON, like the worker's bound on step results.
     """
 
-    def __init__(self, backend: Backend, *, registry: Registry | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        registry: Registry | None = None,
+        max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
         self.backend = backend
         self._registry = registry
+        self.max_payload_bytes = limits.count(
+            max_payload_bytes, "max_payload_bytes", high=codec.MAX_PAYLOAD_BYTES
+        )
 
     @classmethod
     def connect(
@@ -135,10 +145,15 @@ class Client:
         schema: str = "stepwise",
         registry: Registry | None = None,
         create: bool = True,
+        max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> Client:
         """A client with its own backend, opened by ``async with``; with ``create=False`` a
         missing SQLite file is an error instead of a new database (see ``open_backend``)."""
-        return cls(open_backend(url, schema=schema, create=create), registry=registry)
+        return cls(
+            open_backend(url, schema=schema, create=create),
+            registry=registry,
+            max_payload_bytes=max_payload_bytes,
+        )
 
     async def __aenter__(self) -> Client:
         await self.backend.open()
@@ -169,7 +184,7 @@ class Client:
         Every argument is checked before anything is stored: ``InvalidArgument`` (a name no
         ``@workflow`` can have, a key or version over 255 characters or holding NUL, a
         ``run_id`` that is not a UUID, a deadline that is not a positive finite duration) or
-        ``InvalidInput`` (not JSON, too deeply nested, holding NUL)."""
+        ``InvalidInput`` (not JSON, too deeply nested, holding NUL, over ``max_payload_bytes``)."""
         definition = workflow if isinstance(workflow, WorkflowDefinition) else None
         if definition is None and self._registry is not None and workflow in self._registry:
             definition = self._registry.get(str(workflow))
@@ -187,7 +202,7 @@ class Client:
             id=str(uuid.uuid4()) if run_id is None else _uuid_text(run_id),
             workflow=name,
             version=version,
-            input=_stored_input(name, definition, input),
+            input=_stored_input(name, definition, input, self.max_payload_bytes),
             idempotency_key=idempotency_key,
             deadline_at=deadline,
         )
@@ -275,7 +290,9 @@ def _uuid_text(run_id: str) -> str:
         raise InvalidArgument("run id", f"must be a UUID, got {limits.shown(run_id)}") from None
 
 
-def _stored_input(name: str, definition: WorkflowDefinition | None, value: Any) -> str:
+def _stored_input(
+    name: str, definition: WorkflowDefinition | None, value: Any, max_bytes: int
+) -> str:
     """``value`` as the JSON text a run stores: validated by the definition's model when the
     client knows it, and refused when no worker could decode it or no backend store it."""
     what = f"input of workflow {name!r}"
@@ -289,4 +306,7 @@ def _stored_input(name: str, definition: WorkflowDefinition | None, value: Any) 
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"{what} is not JSON: {exc}") from None
     limits.check_json(stored, what)
-    return codec.dumps(stored)
+    text = codec.dumps(stored)
+    if len(text) > max_bytes:
+        raise InvalidInput(codec.too_large(what, len(text), max_bytes))
+    return text

@@ -29,6 +29,8 @@ DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 """The largest step result, run input or run output stored, as JSON: 4 MiB, like Inngest's
 step outputs (Temporal allows 2 MB per payload). Setting: ``max_payload_bytes`` of ``Worker``
 and ``Client``, ``STEPWISE_MAX_PAYLOAD_BYTES``."""
+MAX_PAYLOAD_BYTES = 200 * 1024 * 1024
+"""The highest that setting goes: Postgres holds no value of 255 MB or more in a write batch."""
 
 
 def _default(value: object) -> object:
@@ -66,19 +68,6 @@ def too_large(what: str, size: int, max_bytes: int) -> str:
         f"{what} is {size} bytes as JSON, over the limit of {max_bytes} bytes "
         "(max_payload_bytes, STEPWISE_MAX_PAYLOAD_BYTES)"
     )
-
-
-def unstorable(text: str) -> str | None:
-    """What in ``text`` no backend can store (Postgres refuses NUL in text, SQLite's driver
-    refuses lone surrogates), or None."""
-    if "\x00" in text:
-        return "a NUL character"
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            return "a lone surrogate (text that is not valid Unicode)"
-    return None
 
 
 def message_of(exc: BaseException) -> str:

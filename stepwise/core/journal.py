@@ -40,7 +40,7 @@ from stepwise.backends.base import (
     WriteOp,
     WriteResult,
 )
-from stepwise.core import codec
+from stepwise.core import codec, limits
 from stepwise.errors import DatabaseUnavailable, StepNameError, WriteRefused
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class Journal:
 def _check(op: WriteOp) -> None:
     """Refuse an op that no backend can store, before it can fail a batch it shares."""
     if isinstance(op, StepStarted | StepFinished | StepSleeping):
-        problem = codec.unstorable(op.key)
+        problem = limits.unstorable(op.key)
         if problem is not None:
             raise StepNameError(op.key, f"a step name must not contain {problem}")
 

@@ -71,7 +71,7 @@ def text(value: str, name: str, *, max_length: int) -> str:
         raise InvalidArgument(
             name, f"must be at most {max_length} characters, got {len(value)}: {shown(value)}"
         )
-    problem = _unstorable(value)
+    problem = unstorable(value)
     if problem:
         raise InvalidArgument(name, f"must not contain {problem}")
     return value
@@ -86,7 +86,7 @@ def check_json(value: Any, what: str) -> None:
     while stack:
         item, depth = stack.pop()
         if isinstance(item, str):
-            problem = _unstorable(item)
+            problem = unstorable(item)
             if problem:
                 raise InvalidInput(f"{what} must not contain {problem}")
         elif isinstance(item, dict | list):
@@ -106,7 +106,7 @@ def too_deep(what: str) -> InvalidInput:
     return InvalidInput(f"{what} is nested more than {MAX_INPUT_DEPTH} levels deep")
 
 
-def _unstorable(value: str) -> str | None:
+def unstorable(value: str) -> str | None:
     """What in ``value`` no backend can store (Postgres refuses both), or None."""
     if "\x00" in value:
         return "a NUL character"

@@ -21,10 +21,16 @@ async def run_to_completion(
 ) -> Run:
     """Serve ``registry`` on ``client``'s database until run ``run_id`` finished; return it.
 
-    The worker is an ordinary one: it may also pick up other due runs of those workflows.
+    The worker is an ordinary one: it may also pick up other due runs of those workflows. It
+    stores payloads up to the client's ``max_payload_bytes``.
     """
     worker = Worker(
-        client.backend, registry, concurrency=concurrency, poll_interval=0.2, listener=listener
+        client.backend,
+        registry,
+        concurrency=concurrency,
+        poll_interval=0.2,
+        listener=listener,
+        max_payload_bytes=client.max_payload_bytes,
     )
     stop = asyncio.Event()
     serving = asyncio.create_task(worker.run(stop), name="stepwise-inline-worker")

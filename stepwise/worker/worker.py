@@ -65,7 +65,8 @@ class Worker:
         self.listener = listener or ExecutionListener()
         self.max_step_attempts = max_step_attempts
         self.on_divergence = divergence.parse(on_divergence)
-        self.journal = Journal(backend, max_payload_bytes=max_payload_bytes, on_rejected=self.lose)
+        payload = limits.count(max_payload_bytes, "max_payload_bytes", high=codec.MAX_PAYLOAD_BYTES)
+        self.journal = Journal(backend, max_payload_bytes=payload, on_rejected=self.lose)
         self.active: dict[str, tuple[Execution, asyncio.Task[str]]] = {}
         self.ready = False
         """True once registered and claiming: what the readiness probe reports."""
