@@ -31,7 +31,7 @@ import asyncpg
 from bench import flows
 from bench.calls import CountingBackend
 from bench.pgserver import Q, quote_ident
-from stepwise import Client, Worker, default_registry
+from stepwise import Client, Worker
 from stepwise.backends import open_backend
 from stepwise.backends.postgres.backend import POOL_SIZE
 
@@ -41,7 +41,7 @@ SCHEMA = "stepwise"
 @contextlib.asynccontextmanager
 async def serving(client: Client, concurrency: int) -> AsyncIterator[Worker]:
     """A worker sharing the client's backend (one backend per process), stopped on exit."""
-    worker = Worker(client.backend, default_registry, concurrency=concurrency)
+    worker = Worker(client, concurrency=concurrency)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:

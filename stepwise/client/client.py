@@ -22,6 +22,7 @@ from stepwise.backends.base import (
     RunStatus,
     StepRecord,
     StepStatus,
+    Watch,
 )
 from stepwise.core import codec, limits
 from stepwise.core.definitions import WorkflowDefinition, checked_name
@@ -213,13 +214,31 @@ class Client:
         return Run.from_record(record)
 
     async def get(self, run_id: str) -> Run:
-        record = await self.backend.get_run(run_id)
-        if record is None:
+        run = await self.find(run_id)
+        if run is None:
             raise RunNotFound(run_id)
-        return Run.from_record(record)
+        return run
+
+    async def find(self, run_id: str) -> Run | None:
+        """The run, or None when no run has that id."""
+        record = await self.backend.get_run(run_id)
+        return None if record is None else Run.from_record(record)
 
     async def steps(self, run_id: str) -> list[Step]:
         return [Step.from_record(s) for s in await self.backend.list_steps(run_id)]
+
+    async def stored(self, run_id: str) -> tuple[RunRecord, list[StepRecord]] | None:
+        """The run and its steps as stored, payloads still JSON text (None: no such run): for
+        a renderer that caps payloads instead of decoding them, as the operator's status does."""
+        record = await self.backend.get_run(run_id)
+        if record is None:
+            return None
+        return record, await self.backend.list_steps(run_id)
+
+    def watch(self) -> Watch:
+        """Runs that change (steps written, status changed), as they change:
+        ``async with client.watch() as changes: ids = await changes.next(timeout)``."""
+        return self.backend.watch()
 
     async def list(
         self,
@@ -257,7 +276,7 @@ class Client:
         if timeout is not None:
             limits.seconds(timeout, "timeout", zero=True)
         deadline = None if timeout is None else time.monotonic() + timeout
-        async with self.backend.watch() as changes:
+        async with self.watch() as changes:
             while True:
                 run = await self.get(run_id)
                 if run.finished:
@@ -272,7 +291,7 @@ class Client:
                     if not changed:
                         break
 
-    async def waiting_reason(self, run: Run) -> str | None:
+    async def waiting_reason(self, run: Run | RunRecord) -> str | None:
         """Why a pending run is not progressing, when that is visible: no live worker serves
         its workflow (a rolling deploy may bring one)."""
         if run.status is not RunStatus.PENDING:

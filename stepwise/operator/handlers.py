@@ -71,7 +71,7 @@ async def start_run(
     created = datetime.fromisoformat(str(meta["creationTimestamp"]))
     client = memo.client
     try:
-        if await client.backend.get_run(uid) is not None:
+        if await client.find(uid) is not None:
             run = None  # started before the operator restarted: nothing to do
         else:
             run = await client.start(
@@ -100,8 +100,8 @@ async def start_run(
 async def cancel_run(body: kopf.Body, uid: str, memo: OperatorState, **_: Any) -> None:
     client = memo.client
     try:
-        record = await client.backend.get_run(uid)
-        if record is None or record.status.finished:
+        found = await client.find(uid)
+        if found is None or found.finished:
             return
         run = await client.cancel(uid)
     except DatabaseUnavailable as exc:

@@ -33,8 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stepwise.backends.base import RunStatus
-from stepwise.client.client import Client, Run
+from stepwise.client.client import Client
 from stepwise.errors import StepwiseError
 from stepwise.operator import status as status_mod
 from stepwise.operator.kubeapi import KubeApi, KubeError, NotFound, ObjectRef
@@ -213,7 +212,7 @@ class Mirror:
     async def _follow(self) -> None:
         while True:
             try:
-                async with self.client.backend.watch() as watch:
+                async with self.client.watch() as watch:
                     self.mark_unfinished()  # changes may have passed while not subscribed
                     resynced = time.monotonic()
                     while True:
@@ -277,14 +276,11 @@ class Mirror:
         tracked = self._tracked.get(uid)
         if tracked is None or tracked.deleting:
             return
-        backend = self.client.backend
-        record = await backend.get_run(uid)
-        if record is None:
+        stored = await self.client.stored(uid)
+        if stored is None:
             return  # the create handler has not started it yet; it marks it when it has
-        steps = await backend.list_steps(uid)
-        reason = None
-        if record.status is RunStatus.PENDING:
-            reason = await self.client.waiting_reason(Run.from_record(record))
+        record, steps = stored
+        reason = await self.client.waiting_reason(record)
         self.refreshes += 1
         new = status_mod.build(
             record,

@@ -25,7 +25,7 @@ async def run_to_completion(
     stores payloads up to the client's ``max_payload_bytes``.
     """
     worker = Worker(
-        client.backend,
+        client,
         registry,
         concurrency=concurrency,
         poll_interval=0.2,

@@ -18,10 +18,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from stepwise.backends.base import Backend, ClaimedRun, ReleaseRun, WorkerInfo
+from stepwise.client.client import Client
 from stepwise.core import codec, divergence, limits
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal, LeaseLost
-from stepwise.core.registry import Registry
+from stepwise.core.registry import Registry, default_registry
 from stepwise.core.replay import DEFAULT_MAX_STEP_ATTEMPTS, Execution
 from stepwise.errors import DatabaseUnavailable, UnknownWorkflow
 from stepwise.worker import recovery
@@ -34,12 +35,14 @@ RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
 
 class Worker:
-    """Executes runs of the workflows in ``registry``, at most ``concurrency`` at a time."""
+    """Executes runs of the workflows in ``registry``, at most ``concurrency`` at a time, on
+    the database of ``database``: a ``Client`` (``Worker(client)``; the engine passes its
+    ``Backend``). ``registry`` defaults to the one ``@workflow`` registers in."""
 
     def __init__(
         self,
-        backend: Backend,
-        registry: Registry,
+        database: Client | Backend,
+        registry: Registry = default_registry,
         *,
         concurrency: int = 10,
         lease_seconds: float = 30.0,
@@ -52,6 +55,7 @@ class Worker:
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
         on_divergence: str = divergence.OnDivergence.WARN,
     ) -> None:
+        backend = database.backend if isinstance(database, Client) else database
         self.backend = backend
         self.registry = registry
         self.concurrency = limits.count(concurrency, "concurrency", high=limits.MAX_CONCURRENCY)

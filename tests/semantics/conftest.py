@@ -28,7 +28,7 @@ class Engine:
 
     def worker(self, **kw: Any) -> Worker:
         kw.setdefault("poll_interval", 0.05)
-        return Worker(self.client.backend, self.registry, **kw)
+        return Worker(self.client, self.registry, **kw)
 
 
 @pytest.fixture
