@@ -21,6 +21,7 @@ PUBLIC = [
     "InvalidInput",
     "NestedStepError",
     "Registry",
+    "ReplayDiverged",
     "RetryPolicy",
     "Run",
     "RunCanceled",
