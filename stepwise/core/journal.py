@@ -40,12 +40,14 @@ from stepwise.backends.base import (
     WriteOp,
     WriteResult,
 )
+from stepwise.backoff import Backoff
 from stepwise.core import codec, limits
 from stepwise.errors import DatabaseUnavailable, StepNameError, WriteRefused
 
 log = logging.getLogger(__name__)
 
-RETRY_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+RETRY_BACKOFF = Backoff(initial=0.05, cap=2.0)
+"""Waits between tries of a write while the database is away."""
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 """Payload per batch: a quarter of the largest ``jsonb`` value Postgres accepts (255 MB)."""
 
@@ -129,13 +131,13 @@ class Journal:
 
     async def _write_retrying(self, ops: list[WriteOp]) -> WriteResult:
         """Write ``ops`` in one transaction, retrying while the database is away."""
-        attempt = 0
+        failures = 0
         while True:
             try:
                 result = await self._backend.write(ops)
             except DatabaseUnavailable as exc:
-                delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
-                attempt += 1
+                failures += 1
+                delay = RETRY_BACKOFF.delay(failures)
                 log.warning("write of %d ops failed, retrying in %.2fs: %s", len(ops), delay, exc)
                 await asyncio.sleep(delay)
                 continue

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from stepwise import backoff
 
 MAX_INTERVAL_SECONDS = 365 * 24 * 3600.0
 """The longest wait a policy may ask for: any wait plus now stays a representable datetime."""
@@ -26,15 +27,13 @@ class RetryPolicy(BaseModel):
     max_interval: float = Field(default=60.0, ge=0, le=MAX_INTERVAL_SECONDS)
 
     def delay(self, failed_attempts: int) -> timedelta:
-        """The wait after ``failed_attempts`` failures (1-based), for any count: the cap is found
-        by comparing exponents, so no power is computed that could overflow."""
-        exponent = max(failed_attempts - 1, 0)
-        first, cap = self.initial_interval, self.max_interval
-        if first == 0 or first >= cap or self.backoff_coefficient == 1:
-            return timedelta(seconds=min(first, cap))
-        if exponent * math.log(self.backoff_coefficient) >= math.log(cap) - math.log(first):
-            return timedelta(seconds=cap)
-        return timedelta(seconds=min(first * self.backoff_coefficient**exponent, cap))
+        """The wait after ``failed_attempts`` failures (1-based), for any count (no jitter: the
+        retries of one run's step are no herd)."""
+        return timedelta(
+            seconds=backoff.exponential(
+                failed_attempts, self.initial_interval, self.backoff_coefficient, self.max_interval
+            )
+        )
 
     def allows_another(self, failed_attempts: int) -> bool:
         return failed_attempts < self.max_attempts

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from stepwise.backoff import Backoff
 from stepwise.client.client import Client
 from stepwise.errors import StepwiseError
 from stepwise.operator import status as status_mod
@@ -44,7 +45,8 @@ log = logging.getLogger("stepwise.operator")
 MIN_INTERVAL = 0.5
 RESYNC_INTERVAL = 15.0
 CONCURRENCY = 32
-RETRY_DELAY = 5.0
+RETRY_BACKOFF = Backoff(initial=0.5, cap=5.0)
+"""Waits before the database watch is opened again, and before a failed refresh is retried."""
 
 _ANNOUNCED = {
     Phase.SUCCEEDED.value: False,
@@ -128,6 +130,8 @@ class Mirror:
         """When marked resources are refreshed."""
         self._last: dict[str, float] = {}
         """When each unfinished resource was last refreshed."""
+        self._failures = 0
+        """Refreshes and expiries failed in a row: the database or the API server is away."""
         self._expiry = _Timeline()
         """When finished resources with a TTL are deleted."""
         self._busy: set[str] = set()
@@ -210,9 +214,11 @@ class Mirror:
         )
 
     async def _follow(self) -> None:
+        failures = 0
         while True:
             try:
                 async with self.client.watch() as watch:
+                    failures = 0
                     self.mark_unfinished()  # changes may have passed while not subscribed
                     resynced = time.monotonic()
                     while True:
@@ -223,8 +229,10 @@ class Mirror:
                         for run_id in changed or ():
                             self.mark(run_id)
             except (StepwiseError, OSError) as exc:
-                log.warning("lost the database watch (%s); retrying in %.0fs", exc, RETRY_DELAY)
-                await asyncio.sleep(RETRY_DELAY)
+                failures += 1
+                delay = RETRY_BACKOFF.delay(failures)
+                log.warning("lost the database watch (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
 
     async def _serve(self) -> None:
         """Start each due refresh and expiry as its own task (at most ``concurrency`` run at
@@ -257,12 +265,15 @@ class Mirror:
         try:
             async with self._limit:
                 await action(uid)
+            self._failures = 0
         except NotFound:
             self.forget(uid)
         except (StepwiseError, KubeError) as exc:
-            log.warning("could not mirror run %s (%s); retrying in %.0fs", uid, exc, RETRY_DELAY)
+            self._failures += 1
+            delay = RETRY_BACKOFF.delay(self._failures)
+            log.warning("could not mirror run %s (%s); retrying in %.1fs", uid, exc, delay)
             if uid in self._tracked and uid not in retry:
-                retry.add(uid, time.monotonic() + RETRY_DELAY)
+                retry.add(uid, time.monotonic() + delay)
         finally:
             self._busy.discard(uid)
             if uid in self._again:

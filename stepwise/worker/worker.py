@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from stepwise.backends.base import Backend, ClaimedRun, ReleaseRun, WorkerInfo
+from stepwise.backoff import Backoff
 from stepwise.client.client import Client
 from stepwise.core import codec, divergence, limits
 from stepwise.core.events import ExecutionListener
@@ -31,7 +32,8 @@ from stepwise.worker.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
 
-RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+RECONNECT_BACKOFF = Backoff(initial=0.1, cap=5.0)
+"""Waits between tries of a claim or a registration while the database is away."""
 
 
 class Worker:
@@ -133,8 +135,8 @@ class Worker:
                     )
                     failures = 0
                 except DatabaseUnavailable as exc:
-                    delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
                     failures += 1
+                    delay = RECONNECT_BACKOFF.delay(failures)
                     log.warning("claim failed, retrying in %.2fs: %s", delay, exc)
                     await _first(stopping, asyncio.sleep(delay))
                     continue
@@ -207,8 +209,8 @@ class Worker:
                 await call()
                 return
             except DatabaseUnavailable as exc:
-                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
                 failures += 1
+                delay = RECONNECT_BACKOFF.delay(failures)
                 log.warning("database unavailable, retrying in %.2fs: %s", delay, exc)
                 await asyncio.sleep(delay)
 

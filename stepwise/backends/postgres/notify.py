@@ -23,11 +23,13 @@ from typing import Any
 
 import asyncpg
 
+from stepwise.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 PING_INTERVAL = 10.0
 PING_TIMEOUT = 5.0
-RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+RECONNECT_BACKOFF = Backoff(initial=0.05, cap=2.0)
 
 Connect = Callable[[], Awaitable[Any]]
 """Opens a new asyncpg connection (raises on failure)."""
@@ -150,8 +152,8 @@ class Listener:
                 await self._listen()
                 return
             except Exception as exc:  # the supervisor must outlive any failure to connect
-                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
                 failures += 1
+                delay = RECONNECT_BACKOFF.delay(failures)
                 log.debug("LISTEN reconnect failed, retrying in %.2fs: %s", delay, exc)
                 await asyncio.sleep(delay)
 
