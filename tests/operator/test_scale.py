@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,6 +77,15 @@ def dispatched(kube: ControlPlane, schema: str) -> int | None:
     )
     match = re.search(pattern, metrics, re.MULTILINE)
     return int(float(match[1])) if match else None
+
+
+def process_figures(pid: int) -> tuple[int, int]:
+    """The peak resident set (MiB) and the thread count of process ``pid``: reported, never
+    asserted."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmHWM"].split()[0]) // 1024, int(fields["Threads"])
 
 
 def test_two_hundred_at_once(
@@ -144,10 +154,15 @@ def test_two_hundred_at_once(
 
     mirror = (op.health() or {})["mirror"]
     per_run = requests / RUNS
+    assert op.proc is not None
+    peak_rss, threads = process_figures(op.proc.pid)
     record_property("api_requests_per_run", round(per_run, 2))
+    record_property("operator_peak_rss_mib", peak_rss)
+    record_property("operator_threads", threads)
     print(
         f"\n{RUNS} WorkflowRuns Succeeded in {took:.1f}s; the operator made {requests} API "
-        f"requests ({per_run:.2f} per run), of which the mirror's: {mirror['requests']}"
+        f"requests ({per_run:.2f} per run), of which the mirror's: {mirror['requests']}; "
+        f"its peak RSS {peak_rss} MiB, {threads} threads"
     )
     assert per_run <= MAX_REQUESTS_PER_RUN
     assert mirror["requests"]["status"] <= 3 * RUNS
