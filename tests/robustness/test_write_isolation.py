@@ -89,6 +89,16 @@ async def _assert_culprit_failed_alone(
     assert await backend.claim_runs("w", ["isolation"], 10, LEASE) == []
 
 
+async def test_the_writes_of_many_runs_go_out_in_one_batch(backend: Backend) -> None:
+    """The control: without a culprit, one batch (on Postgres, one round trip) for all."""
+    claims = await _claim(backend, INNOCENT_RUNS)
+    journal = Journal(backend)
+    ops = [_completed(claim, "done", '{"ok":true}') for claim in claims]
+
+    assert await _commit_together(journal, ops) == [None] * INNOCENT_RUNS
+    assert (journal.batches, journal.ops_written) == (1, INNOCENT_RUNS)
+
+
 @pytest.mark.parametrize("position", [0, INNOCENT_RUNS // 2, INNOCENT_RUNS])
 async def test_a_refused_write_fails_only_its_own_run(backend: Backend, position: int) -> None:
     claims = await _claim(backend, INNOCENT_RUNS + 1)
