@@ -36,15 +36,24 @@ async def payloads(ctx: Any) -> Any:
     return "x" * ctx.input["output"]
 
 
-async def _run(url: str, step: int, output: int) -> tuple[Run, list[Any]]:
-    """Runs ``payloads`` to its end on an in-process worker limited to ``LIMIT`` bytes."""
+ODD_TEXT = "nul \x00, lone surrogate \ud800, emoji \U0001f600"
+"""Text no backend stores as such, but JSON escapes (``\\u0000``): fine in a payload."""
+
+
+@workflow("odd-text", registry=registry)
+async def odd_text(ctx: Any) -> Any:
+    return [ctx.input, await ctx.step.run("odd", lambda: ODD_TEXT)]
+
+
+async def _run(url: str, step: int, output: int, flow: Any = payloads) -> tuple[Run, list[Any]]:
+    """Runs ``flow`` to its end on an in-process worker limited to ``LIMIT`` bytes."""
     async with Client.connect(url) as client:
         worker = Worker(open_backend(url), registry, max_payload_bytes=LIMIT, poll_interval=0.05)
         await worker.backend.open()
         stop = asyncio.Event()
         serving = asyncio.create_task(worker.run(stop))
         try:
-            started = await client.start(payloads, {"step": step, "output": output})
+            started = await client.start(flow, {"step": step, "output": output})
             run = await client.wait_finished(started.id, timeout=30)
             return run, await client.steps(run.id)
         finally:
@@ -67,6 +76,13 @@ async def test_payloads_up_to_the_limit_are_stored(backend_url: str) -> None:
     run, [step] = await _run(backend_url, step=LIMIT - 2, output=LIMIT - 2)
     assert run.status is RunStatus.SUCCEEDED, run.error
     assert run.output == step.output == "x" * (LIMIT - 2)
+
+
+async def test_nul_and_lone_surrogates_inside_payloads_are_stored(backend_url: str) -> None:
+    run, [step] = await _run(backend_url, step=1, output=1, flow=odd_text)
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    assert step.output == ODD_TEXT
+    assert run.output == [{"step": 1, "output": 1}, ODD_TEXT]
 
 
 async def test_a_workflow_output_over_the_limit_fails_the_run(backend_url: str) -> None:
