@@ -5,34 +5,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pydantic
 import pytest
 
-from stepwise import Client, RetryPolicy, RunStatus, workflow
-from stepwise.backends import open_backend
+from stepwise import RetryPolicy, RunStatus, workflow
 from stepwise.backends.base import Backend, RetryRun
 from stepwise.core import codec
 from stepwise.worker.inline import run_to_completion
 from tests.backends.test_conformance import claim_one, create, now, passed
-from tests.semantics.conftest import Engine
-
-
-@pytest.fixture
-async def engine(backend_url: str) -> AsyncIterator[Engine]:
-    async with Client.connect(backend_url) as client:
-        yield Engine(client)
-
-
-@pytest.fixture
-async def backend(backend_url: str) -> AsyncIterator[Backend]:
-    opened = open_backend(backend_url)
-    await opened.open()
-    yield opened
-    await opened.close()
+from tests.conftest import Engine
 
 
 class PaymentDeclined(Exception):

@@ -5,14 +5,13 @@ long or cyclic ``__cause__``/``__context__`` chains)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from stepwise import Client, RetryPolicy, RunStatus, StepStatus, workflow
+from stepwise import RetryPolicy, RunStatus, StepStatus, workflow
 from stepwise.core import codec
-from tests.semantics.conftest import Engine
+from tests.conftest import Engine
 
 ONCE = RetryPolicy(max_attempts=1)
 
@@ -66,12 +65,6 @@ BAD = {
     "cyclic-chain": cyclic,
     "long-chain": lambda: long_chain(200_000),
 }
-
-
-@pytest.fixture
-async def engine(backend_url: str) -> AsyncIterator[Engine]:
-    async with Client.connect(backend_url) as client:
-        yield Engine(client)
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from stepwise import Client, Registry, RunStatus, StepStatus, workflow
+from tests.conftest import Engine
 from tests.plugins.procs import Procs, async_wait_until
 from tests.robustness.checks import assert_no_errors_logged
 from tests.robustness.flows import read_ledger
-from tests.semantics.conftest import Engine
 
 FLOWS = Path(__file__).with_name("flows.py")
 LEASE = 60.0

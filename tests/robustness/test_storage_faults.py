@@ -18,7 +18,6 @@ from typing import Any, cast
 import pytest
 
 from stepwise import Client, Registry, Run, RunStatus, Worker, workflow
-from stepwise.backends import open_backend
 from stepwise.backends.base import Backend
 
 LEASE = 1.0
@@ -78,14 +77,6 @@ async def execute(backend_url: str) -> AsyncIterator[Execute]:
                 await serving
 
         yield run
-
-
-@pytest.fixture
-async def backend(backend_url: str) -> AsyncIterator[Backend]:
-    opened = open_backend(backend_url)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def test_unforeseen_write_fault_that_passes_is_written_again_at_once(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -38,14 +37,6 @@ LONE_SURROGATE = '"\ud800"'
 """JSON text no backend stores: Postgres rejects the escape, SQLite's driver the character."""
 OVER_JSONB = 300 * 1024 * 1024
 """A result Postgres cannot hold: one jsonb value is limited to 255 MB."""
-
-
-@pytest.fixture
-async def backend(backend_url: str) -> AsyncIterator[Backend]:
-    opened = open_backend(backend_url)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def _claim(backend: Backend, count: int) -> list[ClaimedRun]:

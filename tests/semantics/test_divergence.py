@@ -19,8 +19,8 @@ import pytest
 from stepwise import Registry, RunStatus, workflow
 from stepwise.core.events import ExecutionListener
 from stepwise.errors import InvalidArgument
+from tests.conftest import Engine
 from tests.plugins.procs import async_wait_until
-from tests.semantics.conftest import Engine
 
 
 class Diverged(ExecutionListener):

@@ -18,7 +18,7 @@ from stepwise import (
     WorkflowContext,
     workflow,
 )
-from tests.semantics.conftest import Engine
+from tests.conftest import Engine
 
 
 async def wait_for_status(engine: Engine, run_id: str, status: RunStatus) -> None:

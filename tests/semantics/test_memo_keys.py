@@ -12,7 +12,7 @@ import pytest
 
 from stepwise import Registry, RunStatus, StepNameError, workflow
 from stepwise.core.steps import MemoKeys
-from tests.semantics.conftest import Engine
+from tests.conftest import Engine
 
 
 def test_repeated_names_are_indexed_in_call_order() -> None:

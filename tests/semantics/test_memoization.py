@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from stepwise import Registry, RunStatus, workflow
-from tests.semantics.conftest import Engine
+from tests.conftest import Engine
 
 
 class Money(BaseModel):

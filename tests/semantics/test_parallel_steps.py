@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 from stepwise import Registry, RunStatus, StepStatus, workflow
-from tests.semantics.conftest import Engine
+from tests.conftest import Engine
 
 
 async def test_gathered_steps_run_concurrently_and_each_is_stored(engine: Engine) -> None:

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from stepwise import Registry, RetryPolicy, RunStatus, StepStatus, workflow
-from tests.semantics.conftest import Engine
+from tests.conftest import Engine
 
 FAST = RetryPolicy(max_attempts=3, initial_interval=0.01, backoff_coefficient=2, max_interval=0.1)
 

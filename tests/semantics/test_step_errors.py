@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from stepwise import NO_RETRY, Registry, RunStatus, StepFailed, StepStatus, workflow
-from tests.semantics.conftest import Engine
+from tests.conftest import Engine
 
 
 def ok() -> str:

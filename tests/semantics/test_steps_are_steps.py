@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from stepwise import NO_RETRY, Registry, RetryPolicy, RunStatus, StepStatus, workflow
-from tests.semantics.conftest import Engine
+from tests.conftest import Engine
 
 FAST = RetryPolicy(max_attempts=3, initial_interval=0.01, backoff_coefficient=2, max_interval=0.1)
 
