@@ -30,7 +30,6 @@ async def run_to_completion(
         concurrency=concurrency,
         poll_interval=0.2,
         listener=listener,
-        max_payload_bytes=client.max_payload_bytes,
     )
     stop = asyncio.Event()
     serving = asyncio.create_task(worker.run(stop), name="stepwise-inline-worker")

@@ -39,7 +39,8 @@ RECONNECT_BACKOFF = Backoff(initial=0.1, cap=5.0)
 class Worker:
     """Executes runs of the workflows in ``registry``, at most ``concurrency`` at a time, on
     the database of ``database``: a ``Client`` (``Worker(client)``; the engine passes its
-    ``Backend``). ``registry`` defaults to the one ``@workflow`` registers in."""
+    ``Backend``). ``registry`` defaults to the one ``@workflow`` registers in. A worker stores
+    payloads up to ``max_payload_bytes``: by default its client's, else 4 MiB."""
 
     def __init__(
         self,
@@ -54,10 +55,14 @@ class Worker:
         listener: ExecutionListener | None = None,
         max_recovery_attempts: int = recovery.DEFAULT_MAX_RECOVERY_ATTEMPTS,
         max_step_attempts: int = DEFAULT_MAX_STEP_ATTEMPTS,
-        max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+        max_payload_bytes: int | None = None,
         on_divergence: str = divergence.OnDivergence.WARN,
     ) -> None:
-        backend = database.backend if isinstance(database, Client) else database
+        if isinstance(database, Client):
+            backend = database.backend
+            inherited = database.max_payload_bytes
+        else:
+            backend, inherited = database, codec.DEFAULT_MAX_PAYLOAD_BYTES
         self.backend = backend
         self.registry = registry
         self.concurrency = limits.count(concurrency, "concurrency", high=limits.MAX_CONCURRENCY)
@@ -71,7 +76,11 @@ class Worker:
         self.listener = listener or ExecutionListener()
         self.max_step_attempts = max_step_attempts
         self.on_divergence = divergence.parse(on_divergence)
-        payload = limits.count(max_payload_bytes, "max_payload_bytes", high=codec.MAX_PAYLOAD_BYTES)
+        payload = limits.count(
+            inherited if max_payload_bytes is None else max_payload_bytes,
+            "max_payload_bytes",
+            high=codec.MAX_PAYLOAD_BYTES,
+        )
         self.journal = Journal(backend, max_payload_bytes=payload, on_rejected=self.lose)
         self.active: dict[str, tuple[Execution, asyncio.Task[str]]] = {}
         self.ready = False

@@ -45,11 +45,16 @@ async def odd_text(ctx: Any) -> Any:
     return [ctx.input, await ctx.step.run("odd", lambda: ODD_TEXT)]
 
 
-async def _run(url: str, step: int, output: int, flow: Any = payloads) -> tuple[Run, list[Any]]:
-    """Runs ``flow`` to its end on an in-process worker limited to ``LIMIT`` bytes."""
-    async with Client.connect(url) as client:
-        worker = Worker(open_backend(url), registry, max_payload_bytes=LIMIT, poll_interval=0.05)
-        await worker.backend.open()
+async def _run(
+    url: str, step: int, output: int, flow: Any = payloads, *, client_limit: int | None = None
+) -> tuple[Run, list[Any]]:
+    """Runs ``flow`` to its end on an in-process worker limited to ``LIMIT`` bytes: by its own
+    setting, which wins over its client's default, or (given ``client_limit``) by the limit it
+    inherits from its client."""
+    limit = codec.DEFAULT_MAX_PAYLOAD_BYTES if client_limit is None else client_limit
+    async with Client.connect(url, max_payload_bytes=limit) as client:
+        own = LIMIT if client_limit is None else None
+        worker = Worker(client, registry, poll_interval=0.05, max_payload_bytes=own)
         stop = asyncio.Event()
         serving = asyncio.create_task(worker.run(stop))
         try:
@@ -59,7 +64,6 @@ async def _run(url: str, step: int, output: int, flow: Any = payloads) -> tuple[
         finally:
             stop.set()
             await serving
-            await worker.backend.close()
 
 
 async def test_a_step_result_over_the_limit_fails_that_step_once(backend_url: str) -> None:
@@ -70,6 +74,13 @@ async def test_a_step_result_over_the_limit_fails_that_step_once(backend_url: st
     message = f"step 'sized': result is {LIMIT + 2} bytes as JSON, over the limit of {LIMIT}"
     assert message in run.error["message"]
     assert (step.key, step.status, step.attempts) == ("sized", StepStatus.FAILED, 1)
+
+
+async def test_a_worker_inherits_its_clients_limit(backend_url: str) -> None:
+    run, [step] = await _run(backend_url, step=LIMIT, output=1, client_limit=LIMIT)
+    assert run.error is not None
+    assert f"over the limit of {LIMIT} bytes" in run.error["message"]
+    assert step.status is StepStatus.FAILED
 
 
 async def test_payloads_up_to_the_limit_are_stored(backend_url: str) -> None:
