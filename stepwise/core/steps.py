@@ -211,12 +211,14 @@ class StepApi:
                 except BaseException as exc:
                     if isinstance(exc, asyncio.CancelledError) and cancel_requested():
                         raise
-                    retrying = policy.allows_another(attempts)
+                    # A retry that would start after the deadline makes this failure final.
+                    retry_at = policy.retry_at(attempts, ex.run.deadline_at)
+                    retrying = retry_at is not None
                     await self._record_failure(key, exc, attempts, started, t0, retrying=retrying)
-                    if not retrying:
+                    if retry_at is None:
                         message = codec.message_of(exc)
                         raise StepFailed(key, type(exc).__name__, message, attempts) from exc
-                    await asyncio.sleep(policy.delay(attempts).total_seconds())
+                    await asyncio.sleep((retry_at - datetime.now(UTC)).total_seconds())
                     continue
                 await ex.journal.commit(
                     StepFinished(

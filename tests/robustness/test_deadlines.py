@@ -1,5 +1,6 @@
-"""Deadlines and retries: a workflow retry never starts after the run's deadline, the deadline
-sweep never overwrites a real error, and backoff is capped without overflow for any count."""
+"""Deadlines and retries: a workflow or step retry never starts after the run's deadline (the
+failure at hand is final), the deadline sweep never overwrites a real error, and backoff is
+capped without overflow for any count."""
 
 from __future__ import annotations
 
@@ -38,6 +39,28 @@ async def test_a_retry_that_would_start_after_the_deadline_fails_the_run_at_once
     assert run.error is not None
     assert (run.error["type"], run.error["message"]) == ("PaymentDeclined", "card declined")
     assert run.attempt == 1
+
+
+async def test_a_step_retry_that_would_start_after_the_deadline_fails_the_step_at_once(
+    engine: Engine,
+) -> None:
+    hourly = RetryPolicy(max_attempts=5, initial_interval=3600, max_interval=3600)
+
+    def declined() -> None:
+        raise PaymentDeclined("card declined")
+
+    @workflow("charge-step-once-an-hour", registry=engine.registry)
+    async def charge(ctx: Any) -> None:
+        await ctx.step.run("charge", declined, retry=hourly)
+
+    started = await engine.client.start(charge, deadline=timedelta(seconds=5))
+    run = await run_to_completion(engine.client, engine.registry, started.id, timeout=20)
+    assert run.status is RunStatus.FAILED
+    assert run.error is not None
+    assert run.error["type"] == "StepFailed"
+    assert "failed after 1 attempt(s): PaymentDeclined: card declined" in run.error["message"]
+    [step] = await engine.client.steps(run.id)
+    assert (step.key, step.attempts) == ("charge", 1)
 
 
 async def test_a_retry_before_the_deadline_still_happens(engine: Engine) -> None:
