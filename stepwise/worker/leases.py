@@ -1,53 +1,48 @@
 """Lease renewal: one heartbeat query per interval renews every run this worker holds.
 
 The heartbeat also learns which runs were lost — canceled by a user or claimed by another
-worker after this one stalled past its lease — and stops them at once, and it fails runs
-whose deadline passed while nobody could execute them.
+worker after this one stalled past its lease — and hands them to ``lose``, which stops them
+at once. It knows nothing else of the worker: what it renews and whom it tells are given.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
+from stepwise.backends.base import Backend
 from stepwise.errors import DatabaseDamaged, DatabaseUnavailable
-
-if TYPE_CHECKING:
-    from stepwise.worker.worker import Worker
+from stepwise.worker import periodic
 
 log = logging.getLogger(__name__)
 
-EXPIRE_EVERY = 6
-"""Run the deadline sweep every this many heartbeats."""
-
 
 class Heartbeat:
-    def __init__(self, worker: Worker) -> None:
-        self._worker = worker
-        self.interval = max(worker.lease_seconds / 3, 0.05)
+    """Renews the leases of the runs ``held()`` names, three times per lease."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        worker_id: str,
+        lease_seconds: float,
+        *,
+        held: Callable[[], Sequence[str]],
+        lose: Callable[[set[str]], None],
+    ) -> None:
+        self._backend = backend
+        self._worker_id = worker_id
+        self._lease_seconds = lease_seconds
+        self._held = held
+        self._lose = lose
+        self.interval = max(lease_seconds / 3, 0.05)
 
     async def run(self, stop: asyncio.Event) -> None:
-        beats = 0
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval)
-            if stop.is_set():
-                return
-            await self.beat(sweep=beats % EXPIRE_EVERY == 0)
-            beats += 1
+        await periodic.every(self.interval, stop, self.beat)
 
-    async def beat(self, *, sweep: bool = False) -> None:
-        worker = self._worker
+    async def beat(self) -> None:
         try:
-            lost = await worker.backend.heartbeat(
-                worker.id, worker.held_tokens, worker.lease_seconds
-            )
-            if sweep:
-                expired = await worker.backend.expire_runs()
-                if expired:
-                    log.info("failed %d run(s) whose deadline passed", expired)
+            lost = await self._backend.heartbeat(self._worker_id, self._held(), self._lease_seconds)
         except (DatabaseUnavailable, DatabaseDamaged) as exc:
             # A damaged file also ends the claim loop, and with it the worker, in one line.
             log.warning("heartbeat failed (leases not renewed): %s", exc)
@@ -59,4 +54,4 @@ class Heartbeat:
             log.exception("heartbeat failed (leases not renewed)")
             return
         if lost:
-            worker.lose(lost)
+            self._lose(lost)

@@ -1,6 +1,7 @@
 """The claim loop: take runs while slots are free, execute each, give them back on shutdown.
 
-A run is held under a lease that the heartbeat (``leases``) keeps renewing. If this process
+A run is held under a lease that the heartbeat (``leases``) keeps renewing; beside it, the
+deadline sweep (``deadlines``) fails waiting runs whose deadline passed. If this process
 dies, the lease runs out and another worker claims the run and replays it from its stored
 steps. On SIGTERM the worker stops claiming, lets in-flight runs reach a step boundary and
 releases them, so another worker takes them at once instead of after the lease.
@@ -27,6 +28,7 @@ from stepwise.core.registry import Registry, default_registry
 from stepwise.core.replay import DEFAULT_MAX_STEP_ATTEMPTS, Execution
 from stepwise.errors import DatabaseUnavailable, UnknownWorkflow
 from stepwise.worker import recovery
+from stepwise.worker.deadlines import DeadlineSweep
 from stepwise.worker.leases import Heartbeat
 from stepwise.worker.watchdog import LoopWatchdog
 
@@ -86,7 +88,10 @@ class Worker:
         self.ready = False
         """True once registered and claiming: what the readiness probe reports."""
         self._slot_freed = asyncio.Event()
-        self._heartbeat = Heartbeat(self)
+        self._heartbeat = Heartbeat(
+            backend, self.id, self.lease_seconds, held=lambda: self.held_tokens, lose=self.lose
+        )
+        self._sweep = DeadlineSweep(backend, self.lease_seconds)
 
     @property
     def held_tokens(self) -> list[str]:
@@ -104,7 +109,10 @@ class Worker:
         """Serve until ``stop`` is set, then shut down gracefully."""
         info = WorkerInfo(self.id, socket.gethostname(), self.registry.names(), self.concurrency)
         await self._retrying(lambda: self.backend.register_worker(info))
-        heartbeat = asyncio.create_task(self._heartbeat.run(stop), name="stepwise-heartbeat")
+        chores = [
+            asyncio.create_task(self._heartbeat.run(stop), name="stepwise-heartbeat"),
+            asyncio.create_task(self._sweep.run(stop), name="stepwise-deadline-sweep"),
+        ]
         watchdog = LoopWatchdog(self.lease_seconds)
         watchdog.start()
         log.info(
@@ -121,9 +129,9 @@ class Worker:
             self.ready = False
             watchdog.stop()
             await self._shutdown()
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for chore in chores:
+                chore.cancel()
+            await asyncio.gather(*chores, return_exceptions=True)
             with contextlib.suppress(DatabaseUnavailable):
                 await self.backend.unregister_worker(self.id)
 
