@@ -16,8 +16,10 @@ Invariants every implementation keeps:
 * ``write`` applies a whole batch in one transaction, so a worker can group the
   step completions of many runs into one commit; a completed step is durable when
   ``write`` returns, before the workflow moves past it.
-* Payloads (input, output, error) are opaque JSON text here; only ``core.codec``
-  interprets them.
+* Payloads (input, output, error, warning) are opaque JSON text here; only ``core.codec``
+  interprets them. A record's type parameter says which form its payloads take: JSON text as
+  stored (``RunRecord``, i.e. ``RunRecord[str]``, what backends speak) or decoded (the
+  client's ``Run``, a ``RunRecord[Any]``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol
+from typing import ClassVar, Generic, Protocol
+
+from typing_extensions import TypeVar as TypeVarWithDefault
+
+Payload = TypeVarWithDefault("Payload", default=str)
+"""The form of a record's payloads: ``str`` (JSON text, as stored) unless said otherwise."""
 
 
 class RunStatus(enum.StrEnum):
@@ -56,14 +63,19 @@ class StepStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class RunRecord:
+class RunRecord(Generic[Payload]):
+    """A run. Backends fill every field from the ``runs`` column of the same name."""
+
+    PAYLOADS: ClassVar[tuple[str, ...]] = ("input", "output", "error", "warning")
+    """The fields that hold JSON documents."""
+
     id: str
     workflow: str
     version: str | None
     status: RunStatus
-    input: str
-    output: str | None
-    error: str | None
+    input: Payload
+    output: Payload | None
+    error: Payload | None
     idempotency_key: str | None
     attempt: int
     """Workflow-level attempt, 1-based; grows only through ``RetryRun``."""
@@ -79,18 +91,27 @@ class RunRecord:
     """Claims in a row that took the run over from a worker that died or stalled past its
     lease, with no step completed in between: a crash loop shows up here (counted at claim
     time, so any way of dying counts)."""
-    warning: str | None = None
-    """JSON ``{"type", "message", …}`` the engine stored about the run without failing it (a
-    replay that diverged from the stored history); None when there is none."""
+    warning: Payload | None = None
+    """``{"type", "message", …}`` the engine stored about the run without failing it (a replay
+    that diverged from the stored history, with ``missing`` and ``new``); None when there is
+    none."""
+
+    @property
+    def finished(self) -> bool:
+        return self.status.finished
 
 
 @dataclass(frozen=True, slots=True)
-class StepRecord:
+class StepRecord(Generic[Payload]):
+    """A step. Backends fill every field from the ``steps`` column of the same name."""
+
+    PAYLOADS: ClassVar[tuple[str, ...]] = ("output", "error")
+
     run_id: str
     key: str
     status: StepStatus
-    output: str | None
-    error: str | None
+    output: Payload | None
+    error: Payload | None
     attempts: int
     started_at: datetime | None
     finished_at: datetime | None

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from stepwise.backends import DEFAULT_URL, open_backend
 from stepwise.backends.base import (
@@ -21,7 +21,6 @@ from stepwise.backends.base import (
     RunRecord,
     RunStatus,
     StepRecord,
-    StepStatus,
     Watch,
 )
 from stepwise.core import codec, limits
@@ -42,79 +41,26 @@ WORKER_LIVENESS_SECONDS = 90.0
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
-    key: str
-    status: StepStatus
-    attempts: int
-    output: Any
-    error: dict[str, Any] | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    wake_at: datetime | None
-
-    @classmethod
-    def from_record(cls, record: StepRecord) -> Step:
-        return cls(
-            key=record.key,
-            status=record.status,
-            attempts=record.attempts,
-            output=codec.loads(record.output) if record.output is not None else None,
-            error=codec.loads(record.error) if record.error is not None else None,
-            started_at=record.started_at,
-            finished_at=record.finished_at,
-            wake_at=record.wake_at,
-        )
+class Run(RunRecord[Any]):
+    """A run as the client returns it: the stored run, its payloads (input, output, error,
+    warning) decoded from JSON. ``warning`` is ``{"type": "ReplayDiverged", "message",
+    "missing", "new"}`` when a replay did not follow the stored history."""
 
 
 @dataclass(frozen=True, slots=True)
-class Run:
-    """A run as the client sees it: payloads decoded from their stored JSON."""
+class Step(StepRecord[Any]):
+    """A step as the client returns it: the stored step, its output and error decoded."""
 
-    id: str
-    workflow: str
-    version: str | None
-    status: RunStatus
-    input: Any
-    output: Any
-    error: dict[str, Any] | None
-    idempotency_key: str | None
-    attempt: int
-    claims: int
-    deadline_at: datetime | None
-    available_at: datetime
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    updated_at: datetime
-    warning: dict[str, Any] | None = None
-    """What the engine noticed without failing the run: ``{"type": "ReplayDiverged", "message",
-    "missing", "new"}`` when a replay did not follow the stored history; None otherwise."""
 
-    @classmethod
-    def from_record(cls, r: RunRecord) -> Run:
-        return cls(
-            id=r.id,
-            workflow=r.workflow,
-            version=r.version,
-            status=r.status,
-            input=codec.loads(r.input),
-            output=codec.loads(r.output) if r.output is not None else None,
-            error=codec.loads(r.error) if r.error is not None else None,
-            idempotency_key=r.idempotency_key,
-            attempt=r.attempt,
-            claims=r.claims,
-            deadline_at=r.deadline_at,
-            available_at=r.available_at,
-            created_at=r.created_at,
-            started_at=r.started_at,
-            finished_at=r.finished_at,
-            updated_at=r.updated_at,
-            warning=codec.loads(r.warning) if r.warning is not None else None,
-        )
+_View = TypeVar("_View", Run, Step)
 
-    @property
-    def finished(self) -> bool:
-        return self.status.finished
+
+def _decoded(view: type[_View], record: RunRecord | StepRecord) -> _View:
+    values = {f.name: getattr(record, f.name) for f in fields(record)}
+    for name in record.PAYLOADS:
+        if values[name] is not None:
+            values[name] = codec.loads(values[name])
+    return view(**values)
 
 
 class Client:
@@ -211,7 +157,7 @@ class Client:
         same = created or codec.same_json(record.input, new.input)
         if idempotency_key is not None and not same:
             raise IdempotencyConflict(idempotency_key, record.id, record.workflow)
-        return Run.from_record(record)
+        return _decoded(Run, record)
 
     async def get(self, run_id: str) -> Run:
         run = await self.find(run_id)
@@ -222,10 +168,10 @@ class Client:
     async def find(self, run_id: str) -> Run | None:
         """The run, or None when no run has that id."""
         record = await self.backend.get_run(run_id)
-        return None if record is None else Run.from_record(record)
+        return None if record is None else _decoded(Run, record)
 
     async def steps(self, run_id: str) -> list[Step]:
-        return [Step.from_record(s) for s in await self.backend.list_steps(run_id)]
+        return [_decoded(Step, s) for s in await self.backend.list_steps(run_id)]
 
     async def stored(self, run_id: str) -> tuple[RunRecord, list[StepRecord]] | None:
         """The run and its steps as stored, payloads still JSON text (None: no such run): for
@@ -251,7 +197,7 @@ class Client:
         limits.count(limit, "limit", high=limits.MAX_LIST_LIMIT)
         statuses = [status] if isinstance(status, RunStatus) else list(status or [])
         records = await self.backend.list_runs(RunFilter(workflow, statuses, limit))
-        return [Run.from_record(r) for r in records]
+        return [_decoded(Run, r) for r in records]
 
     async def cancel(self, run_id: str) -> Run:
         """Cancel an unfinished run: its worker stops at the next step boundary. A finished
@@ -259,7 +205,7 @@ class Client:
         record = await self.backend.cancel_run(run_id)
         if record is None:
             raise RunNotFound(run_id)
-        return Run.from_record(record)
+        return _decoded(Run, record)
 
     async def wait(self, run_id: str, *, timeout: float | None = None) -> Any:
         """The run's output once it succeeded; ``RunFailed``/``RunCanceled`` otherwise, and
@@ -291,7 +237,7 @@ class Client:
                     if not changed:
                         break
 
-    async def waiting_reason(self, run: Run | RunRecord) -> str | None:
+    async def waiting_reason(self, run: RunRecord[Any]) -> str | None:
         """Why a pending run is not progressing, when that is visible: no live worker serves
         its workflow (a rolling deploy may bring one)."""
         if run.status is not RunStatus.PENDING:

@@ -133,7 +133,10 @@ def test_every_query_parses_and_is_used_by_its_backend(dialect: str) -> None:
     package = f"stepwise.backends.{dialect}"
     queries = load_queries(package)
     assert queries
-    source = resources.files(package).joinpath("backend.py").read_text(encoding="utf-8")
+    # The dialect's backend, or the code both dialects share (write ops name their query).
+    shared = resources.files("stepwise.backends")
+    files = [resources.files(package).joinpath("backend.py"), shared.joinpath("encoding.py")]
+    source = "".join(f.read_text(encoding="utf-8") for f in files)
     for name, sql in queries.items():
         assert sql, f"{package}/queries.sql: {name} is empty"
         assert f'"{name}"' in source, f"{package}/queries.sql: {name} is never used"

@@ -29,7 +29,7 @@ from typing import Any
 
 import asyncpg
 
-from stepwise.backends import base, migrations
+from stepwise.backends import base, encoding, migrations
 from stepwise.backends.postgres import notify
 from stepwise.backends.sqlfiles import load_queries
 from stepwise.backends.urls import hide_password
@@ -76,106 +76,18 @@ def _uuid(text: str) -> uuid.UUID | None:
         return None
 
 
-def _run_record(row: Any) -> base.RunRecord:
-    return base.RunRecord(
-        id=str(row["id"]),
-        workflow=row["workflow"],
-        version=row["version"],
-        status=base.RunStatus(row["status"]),
-        input=row["input"],
-        output=row["output"],
-        error=row["error"],
-        idempotency_key=row["idempotency_key"],
-        attempt=row["attempt"],
-        claims=row["claims"],
-        deadline_at=row["deadline_at"],
-        available_at=row["available_at"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        updated_at=row["updated_at"],
-        recoveries=row["recoveries"],
-        warning=row["warning"],
-    )
-
-
-_STEP_COLUMNS = (
-    "key",
-    "status",
-    "output",
-    "error",
-    "attempts",
-    "started_at",
-    "finished_at",
-    "wake_at",
-)
-"""The order of a step's values, as ``claim_runs`` returns them inside each run's row."""
-
-
-def _step_record(run_id: str, values: Sequence[Any]) -> base.StepRecord:
-    key, status, output, error, attempts, started_at, finished_at, wake_at = values
-    return base.StepRecord(
-        run_id=run_id,
-        key=key,
-        status=base.StepStatus(status),
-        output=output,
-        error=error,
-        attempts=attempts,
-        started_at=started_at,
-        finished_at=finished_at,
-        wake_at=wake_at,
-    )
-
-
-def _claimed_run(row: Any) -> base.ClaimedRun:
-    run_id = str(row["id"])
-    steps = [_step_record(run_id, values) for values in row["steps"]]
-    return base.ClaimedRun(_run_record(row), str(row["lease_token"]), steps)
+_READ = encoding.Reader(time=None)
 
 
 def _op_document(n: int, op: base.WriteOp) -> dict[str, Any]:
-    """``op`` as the JSON object ``stepwise_write`` reads into its ``write_op`` type."""
+    """``op`` as the JSON object ``stepwise_write`` reads into its ``write_op`` type: the one
+    encoding of ops, numbered, its run id canonical (or null: then it names no stored run)."""
     run_id = _uuid(op.run_id)
-    doc: dict[str, Any] = {
-        "n": n,
-        "token": op.token,
-        "run_id": None if run_id is None else str(run_id),
-    }
-    match op:
-        case base.StepStarted():
-            doc.update(
-                kind="step_started",
-                key=op.key,
-                attempts=op.attempts,
-                started_at=op.started_at.isoformat(),
-            )
-        case base.StepFinished():
-            doc.update(
-                kind="step_finished",
-                key=op.key,
-                status=op.status.value,
-                output=op.output,
-                error=op.error,
-                attempts=op.attempts,
-                started_at=op.started_at.isoformat(),
-                finished_at=op.finished_at.isoformat(),
-            )
-        case base.StepSleeping():
-            doc.update(
-                kind="step_sleeping",
-                key=op.key,
-                wake_at=op.wake_at.isoformat(),
-                started_at=op.started_at.isoformat(),
-            )
-        case base.FinishRun():
-            doc.update(kind="finish_run", status=op.status.value, output=op.output, error=op.error)
-        case base.SuspendRun():
-            doc.update(kind="suspend_run", available_at=op.available_at.isoformat())
-        case base.ReleaseRun():
-            doc.update(kind="release_run")
-        case base.RetryRun():
-            doc.update(kind="retry_run", available_at=op.available_at.isoformat(), error=op.error)
-    return doc
+    return {**encoding.document(op), "n": n, "run_id": None if run_id is None else str(run_id)}
+
+
+def _claimed_run(row: Any) -> base.ClaimedRun:
+    return _READ.claimed(row, [_READ.step(step) for step in row["steps"]])
 
 
 async def _reset(conn: Any) -> None:
@@ -313,7 +225,7 @@ class PostgresBackend:
                 new.available_at,
             )
             if rows:
-                return _run_record(rows[0]), rows[0]["created"]
+                return _READ.run(rows[0]), rows[0]["created"]
         raise RuntimeError(f"could not create nor find run {new.id} (idempotency key race)")
 
     async def get_run(self, run_id: str) -> base.RunRecord | None:
@@ -321,19 +233,19 @@ class PostgresBackend:
         if key is None:
             return None
         rows = await self._fetch("get_run", key)
-        return _run_record(rows[0]) if rows else None
+        return _READ.run(rows[0]) if rows else None
 
     async def list_runs(self, query: base.RunFilter) -> list[base.RunRecord]:
         statuses = [status.value for status in query.statuses]
         rows = await self._fetch("list_runs", query.workflow, statuses, query.limit)
-        return [_run_record(row) for row in rows]
+        return [_READ.run(row) for row in rows]
 
     async def list_steps(self, run_id: str) -> list[base.StepRecord]:
         key = _uuid(run_id)
         if key is None:
             return []
         rows = await self._fetch("list_steps", key)
-        return [_step_record(run_id, [row[c] for c in _STEP_COLUMNS]) for row in rows]
+        return [_READ.step(row) for row in rows]
 
     async def cancel_run(self, run_id: str) -> base.RunRecord | None:
         key = _uuid(run_id)
@@ -346,7 +258,7 @@ class PostgresBackend:
                     await conn.execute(_QUERIES["cancel_steps"], [key])
             if not rows:
                 return None
-            record = _run_record(rows[0])
+            record = _READ.run(rows[0])
             if rows[0]["changed"] or record.status.finished:
                 return record
         raise RuntimeError(f"could not cancel run {run_id}: it kept changing")

@@ -198,14 +198,7 @@ WITH expired AS (
     RETURNING r.*
 )
 SELECT claimed.*,
-    ARRAY(
-        SELECT ROW(
-            s.key, s.status, s.output::text, s.error::text, s.attempts,
-            s.started_at, s.finished_at, s.wake_at
-        )
-        FROM stepwise_claimed_steps(claimed.id) AS s
-        ORDER BY s.seq
-    ) AS steps
+    ARRAY(SELECT s FROM stepwise_claimed_steps(claimed.id) AS s ORDER BY s.seq) AS steps
 FROM claimed
 ORDER BY claimed.available_at, claimed.created_at;
 

@@ -27,12 +27,13 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-from stepwise.backends import base, migrations
+from stepwise.backends import base, encoding, migrations
 from stepwise.backends.sqlfiles import load_queries
 from stepwise.errors import ConfigurationError, DatabaseDamaged, DatabaseUnavailable
 
@@ -41,7 +42,6 @@ _T = TypeVar("_T")
 _QUERIES = load_queries("stepwise.backends.sqlite")
 _MIGRATIONS_PACKAGE = "stepwise.backends.sqlite.migrations"
 _BUSY_TIMEOUT_SECONDS = 30.0
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 _Params = dict[str, Any]
 
@@ -50,57 +50,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+_text = encoding.time_text
+_READ = encoding.Reader(time=datetime.fromisoformat)
 
 
 def _maybe_text(moment: datetime | None) -> str | None:
     return None if moment is None else _text(moment)
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _maybe_time(text: str | None) -> datetime | None:
-    return None if text is None else _time(text)
-
-
-def _run_record(row: sqlite3.Row) -> base.RunRecord:
-    return base.RunRecord(
-        id=row["id"],
-        workflow=row["workflow"],
-        version=row["version"],
-        status=base.RunStatus(row["status"]),
-        input=row["input"],
-        output=row["output"],
-        error=row["error"],
-        idempotency_key=row["idempotency_key"],
-        attempt=row["attempt"],
-        claims=row["claims"],
-        deadline_at=_maybe_time(row["deadline_at"]),
-        available_at=_time(row["available_at"]),
-        created_at=_time(row["created_at"]),
-        started_at=_maybe_time(row["started_at"]),
-        finished_at=_maybe_time(row["finished_at"]),
-        updated_at=_time(row["updated_at"]),
-        recoveries=row["recoveries"],
-        warning=row["warning"],
-    )
-
-
-def _step_record(row: sqlite3.Row) -> base.StepRecord:
-    return base.StepRecord(
-        run_id=row["run_id"],
-        key=row["key"],
-        status=base.StepStatus(row["status"]),
-        output=row["output"],
-        error=row["error"],
-        attempts=row["attempts"],
-        started_at=_maybe_time(row["started_at"]),
-        finished_at=_maybe_time(row["finished_at"]),
-        wake_at=_maybe_time(row["wake_at"]),
-    )
 
 
 def _damaged(exc: sqlite3.DatabaseError) -> bool:
@@ -144,94 +99,6 @@ def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], 
     return result
 
 
-def _op_statements(op: base.WriteOp, now: str) -> list[tuple[str, _Params]]:
-    """The named statements (and their parameters) that apply one accepted write op."""
-    match op:
-        case base.StepStarted():
-            return [
-                (
-                    "step_started",
-                    {
-                        "run_id": op.run_id,
-                        "key": op.key,
-                        "attempts": op.attempts,
-                        "started_at": _text(op.started_at),
-                    },
-                )
-            ]
-        case base.StepFinished():
-            return [
-                (
-                    "step_finished",
-                    {
-                        "run_id": op.run_id,
-                        "key": op.key,
-                        "status": op.status.value,
-                        "output": op.output,
-                        "error": op.error,
-                        "attempts": op.attempts,
-                        "started_at": _text(op.started_at),
-                        "finished_at": _text(op.finished_at),
-                    },
-                )
-            ]
-        case base.StepSleeping():
-            return [
-                (
-                    "step_sleeping",
-                    {
-                        "run_id": op.run_id,
-                        "key": op.key,
-                        "wake_at": _text(op.wake_at),
-                        "started_at": _text(op.started_at),
-                    },
-                )
-            ]
-        case base.FinishRun():
-            return [
-                (
-                    "finish_run",
-                    {
-                        "run_id": op.run_id,
-                        "token": op.token,
-                        "status": op.status.value,
-                        "output": op.output,
-                        "error": op.error,
-                        "now": now,
-                    },
-                )
-            ]
-        case base.SuspendRun():
-            return [
-                (
-                    "suspend_run",
-                    {
-                        "run_id": op.run_id,
-                        "token": op.token,
-                        "available_at": _text(op.available_at),
-                        "now": now,
-                    },
-                )
-            ]
-        case base.ReleaseRun():
-            return [("release_run", {"run_id": op.run_id, "token": op.token, "now": now})]
-        case base.RetryRun():
-            return [
-                (
-                    "retry_run",
-                    {
-                        "run_id": op.run_id,
-                        "token": op.token,
-                        "available_at": _text(op.available_at),
-                        "error": op.error,
-                        "now": now,
-                    },
-                ),
-                ("delete_failed_steps", {"run_id": op.run_id}),
-            ]
-
-
-_RUN_ENDING = (base.FinishRun, base.SuspendRun, base.ReleaseRun, base.RetryRun)
 _MAKES_WORK = (base.SuspendRun, base.ReleaseRun, base.RetryRun)
 
 
@@ -369,14 +236,14 @@ class SqliteBackend:
             "limit": query.limit,
         }
         rows = await self._call(lambda conn: conn.execute(_QUERIES["list_runs"], params).fetchall())
-        return [_run_record(row) for row in rows]
+        return [_READ.run(row) for row in rows]
 
     async def list_steps(self, run_id: str) -> list[base.StepRecord]:
         params = {"run_id": run_id}
         rows = await self._call(
             lambda conn: conn.execute(_QUERIES["list_steps"], params).fetchall()
         )
-        return [_step_record(row) for row in rows]
+        return [_READ.step(row) for row in rows]
 
     async def cancel_run(self, run_id: str) -> base.RunRecord | None:
         params = {"id": run_id, "now": _text(_now())}
@@ -488,9 +355,9 @@ def _migrate(conn: sqlite3.Connection, url: str) -> None:
 def _insert_run(conn: sqlite3.Connection, params: _Params) -> tuple[base.RunRecord, bool]:
     row = conn.execute(_QUERIES["insert_run"], params).fetchone()
     if row is not None:
-        return _run_record(row), True
+        return _READ.run(row), True
     existing = conn.execute(_QUERIES["run_by_idempotency_key"], params).fetchone()
-    return _run_record(existing), False
+    return _READ.run(existing), False
 
 
 def _cancel_steps(conn: sqlite3.Connection, ended: sqlite3.Cursor, now: str) -> int:
@@ -503,7 +370,7 @@ def _cancel_steps(conn: sqlite3.Connection, ended: sqlite3.Cursor, now: str) -> 
 
 def _get_run(conn: sqlite3.Connection, run_id: str) -> base.RunRecord | None:
     row = conn.execute(_QUERIES["get_run"], {"id": run_id}).fetchone()
-    return None if row is None else _run_record(row)
+    return None if row is None else _READ.run(row)
 
 
 def _claim(
@@ -530,10 +397,10 @@ def _claim(
             [{"id": run_id, "token": token, **leased} for run_id, token in tokens.items()],
         )
         ids = {"ids": json.dumps(list(tokens))}
-        runs = {row["id"]: _run_record(row) for row in conn.execute(_QUERIES["runs_by_ids"], ids)}
+        runs = {row["id"]: _READ.run(row) for row in conn.execute(_QUERIES["runs_by_ids"], ids)}
         steps: dict[str, list[base.StepRecord]] = {run_id: [] for run_id in tokens}
         for row in conn.execute(_QUERIES["steps_of_runs"], ids):
-            steps[row["run_id"]].append(_step_record(row))
+            steps[row["run_id"]].append(_READ.step(row))
         return [
             base.ClaimedRun(runs[run_id], token, steps[run_id]) for run_id, token in tokens.items()
         ]
@@ -542,19 +409,23 @@ def _claim(
 
 
 def _write(conn: sqlite3.Connection, ops: Sequence[base.WriteOp]) -> base.WriteResult:
-    tokens = json.dumps(sorted({op.token for op in ops}))
+    docs = [encoding.document(op) for op in ops]
+    tokens = json.dumps(sorted({doc["token"] for doc in docs}))
     # Read under the write lock: no claim or cancel can take these runs before the commit.
     held = dict(conn.execute(_QUERIES["held_leases"], {"tokens": tokens}).fetchall())
     now = _text(_now())
     result = base.WriteResult()
-    statements: list[tuple[str, _Params]] = []
-    for op in ops:
-        if op.token in result.rejected or held.get(op.token) != op.run_id:
-            result.rejected.add(op.token)
+    accepted: list[_Params] = []
+    for doc in docs:
+        if doc["token"] in result.rejected or held.get(doc["token"]) != doc["run_id"]:
+            result.rejected.add(doc["token"])
             continue
-        statements.extend(_op_statements(op, now))
-        if isinstance(op, _RUN_ENDING):
-            del held[op.token]
-    for name, group in groupby(statements, key=lambda statement: statement[0]):
-        conn.executemany(_QUERIES[name], [params for _, params in group])
+        accepted.append({**doc, "now": now})
+        if doc["kind"] in encoding.LEASE_ENDING:
+            del held[doc["token"]]
+    for kind, group in groupby(accepted, key=itemgetter("kind")):
+        params = list(group)
+        conn.executemany(_QUERIES[kind], params)
+        if kind == "retry_run":
+            conn.executemany(_QUERIES["delete_failed_steps"], params)
     return result

@@ -1,6 +1,8 @@
 -- Named queries of the SQLite backend (loaded by stepwise.backends.sqlfiles.load_queries).
 -- Parameters are named (:name). Timestamps are UTC ISO-8601 text of fixed width, computed by
 -- Python, so comparing the text compares the times. Lists travel as JSON arrays (json_each).
+-- Runs and steps are read whole (SELECT *): records take the columns named like their fields
+-- (stepwise.backends.encoding), so a new column is read without touching a query.
 
 -- name: configure_connection --
 -- WAL lets readers run beside the one writer, across processes. synchronous=FULL syncs the WAL
@@ -38,29 +40,21 @@ VALUES (
     :now, :now
 )
 ON CONFLICT (workflow, idempotency_key) DO NOTHING
-RETURNING
-    id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries, warning;
+RETURNING *;
 
 -- name: run_by_idempotency_key --
-SELECT
-    id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries, warning
+SELECT *
 FROM runs
 WHERE workflow = :workflow AND idempotency_key = :idempotency_key;
 
 -- name: get_run --
-SELECT
-    id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries, warning
+SELECT *
 FROM runs
 WHERE id = :id;
 
 -- name: list_runs --
 -- Newest first; the rowid breaks ties between runs created in the same microsecond.
-SELECT
-    id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries, warning
+SELECT *
 FROM runs
 WHERE (:workflow IS NULL OR workflow = :workflow)
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
@@ -68,7 +62,7 @@ ORDER BY created_at DESC, rowid DESC
 LIMIT :limit;
 
 -- name: list_steps --
-SELECT run_id, key, status, output, error, attempts, started_at, finished_at, wake_at
+SELECT *
 FROM steps
 WHERE run_id = :run_id
 ORDER BY seq;
@@ -153,14 +147,12 @@ FROM (
 WHERE id = :id;
 
 -- name: runs_by_ids --
-SELECT
-    id, workflow, version, status, input, output, error, idempotency_key, attempt, claims,
-    deadline_at, available_at, created_at, started_at, finished_at, updated_at, recoveries, warning
+SELECT *
 FROM runs
 WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: steps_of_runs --
-SELECT run_id, key, status, output, error, attempts, started_at, finished_at, wake_at
+SELECT *
 FROM steps
 WHERE run_id IN (SELECT value FROM json_each(:ids))
 ORDER BY seq;

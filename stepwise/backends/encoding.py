@@ -1,0 +1,106 @@
+"""The storage vocabulary in values a database takes: written once, for both dialects.
+
+* Rows → records: a record's fields are read from the row's columns of the same names (other
+  columns, such as the lease, are left aside), so a new column needs no code here. The one
+  thing a dialect adds is how it reads a stored time (SQLite keeps times as text; asyncpg
+  already gives datetimes): ``Reader``.
+* Write ops → documents: ``{"kind": <op name>, <field>: <value>, …}``, times as fixed-width UTC
+  text, statuses as their values. Postgres sends a batch as one JSON array to
+  ``stepwise_write``; SQLite runs, for each op, the named query of its ``kind``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import typing
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from stepwise.backends import base
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+"""UTC with microseconds and a trailing Z: fixed width, so text order is time order."""
+
+KINDS: dict[type[base.WriteOp], str] = {
+    base.StepStarted: "step_started",
+    base.StepFinished: "step_finished",
+    base.StepSleeping: "step_sleeping",
+    base.FinishRun: "finish_run",
+    base.SuspendRun: "suspend_run",
+    base.ReleaseRun: "release_run",
+    base.RetryRun: "retry_run",
+}
+"""Each op's name: the ``kind`` of its document and the named query that applies it."""
+LEASE_ENDING = frozenset({"finish_run", "suspend_run", "release_run", "retry_run"})
+"""Kinds after which their token holds the run no more."""
+
+_Convert = Callable[[Any], Any]
+_Row = Mapping[str, Any]
+
+
+def time_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def document(op: base.WriteOp) -> dict[str, Any]:
+    """``op`` as plain values, under the name of its kind."""
+    doc: dict[str, Any] = {"kind": KINDS[type(op)]}
+    for name in _OP_FIELDS[type(op)]:
+        value = getattr(op, name)
+        if isinstance(value, datetime):
+            value = time_text(value)
+        elif isinstance(value, enum.Enum):
+            value = value.value
+        doc[name] = value
+    return doc
+
+
+_OP_FIELDS = {kind: tuple(f.name for f in dataclasses.fields(kind)) for kind in KINDS}
+
+
+class Reader:
+    """Rows → records for one dialect; ``time`` turns a stored time into a datetime (None: the
+    driver already returns datetimes)."""
+
+    def __init__(self, time: _Convert | None) -> None:
+        self._run = _plan(base.RunRecord, time)
+        self._step = _plan(base.StepRecord, time)
+
+    def run(self, row: _Row) -> base.RunRecord:
+        return base.RunRecord(**_values(self._run, row))
+
+    def step(self, row: _Row) -> base.StepRecord:
+        return base.StepRecord(**_values(self._step, row))
+
+    def claimed(self, row: _Row, steps: list[base.StepRecord]) -> base.ClaimedRun:
+        return base.ClaimedRun(self.run(row), str(row["lease_token"]), steps)
+
+
+def _plan(record: type, time: _Convert | None) -> tuple[tuple[str, _Convert | None], ...]:
+    """For each field of ``record``: its name and how a column value becomes the field's value.
+
+    Derived from the field's type: times through ``time``, statuses into their enum, text
+    through ``str`` (asyncpg returns ids as UUIDs); payloads and numbers as they come."""
+    hints = typing.get_type_hints(record)
+    plan: list[tuple[str, _Convert | None]] = []
+    for f in dataclasses.fields(record):
+        kinds = set(typing.get_args(hints[f.name])) or {hints[f.name]}
+        convert: _Convert | None = None
+        if datetime in kinds:
+            convert = time
+        elif str in kinds:
+            convert = str
+        else:
+            convert = next((k for k in kinds if isinstance(k, enum.EnumType)), None)
+        plan.append((f.name, convert))
+    return tuple(plan)
+
+
+def _values(plan: tuple[tuple[str, _Convert | None], ...], row: _Row) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, convert in plan:
+        value = row[name]
+        values[name] = value if convert is None or value is None else convert(value)
+    return values
