@@ -78,16 +78,23 @@ def _seconds(duration: float | timedelta) -> float:
     return limits.seconds(duration, "ctx.step.sleep duration", zero=True)
 
 
-async def _call(fn: Callable[[], Any]) -> Any:
-    """Async callables run on the loop; sync ones in a thread, so they never block other steps."""
+async def _call(fn: Callable[[], Any], encode: Callable[[Any], str]) -> str:
+    """``fn``'s result, as ``encode`` stores it. Async callables run on the loop; sync ones in a
+    thread, so they never block other steps, and their result is encoded in that thread too:
+    encoding a large result blocks for as long as it takes (300 MB: about 0.75 s), which on
+    the loop would stall every run of the worker and could let its leases lapse."""
     if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
     ):
-        return await fn()
-    result = await _in_thread(fn)
-    if inspect.isawaitable(result):
-        return await result
-    return result
+        return encode(await fn())
+    result = await _in_thread(lambda: _encoded_unless_awaitable(fn(), encode))
+    if isinstance(result, str):
+        return result
+    return encode(await result)  # a sync function that returned a coroutine
+
+
+def _encoded_unless_awaitable(value: Any, encode: Callable[[Any], str]) -> str | Awaitable[Any]:
+    return value if inspect.isawaitable(value) else encode(value)
 
 
 async def _in_thread(fn: Callable[[], Any]) -> Any:
@@ -202,9 +209,7 @@ class StepApi:
                     ex.journal.submit(start)
                 t0 = time.monotonic()
                 try:
-                    output = codec.encode_result(
-                        key, await self._call_as(key, fn), ex.journal.max_payload_bytes
-                    )
+                    output = await self._call_as(key, fn)
                 except _NOT_RETRIED as exc:
                     await self._record_failure(key, exc, attempts, started, t0, retrying=False)
                     raise
@@ -243,11 +248,13 @@ class StepApi:
                 )
                 return codec.loads(output)
 
-    @staticmethod
-    async def _call_as(key: str, fn: Callable[[], Any]) -> Any:
+    async def _call_as(self, key: str, fn: Callable[[], Any]) -> str:
+        """``fn``'s result as stored JSON (``StepResultError`` if it cannot be), run as step
+        ``key``."""
+        limit = self._ex.journal.max_payload_bytes
         token = _running_step.set(key)
         try:
-            return await _call(fn)
+            return await _call(fn, lambda value: codec.encode_result(key, value, limit))
         finally:
             _running_step.reset(token)
 
