@@ -1,21 +1,25 @@
-"""A local Kubernetes control plane for a developer: the same one the tests use (etcd,
-kube-apiserver, kube-controller-manager, kube-scheduler on 127.0.0.1), left running.
+"""A local one-node Kubernetes cluster for a developer: the same one the end-to-end tests
+use (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, and a real node: containerd,
+kubelet, kube-proxy, CoreDNS; see tests/plugins/node.py), left running. Needs root.
 
-    python scripts/dev_cluster.py up       # start (or show the running one), print KUBECONFIG
-    python scripts/dev_cluster.py status   # is it up? (exit 1 if not)
-    python scripts/dev_cluster.py down     # stop it by its recorded pids and forget it
+    sudo python scripts/dev_cluster.py up       # start (or show the running one)
+    sudo python scripts/dev_cluster.py status   # is it up? (exit 1 if not)
+    sudo python scripts/dev_cluster.py down     # stop it; remove its bridge, mounts, iptables
 
 State lives in ``${STEPWISE_CACHE:-~/.cache/stepwise}/dev-cluster/`` (state.json, the
 kubeconfig, certificates and logs). The data is throwaway: ``down`` then ``up`` gives an
-empty cluster. There is no node, so Pods stay Pending.
+empty cluster. The images built here (scripts/images.sh) are on the node already.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shutil
 import ssl
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
@@ -31,6 +35,7 @@ from tests.plugins.kube import (  # noqa: E402 - needs the repo on sys.path
     pid_runs,
     stop_pids,
 )
+from tests.plugins.node import NODE_IP, Node, cleanup, drain  # noqa: E402
 
 
 def state_dir() -> Path:
@@ -55,9 +60,19 @@ def _print_usage(state: dict[str, Any]) -> None:
     print("use it with:")
     print(f"export KUBECONFIG={state['kubeconfig']}")
     print(f'export PATH="{state["bin_dir"]}:$PATH"   # the matching kubectl and helm')
+    print("images built here (for --set image.repository=… / worker.image=…):")
+    for name, ref in state.get("images", {}).items():
+        print(f"  {name:<20} {ref}")
 
 
 def up() -> int:
+    if os.geteuid() != 0:
+        print(
+            "the dev cluster runs a real node (containerd, kubelet, a bridge, iptables) and "
+            "needs root: run `sudo make dev-cluster`",
+            file=sys.stderr,
+        )
+        return 1
     state = _load_state()
     if state is not None:
         if _running(state):
@@ -69,13 +84,24 @@ def up() -> int:
     workdir = state_dir() / "run"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    plane = ControlPlane(workdir, controllers=True, scheduler=True, die_with_parent=False)
+    node = Node(workdir / "node", die_with_parent=False)
+    plane = ControlPlane(
+        workdir, controllers=True, scheduler=True, die_with_parent=False, node_ip=NODE_IP
+    )
     try:
+        node.prepare(lock_timeout=0)
         plane.start()
-    except ControlPlaneError as exc:
+        node.join(plane)
+    except (ControlPlaneError, OSError, subprocess.SubprocessError, TimeoutError) as exc:
+        node.stop()
+        plane.stop()
         print(f"could not start the dev cluster: {exc}", file=sys.stderr)
         return 1
+    images = {name: ref for name, (ref, _) in node.images.items()}
+    node_pids = node.detach()["pids"]
     state = plane.detach()
+    state["pids"] = node_pids + state["pids"]  # the node stops first
+    state["images"] = images
     (state_dir() / "state.json").write_text(json.dumps(state, indent=2) + "\n")
     print("the dev cluster is up")
     _print_usage(state)
@@ -108,7 +134,12 @@ def _ready(state: dict[str, Any]) -> bool:
 def down(quiet: bool = False) -> int:
     state = _load_state()
     if state is not None:
-        stop_pids([(int(pid), str(exe)) for pid, exe in state["pids"]])
+        if _running(state):
+            plane = ControlPlane(Path(state["workdir"]), bin_dir=Path(state["bin_dir"]))
+            with contextlib.suppress(Exception):
+                drain(plane, timeout=60)
+        stop_pids([(int(pid), str(exe)) for pid, exe in state["pids"]], timeout=15)
+    cleanup()  # also after a crash: containers, mounts, the bridge, iptables chains
     shutil.rmtree(state_dir(), ignore_errors=True)
     if not quiet:
         print("the dev cluster is down" if state else "no dev cluster was running")

@@ -172,7 +172,12 @@ def _set_parent_death_signal() -> None:
 
 
 def spawn(
-    argv: Sequence[str], log: Path, *, cwd: Path, die_with_parent: bool
+    argv: Sequence[str],
+    log: Path,
+    *,
+    cwd: Path,
+    die_with_parent: bool,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """Start a server process with its output appended to ``log``."""
     with log.open("ab") as out:
@@ -184,6 +189,7 @@ def spawn(
             cwd=cwd,
             start_new_session=True,  # Ctrl-C in the terminal reaches pytest, not them
             preexec_fn=_set_parent_death_signal if die_with_parent else None,
+            pass_fds=pass_fds,
         )
 
 

@@ -56,6 +56,7 @@ STATE_DIR = cache_dir() / "node"
 KUBELET_DIR = STATE_DIR / "kubelet"
 POD_LOGS_DIR = STATE_DIR / "pod-logs"
 LOCK_FILE = Path("/run/stepwise-node.lock")
+DEV_CLUSTER = "the dev cluster"
 STORAGE_CLASS = "stepwise-local"
 VOLUMES = 8
 NETNS_DIR = Path("/var/run/netns")
@@ -91,6 +92,7 @@ class Node:
     def __init__(self, workdir: Path, *, die_with_parent: bool = True) -> None:
         self.workdir = workdir
         self.die_with_parent = die_with_parent
+        self.holder = f"test session, pid {os.getpid()}" if die_with_parent else DEV_CLUSTER
         self.images: dict[str, tuple[str, Path]] = {}
         self.children: list[subprocess.Popen[bytes]] = []
         self.ports: dict[str, int] = {}
@@ -149,10 +151,13 @@ class Node:
 
     def stop(self) -> None:
         """Pods stopped by the kubelet (so CNI releases their addresses), then every process,
-        mount, network namespace, iptables chain and the bridge; the lock released last."""
+        mount, network namespace, iptables chain and the bridge; the lock released last. A node
+        that did not get the lock has nothing to stop: the host's node is someone else's."""
+        if self._lock is None:
+            return
         if self._plane is not None and self.children:
             with contextlib.suppress(Exception):
-                self.drain(timeout=60)
+                drain(self.plane, timeout=60)
         children, self.children = self.children, []
         for child in reversed(children):
             child.terminate()
@@ -174,18 +179,11 @@ class Node:
         self.children = []
         return {"pids": pids, "workdir": str(self.workdir)}
 
-    def drain(self, timeout: float) -> None:
-        """Delete every pod (short grace) and wait until the kubelet has stopped them all."""
-        self.plane.kubectl("delete", "pods", "--all", "-A", "--grace-period=1", "--wait=false")
-        wait_until(
-            lambda: not self.plane.kubectl_json("get", "pods", "-A")["items"],
-            timeout=timeout,
-            what="the kubelet to stop every pod",
-        )
-
     # ---- pieces ----
 
     def _take_lock(self, timeout: float) -> None:
+        """Wait for another test session's node to go; a dev cluster is reported at once.
+        containerd inherits the lock, so a detached node (the dev cluster) keeps holding it."""
         lock = LOCK_FILE.open("a+")
         deadline = time.monotonic() + timeout
         while True:
@@ -193,13 +191,17 @@ class Node:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() > deadline:
+                holder = LOCK_FILE.read_text().strip()
+                if holder == DEV_CLUSTER or time.monotonic() > deadline:
                     lock.close()
                     raise NodeError(
-                        f"another test node holds {LOCK_FILE} (a dev cluster? "
-                        "`make dev-cluster-down` stops it)"
+                        f"the node of this machine is taken ({holder}, lock {LOCK_FILE}); "
+                        "a dev cluster stops with `make dev-cluster-down`"
                     ) from None
                 time.sleep(1)
+        lock.truncate(0)
+        lock.write(self.holder)
+        lock.flush()
         self._lock = lock
 
     def _spawn(self, executable: Path | str, args: list[str]) -> None:
@@ -209,6 +211,7 @@ class Node:
             self.log(name),
             cwd=self.workdir,
             die_with_parent=self.die_with_parent,
+            pass_fds=() if self.children or self._lock is None else (self._lock.fileno(),),
         )
         self.children.append(child)
         if child.poll() is not None:
@@ -372,6 +375,17 @@ class Node:
         conditions = {c["type"]: c["status"] for c in node["status"].get("conditions", [])}
         ready_dns = _get(f"http://127.0.0.1:{self.ports['coredns-ready']}/ready")
         return conditions.get("Ready") == "True" and ready_dns == "OK"
+
+
+def drain(plane: ControlPlane, timeout: float) -> None:
+    """Delete every pod (short grace) and wait until the kubelet has stopped them all, so that
+    CNI releases their addresses and nothing is left running in a container."""
+    plane.kubectl("delete", "pods", "--all", "-A", "--grace-period=1", "--wait=false")
+    wait_until(
+        lambda: not plane.kubectl_json("get", "pods", "-A")["items"],
+        timeout=timeout,
+        what="the kubelet to stop every pod",
+    )
 
 
 def _get(url: str) -> str:
