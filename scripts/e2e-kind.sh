@@ -5,9 +5,9 @@
 # replacement pod without running the completed steps again; then `helm upgrade` and
 # `helm uninstall`.
 #
-# The test machines of this project have no Docker engine, so this script does not run in
-# `make test`; there the same scenario runs on real controllers with a test node agent
-# (tests/e2e/test_chart_e2e.py).
+# kind cannot run on this project's test machines (root there lacks CAP_SYS_RESOURCE, so
+# privileged containers fail), so this script does not run in `make test`; there the same
+# scenarios run on a real kubelet with images built from Debian packages (tests/e2e/).
 #
 #   bash scripts/e2e-kind.sh                 # KEEP=1 leaves the cluster up afterwards
 #
