@@ -29,12 +29,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import ClassVar, Generic, Protocol
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 from typing_extensions import TypeVar as TypeVarWithDefault
 
 Payload = TypeVarWithDefault("Payload", default=str)
 """The form of a record's payloads: ``str`` (JSON text, as stored) unless said otherwise."""
+_T = TypeVar("_T")
 
 
 class RunStatus(enum.StrEnum):
@@ -352,3 +353,11 @@ class Backend(Protocol):
         """Return when new work may be claimable (a run created, released or due), or after
         ``timeout``. Postgres answers with LISTEN/NOTIFY, SQLite by polling."""
         ...
+
+
+def opened(handle: _T | None, display_url: str) -> _T:
+    """``handle`` (a pool, a connection, a listener), which exists only while the backend for
+    ``display_url`` is open: calling a backend before ``open`` or after ``close`` is a bug."""
+    if handle is None:
+        raise RuntimeError(f"the backend for {display_url} is not open")
+    return handle

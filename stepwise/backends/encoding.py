@@ -33,8 +33,6 @@ KINDS: dict[type[base.WriteOp], str] = {
     base.RetryRun: "retry_run",
 }
 """Each op's name: the ``kind`` of its document and the named query that applies it."""
-LEASE_ENDING = frozenset({"finish_run", "suspend_run", "release_run", "retry_run"})
-"""Kinds after which their token holds the run no more."""
 
 _Convert = Callable[[Any], Any]
 _Row = Mapping[str, Any]

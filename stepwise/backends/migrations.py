@@ -44,9 +44,11 @@ def discover(package: str) -> list[Migration]:
     return found
 
 
-def pending(shipped: list[Migration], applied: Collection[int], url: str) -> list[Migration]:
-    """The ``shipped`` migrations not yet ``applied`` to the database at ``url``, in order;
-    ``SchemaTooNew`` when the database holds a migration newer than any shipped one."""
+def pending(package: str, applied: Collection[int], url: str) -> list[Migration]:
+    """The migrations shipped in ``package`` and not yet ``applied`` to the database at ``url``,
+    in order; ``SchemaTooNew`` when the database holds a migration newer than any shipped one.
+    The caller applies each one, then records it, in the transaction that holds the lock."""
+    shipped = discover(package)
     known = max((m.version for m in shipped), default=0)
     found = max(applied, default=0)
     if found > known:

@@ -121,10 +121,9 @@ class PostgresBackend:
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
-        if self._pool is None:
-            raise RuntimeError(f"the Postgres backend for {self.display_url} is not open")
+        pool = base.opened(self._pool, self.display_url)
         with self._reachable():
-            async with self._pool.acquire() as conn:
+            async with pool.acquire() as conn:
                 try:
                     yield conn
                 except _UNAVAILABLE:
@@ -193,8 +192,7 @@ class PostgresBackend:
             await conn.execute(_QUERIES["create_schema"].replace("{schema}", self._quoted_schema))
             await conn.execute(_QUERIES["create_migrations_table"])
             applied = {row["version"] for row in await conn.fetch(_QUERIES["applied_migrations"])}
-            shipped = migrations.discover(_MIGRATIONS_PACKAGE)
-            for migration in migrations.pending(shipped, applied, self.display_url):
+            for migration in migrations.pending(_MIGRATIONS_PACKAGE, applied, self.display_url):
                 await conn.execute(migration.sql)
                 await conn.execute(_QUERIES["record_migration"], migration.version, migration.name)
 
@@ -271,9 +269,7 @@ class PostgresBackend:
         return len(expired)
 
     def watch(self) -> base.Watch:
-        if self._listener is None:
-            raise RuntimeError(f"the Postgres backend for {self.display_url} is not open")
-        return self._listener.watch()
+        return base.opened(self._listener, self.display_url).watch()
 
     # ---- worker side ----
 
@@ -325,8 +321,6 @@ class PostgresBackend:
         return base.WriteResult(rejected=set(rejected))
 
     async def wait_for_work(self, timeout: float) -> None:
-        listener = self._listener
-        if listener is None:
-            raise RuntimeError(f"the Postgres backend for {self.display_url} is not open")
+        listener = base.opened(self._listener, self.display_url)
         await notify.wait_event(listener.work, timeout)
         listener.work.clear()

@@ -140,9 +140,7 @@ class SqliteBackend:
 
     async def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """``work(conn)`` on the database thread, in autocommit (one statement is atomic)."""
-        conn = self._conn
-        if conn is None:
-            raise RuntimeError(f"the SQLite backend for {self.display_url} is not open")
+        conn = base.opened(self._conn, self.display_url)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, work, conn)
         except sqlite3.DatabaseError as exc:
@@ -342,8 +340,7 @@ class SqliteBackend:
 def _migrate(conn: sqlite3.Connection, url: str) -> None:
     conn.execute(_QUERIES["create_migrations_table"])
     applied = {row[0] for row in conn.execute(_QUERIES["applied_migrations"])}
-    shipped = migrations.discover(_MIGRATIONS_PACKAGE)
-    for migration in migrations.pending(shipped, applied, url):
+    for migration in migrations.pending(_MIGRATIONS_PACKAGE, applied, url):
         for statement in _statements(migration.sql):
             conn.execute(statement)
         conn.execute(
@@ -410,22 +407,13 @@ def _claim(
 
 def _write(conn: sqlite3.Connection, ops: Sequence[base.WriteOp]) -> base.WriteResult:
     docs = [encoding.document(op) for op in ops]
-    tokens = json.dumps(sorted({doc["token"] for doc in docs}))
-    # Read under the write lock: no claim or cancel can take these runs before the commit.
-    held = dict(conn.execute(_QUERIES["held_leases"], {"tokens": tokens}).fetchall())
+    fenced = json.dumps([{k: doc[k] for k in ("token", "run_id", "kind")} for doc in docs])
+    verdicts = conn.execute(_QUERIES["fence_ops"], {"batch": fenced}).fetchall()
     now = _text(_now())
-    result = base.WriteResult()
-    accepted: list[_Params] = []
-    for doc in docs:
-        if doc["token"] in result.rejected or held.get(doc["token"]) != doc["run_id"]:
-            result.rejected.add(doc["token"])
-            continue
-        accepted.append({**doc, "now": now})
-        if doc["kind"] in encoding.LEASE_ENDING:
-            del held[doc["token"]]
+    accepted = [{**docs[n], "now": now} for n, _, ok in verdicts if ok]
     for kind, group in groupby(accepted, key=itemgetter("kind")):
         params = list(group)
         conn.executemany(_QUERIES[kind], params)
         if kind == "retry_run":
             conn.executemany(_QUERIES["delete_failed_steps"], params)
-    return result
+    return base.WriteResult(rejected={token for _, token, ok in verdicts if not ok})

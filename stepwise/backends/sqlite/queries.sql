@@ -167,12 +167,34 @@ RETURNING lease_token;
 -- name: heartbeat_worker --
 UPDATE workers SET heartbeat_at = :now WHERE id = :id;
 
--- name: held_leases --
--- Which of the tokens still hold their run (read under the write lock, so it stays true for
--- the rest of the transaction).
-SELECT lease_token, id
-FROM runs
-WHERE lease_token IN (SELECT value FROM json_each(:tokens)) AND status = 'running';
+-- name: fence_ops --
+-- The fencing rule, in the words of stepwise_write (the Postgres twin, migration 0001): an op
+-- applies only while its run is 'running' under the op's token; a token's ops stop applying at
+-- its first op that fails that check, and after the op that ends its lease (finish, suspend,
+-- release, retry). :batch is the JSON array of the ops' {token, run_id, kind}, in order;
+-- returns each op's position and verdict. Read under the write lock: it stays true until the
+-- commit.
+WITH ops AS (
+    SELECT CAST(o.key AS INTEGER) AS n, json_extract(o.value, '$.token') AS token,
+        json_extract(o.value, '$.run_id') AS run_id, json_extract(o.value, '$.kind') AS kind
+    FROM json_each(:batch) AS o
+), held AS (
+    SELECT r.id, r.lease_token AS token
+    FROM runs AS r
+    WHERE r.id IN (SELECT ops.run_id FROM ops) AND r.status = 'running'
+), judged AS (
+    SELECT ops.n, ops.token,
+        min(CASE WHEN held.id IS NULL THEN ops.n END) OVER per_token AS first_unheld,
+        min(CASE WHEN ops.kind IN ('finish_run', 'suspend_run', 'release_run', 'retry_run')
+            THEN ops.n END) OVER per_token AS lease_end
+    FROM ops
+    LEFT JOIN held ON held.id = ops.run_id AND held.token = ops.token
+    WINDOW per_token AS (PARTITION BY ops.token)
+)
+SELECT n, token,
+    n < coalesce(first_unheld, 2147483647) AND n <= coalesce(lease_end, 2147483647) AS ok
+FROM judged
+ORDER BY n;
 
 -- name: step_started --
 -- A completed step is final; a restarted one keeps its first started_at.
