@@ -406,6 +406,8 @@ def _claim(
 
 
 def _write(conn: sqlite3.Connection, ops: Sequence[base.WriteOp]) -> base.WriteResult:
+    """Fence the batch (``fence_ops``), then run each accepted op's named query, consecutive
+    ops of one kind in one ``executemany``."""
     docs = [encoding.document(op) for op in ops]
     fenced = json.dumps([{k: doc[k] for k in ("token", "run_id", "kind")} for doc in docs])
     verdicts = conn.execute(_QUERIES["fence_ops"], {"batch": fenced}).fetchall()
