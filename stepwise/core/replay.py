@@ -35,6 +35,7 @@ from stepwise.core.context import WorkflowContext
 from stepwise.core.definitions import WorkflowDefinition
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal, LeaseLost
+from stepwise.core.lease import Lease
 from stepwise.core.steps import StepApi, cancel_requested
 from stepwise.errors import (
     DatabaseUnavailable,
@@ -81,6 +82,7 @@ class Execution:
         claimed: ClaimedRun,
         definition: WorkflowDefinition,
         journal: Journal,
+        lease: Lease,
         *,
         listener: ExecutionListener | None = None,
         backend: Backend | None = None,
@@ -93,6 +95,7 @@ class Execution:
         self.memo: dict[str, StepRecord] = {s.key: s for s in claimed.steps}
         self.definition = definition
         self.journal = journal
+        self.lease = lease
         self.listener = listener or ExecutionListener()
         self._backend = backend
         self._on_divergence = on_divergence
@@ -109,6 +112,19 @@ class Execution:
     def boundary(self) -> None:
         if self._stop is not Stop.NONE:
             raise Interrupt(self._stop.value)
+
+    async def may_start(self, key: str) -> None:
+        """Return when step ``key`` may start: at a boundary, while the lease is surely held
+        (a stale holder never starts a step; see ``lease``)."""
+        self.boundary()
+        if not self.lease.fresh:
+            log.info(
+                "run %s: lease not renewed lately; step %r waits for the heartbeat",
+                self.run_id,
+                key,
+            )
+            await self.lease.held()
+            self.boundary()
 
     def count_attempt(self) -> None:
         if self._attempts_used >= self._max_attempts:

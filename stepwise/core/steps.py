@@ -196,7 +196,7 @@ class StepApi:
         started = datetime.now(UTC)
         with ex.tracking():
             while True:
-                ex.boundary()
+                await ex.may_start(key)
                 ex.count_attempt()
                 attempts += 1
                 ex.listener.step_started(ex.run_id, key, attempts)

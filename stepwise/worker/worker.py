@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +25,7 @@ from stepwise.client.client import Client
 from stepwise.core import codec, divergence, limits
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal, LeaseLost
+from stepwise.core.lease import Lease
 from stepwise.core.registry import Registry, default_registry
 from stepwise.core.replay import DEFAULT_MAX_STEP_ATTEMPTS, Execution
 from stepwise.errors import DatabaseUnavailable, UnknownWorkflow
@@ -89,13 +91,25 @@ class Worker:
         """True once registered and claiming: what the readiness probe reports."""
         self._slot_freed = asyncio.Event()
         self._heartbeat = Heartbeat(
-            backend, self.id, self.lease_seconds, held=lambda: self.held_tokens, lose=self.lose
+            backend,
+            self.id,
+            self.lease_seconds,
+            held=lambda: self.held_tokens,
+            lose=self.lose,
+            renewed=self.renewed,
         )
         self._sweep = DeadlineSweep(backend, self.lease_seconds)
 
     @property
     def held_tokens(self) -> list[str]:
         return list(self.active)
+
+    def renewed(self, tokens: set[str], sent_at: float) -> None:
+        """The heartbeat sent at ``sent_at`` (monotonic) renewed the leases of ``tokens``."""
+        for token in tokens:
+            entry = self.active.get(token)
+            if entry is not None:
+                entry[0].lease.renewed(sent_at)
 
     def lose(self, tokens: set[str]) -> None:
         """Runs whose lease is gone (canceled, or taken over after an expiry): stop them now."""
@@ -146,6 +160,7 @@ class Worker:
                     self._slot_freed.clear()
                     await _first(stopping, self._slot_freed.wait())
                     continue
+                sent_at = time.monotonic()
                 try:
                     claimed = await self.backend.claim_runs(
                         self.id, names, free, self.lease_seconds
@@ -158,13 +173,13 @@ class Worker:
                     await _first(stopping, asyncio.sleep(delay))
                     continue
                 for item in claimed:
-                    self._start(item)
+                    self._start(item, Lease(self.lease_seconds, sent_at))
                 if len(claimed) < free:
                     await _first(stopping, self.backend.wait_for_work(self.poll_interval))
         finally:
             stopping.cancel()
 
-    def _start(self, claimed: ClaimedRun) -> None:
+    def _start(self, claimed: ClaimedRun, lease: Lease) -> None:
         looping = recovery.crash_loop(claimed, self.max_recovery_attempts)
         if looping is not None:
             log.warning("run %s failed: %s", claimed.run.id, looping)
@@ -179,6 +194,7 @@ class Worker:
             claimed,
             definition,
             self.journal,
+            lease,
             listener=self.listener,
             max_step_attempts=self.max_step_attempts,
             backend=self.backend,

@@ -26,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from stepwise import WorkflowContext, workflow
+from stepwise import RetryPolicy, WorkflowContext, workflow
 
 GATE_POLL_SECONDS = 0.01
 
@@ -248,3 +248,22 @@ async def block_loop(ctx: WorkflowContext[dict[str, Any]]) -> None:
         time.sleep(seconds)  # blocks the loop: the bug this workflow stands for
 
     await ctx.step.run("block", blocking)
+
+
+@workflow("robust-retry-later")
+async def retry_later(ctx: WorkflowContext[dict[str, Any]]) -> str:
+    """One step whose first execution fails; it is retried ``retry_seconds`` later, which
+    leaves a test the time to freeze its worker meanwhile. Any later execution succeeds."""
+    ledger, run_id = ctx.input["ledger"], ctx.run_id
+    policy = RetryPolicy(max_attempts=3, initial_interval=ctx.input["retry_seconds"])
+
+    def flaky() -> str:
+        first = not any(e.run_id == run_id for e in read_ledger(Path(ledger)))
+        execution = _execution()
+        record(ledger, "start", run_id, "flaky", execution)
+        if first:
+            raise RuntimeError("the first execution fails")
+        record(ledger, "done", run_id, "flaky", execution)
+        return execution
+
+    return str(await ctx.step.run("flaky", flaky, retry=policy))
