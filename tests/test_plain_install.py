@@ -19,7 +19,7 @@ from stepwise import Client
 from tests.plugins.procs import Procs
 
 REPO = Path(__file__).resolve().parent.parent
-EXTRAS_ONLY = ("aiohttp", "prometheus_client", "kopf", "kubernetes", "asyncpg")
+EXTRAS_ONLY = ("aiohttp", "prometheus_client", "kopf", "kubernetes_asyncio", "asyncpg")
 FLOWS = """
 from stepwise import workflow
 

@@ -68,7 +68,7 @@ def test_import_needs_neither_kopf_nor_a_database_driver() -> None:
     code = (
         "import sys, stepwise; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('kopf', 'kubernetes', 'asyncpg', 'psycopg', 'prometheus_client')))"
+        "('kopf', 'kubernetes', 'kubernetes_asyncio', 'asyncpg', 'psycopg', 'prometheus_client')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -4,7 +4,8 @@
   create delivered twice, or replayed after an operator restart, never makes a second run;
 * delete (behind kopf's finalizer) → cancel the run if it is unfinished, then let go;
 * every watch event → tell the mirror the resource exists (it writes the status);
-* login → the official client's credentials (in-cluster, else the kubeconfig).
+* login → ``kubernetes_asyncio``'s credentials (in-cluster, else the kubeconfig), as the
+  mirror's client takes them.
 
 They live in their own registry, not kopf's global one, and run only under ``main.run``.
 Handlers return None: kopf would store a returned value in the status, which is ours.
@@ -47,10 +48,10 @@ def ref_of(body: kopf.Body) -> ObjectRef:
 
 
 @kopf.on.login(registry=registry)
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+async def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """The same credentials as the mirror's client: the pod's ServiceAccount, else the
     kubeconfig."""
-    return kopf.login_via_client(**kwargs)
+    return await kopf.login_via_async_client(**kwargs)
 
 
 @kopf.on.event(*RESOURCE, registry=registry)

@@ -2,37 +2,39 @@
 post an Event, delete a finished resource.
 
 kopf owns the watch and the handler bookkeeping; the mirror writes status on its own clock
-(when Postgres says a run changed), so it needs its own client. It uses the official
-``kubernetes`` client (synchronous) on its own ``THREADS`` threads; every call is short.
-Credentials come from the pod's ServiceAccount in a cluster, else from the kubeconfig
-(``$KUBECONFIG``), as for kopf itself.
+(when Postgres says a run changed), outside kopf's handler context, so it needs its own client:
+``kubernetes_asyncio``, on the operator's one event loop beside kopf's (both are aiohttp), with
+no thread. kopf logs in through the same library (``kopf.login_via_async_client``), so both
+take their credentials alike: the pod's ServiceAccount in a cluster, else the kubeconfig
+(``$KUBECONFIG``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
+import json
 import logging
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
-from urllib3.exceptions import HTTPError as TransportError
+import aiohttp
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config.config_exception import ConfigException
 
 from stepwise.operator import models
 
 log = logging.getLogger("stepwise.operator")
 
+T = TypeVar("T")
+
 REQUEST_TIMEOUT = 15.0
-THREADS = 32
-"""Kubernetes calls in flight at once (each holds a thread and a pooled connection)."""
+CONNECTIONS = 32
+"""Kubernetes calls in flight at once (each holds a pooled connection); more wait their turn."""
 COMPONENT = "stepwise-operator"
 """The Events' reporting component, the same for kopf's own Events."""
 
@@ -54,24 +56,30 @@ class NotFound(Exception):
     """The resource is gone (deleted, or replaced by another with the same name)."""
 
 
-def load_configuration() -> k8s.Configuration:
+async def load_configuration() -> k8s.Configuration:
     """In-cluster credentials when running in a pod, else the kubeconfig."""
     configuration = k8s.Configuration()
     try:
         k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except ConfigException:
-        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        await k8s_config.load_kube_config(client_configuration=configuration)
     return configuration
+
+
+@contextlib.asynccontextmanager
+async def connect(*, instance: str) -> AsyncIterator[KubeApi]:
+    """A ``KubeApi`` with the operator's credentials, its connections closed on the way out."""
+    configuration = await load_configuration()
+    configuration.connection_pool_maxsize = CONNECTIONS
+    async with k8s.ApiClient(configuration) as api_client:
+        api_client.user_agent = COMPONENT
+        yield KubeApi(api_client, instance=instance)
 
 
 class KubeApi:
     """Status writes, Events and deletes of WorkflowRuns; counts the requests it makes."""
 
-    def __init__(self, configuration: k8s.Configuration, *, instance: str) -> None:
-        configuration.connection_pool_maxsize = THREADS
-        api_client = k8s.ApiClient(configuration)
-        self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="stepwise-kube")
-        api_client.user_agent = COMPONENT
+    def __init__(self, api_client: k8s.ApiClient, *, instance: str) -> None:
         self._custom = k8s.CustomObjectsApi(api_client)
         self._core = k8s.CoreV1Api(api_client)
         self.instance = instance
@@ -79,23 +87,25 @@ class KubeApi:
         """Requests made, by kind (``status``, ``event``, ``delete``)."""
 
     async def replace_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
-        """Replace the whole status (a JSON patch ``add /status``: no stale key survives, as
-        one could in a merge patch); the ``test`` op makes sure the resource is still the one
-        we mean, not a new one under the same name. ``NotFound`` when it is gone."""
+        """Replace the whole status (a JSON patch ``add /status``, sent as such because the
+        body is a list: no stale key survives, as one could in a merge patch); the ``test`` op
+        makes sure the resource is still the one we mean, not a new one under the same name.
+        ``NotFound`` when it is gone."""
         self.requests["status"] += 1
         await self._call(
             ref,
-            self._custom.patch_namespaced_custom_object_status,
-            models.GROUP,
-            models.VERSION,
-            ref.namespace,
-            models.PLURAL,
-            ref.name,
-            [
-                {"op": "test", "path": "/metadata/uid", "value": ref.uid},
-                {"op": "add", "path": "/status", "value": status},
-            ],
-            _content_type="application/json-patch+json",
+            self._custom.patch_namespaced_custom_object_status(
+                models.GROUP,
+                models.VERSION,
+                ref.namespace,
+                models.PLURAL,
+                ref.name,
+                [
+                    {"op": "test", "path": "/metadata/uid", "value": ref.uid},
+                    {"op": "add", "path": "/status", "value": status},
+                ],
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
         )
 
     async def delete(self, ref: ObjectRef) -> None:
@@ -105,13 +115,15 @@ class KubeApi:
         with contextlib.suppress(NotFound):
             await self._call(
                 ref,
-                self._custom.delete_namespaced_custom_object,
-                models.GROUP,
-                models.VERSION,
-                ref.namespace,
-                models.PLURAL,
-                ref.name,
-                body=options,
+                self._custom.delete_namespaced_custom_object(
+                    models.GROUP,
+                    models.VERSION,
+                    ref.namespace,
+                    models.PLURAL,
+                    ref.name,
+                    body=options,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
             )
 
     async def post_event(self, ref: ObjectRef, *, reason: str, message: str, warning: bool) -> None:
@@ -139,28 +151,45 @@ class KubeApi:
             count=1,
         )
         try:
-            await self._call(ref, self._core.create_namespaced_event, ref.namespace, event)
+            await self._call(
+                ref,
+                self._core.create_namespaced_event(
+                    ref.namespace, event, _request_timeout=REQUEST_TIMEOUT
+                ),
+            )
         except (NotFound, KubeError) as exc:
             log.warning("could not post event %s on %s/%s: %s", reason, *_where(ref), exc)
 
-    async def _call(self, ref: ObjectRef, method: Any, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+    async def _call(self, ref: ObjectRef, request: Awaitable[T]) -> T:
+        """Await one request; its failure as ``NotFound`` or ``KubeError``."""
         try:
-            call = functools.partial(method, *args, **kwargs)
-            return await asyncio.get_running_loop().run_in_executor(self._threads, call)
+            return await request
         except ApiException as exc:
             if _gone(exc):
                 raise NotFound(f"{models.KIND} {ref.namespace}/{ref.name} ({ref.uid})") from None
-            raise KubeError(f"HTTP {exc.status} {exc.reason}: {exc.body}") from exc
-        except (TransportError, OSError) as exc:
-            raise KubeError(f"cannot reach the API server: {exc}") from exc
+            raise KubeError(f"HTTP {exc.status} {exc.reason}: {_text(exc)}") from exc
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise KubeError(f"cannot reach the API server: {exc!r}") from exc
 
 
 def _gone(exc: ApiException) -> bool:
-    """404; or a uid that no longer matches: a failed precondition (409) or JSON-patch test
-    (422) means the name now belongs to another resource."""
-    body = str(exc.body or "")
-    return exc.status == 404 or (exc.status in (409, 422) and ("uid" in body or "test" in body))
+    """404; or the name now belongs to another resource: the delete's uid precondition failed
+    (409), or the status patch's ``test`` of the uid did (422 with no details: a status the
+    schema refuses is a 422 that names its causes)."""
+    if exc.status == 404:
+        return True
+    try:
+        answer = json.loads(_text(exc))
+    except ValueError:
+        return False
+    if exc.status == 409:  # "the UID in the precondition (…) does not match the UID in record"
+        return "uid in the precondition" in str(answer.get("message")).lower()
+    return exc.status == 422 and not answer.get("details")
+
+
+def _text(exc: ApiException) -> str:
+    body = exc.body or b""
+    return body.decode(errors="replace") if isinstance(body, bytes) else str(body)
 
 
 def _where(ref: ObjectRef) -> tuple[str, str]:

@@ -67,8 +67,10 @@ async def run(
     """Serve WorkflowRuns in ``namespaces`` (or all of them) until SIGTERM/SIGINT."""
     logging.getLogger("kopf.objects").addFilter(_ObjectLogs())
     instance = socket.gethostname()
-    kube = kubeapi.KubeApi(kubeapi.load_configuration(), instance=instance)
-    async with Client.connect(database_url, schema=schema) as client:
+    async with (
+        kubeapi.connect(instance=instance) as kube,
+        Client.connect(database_url, schema=schema) as client,
+    ):
         mirror = Mirror(client, kube)
         endpoint = None
         if health_port:
