@@ -499,6 +499,7 @@ async def _cmd_runs(args: argparse.Namespace) -> int:
                 "warning": run.warning,
                 "attempt": run.attempt,
                 "claims": run.claims,
+                "recoveries": run.recoveries,
                 "waiting": await client.waiting_reason(run),
                 "steps": [
                     {"name": s.key, "status": s.status.value, "attempts": s.attempts}

@@ -11,11 +11,14 @@ counted the same way, and the worker's watchdog reports the block with the culpr
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from stepwise import Client, Run, RunStatus
+from stepwise.operator import status
 from tests.plugins.procs import Procs, async_wait_until
 from tests.robustness.flows import read_ledger
 
@@ -62,6 +65,12 @@ async def test_a_step_that_kills_its_worker_fails_the_run_naming_the_step(
         echoed = await client.wait_finished(
             (await client.start("robust-echo", "after the crash loop")).id, timeout=60
         )
+        stored = await client.stored(run.id)
+    assert stored is not None
+    resource = status.build(
+        *stored, previous=None, generation=1, waiting_reason=None, now=datetime.now(UTC)
+    )
+    shown = procs.cli("runs", "show", run.id, "--database-url", backend_url)
 
     assert finished.status is RunStatus.FAILED, procs.tails()
     assert finished.error is not None
@@ -73,6 +82,14 @@ async def test_a_step_that_kills_its_worker_fails_the_run_naming_the_step(
     assert _starts(ledger, "resize") == LIMIT
     assert _starts(ledger, "prepare") == 1
     assert finished.claims == LIMIT + 1
+    assert finished.recoveries == LIMIT
+    # The crash loop is visible where users look: `runs show` and the WorkflowRun's status.
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["recoveries"] == LIMIT
+    assert json.loads(shown.stdout)["error"]["type"] == "CrashLoop"
+    assert resource["message"].startswith(
+        f"CrashLoop: its worker died {LIMIT} times in a row while step 'resize' was running"
+    )
     assert echoed.status is RunStatus.SUCCEEDED
     assert any(f"run {run.id} failed: its worker died" in proc.log() for proc in procs.procs)
 
