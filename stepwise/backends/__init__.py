@@ -22,8 +22,9 @@ def open_backend(url: str, *, schema: str = "stepwise", create: bool = True) -> 
     """A backend for ``url`` (not yet opened): ``postgresql://…`` or ``sqlite:///path``.
 
     ``schema`` names the Postgres schema that holds stepwise's tables. ``create=False`` is for
-    commands that only read or change existing runs: a missing SQLite file is then an error
-    naming it, not a new empty database (a Postgres database is never created by stepwise).
+    commands that only read or change existing runs: a missing SQLite file, or a Postgres
+    database without that schema, is then an error naming it, not a new empty database or
+    schema (a Postgres database itself is never created by stepwise).
     """
     scheme = urls.split(url).scheme
     if scheme in ("postgresql", "postgres"):
@@ -33,7 +34,7 @@ def open_backend(url: str, *, schema: str = "stepwise", create: bool = True) -> 
             raise ConfigurationError(
                 "the Postgres backend needs asyncpg: pip install 'stepwise[postgres]'"
             ) from exc
-        return PostgresBackend(url, schema=schema)
+        return PostgresBackend(url, schema=schema, create=create)
     if scheme == "sqlite":
         from stepwise.backends.sqlite.backend import SqliteBackend
 

@@ -25,8 +25,9 @@ SPLIT_IN_SQLITE = {
 }  # fmt: skip
 """Postgres name → the SQLite names that do its work together."""
 
-POSTGRES_ONLY = {"channels", "ping", "create_schema"}
-"""LISTEN/NOTIFY (the channels and the listener's probe) and the schema that holds the tables."""
+POSTGRES_ONLY = {"channels", "ping", "create_schema", "schema_exists"}
+"""LISTEN/NOTIFY (the channels and the listener's probe) and the schema that holds the tables
+(whether it does, for commands that must not create it)."""
 
 SQLITE_ONLY = {"configure_connection"}
 """The pragmas every SQLite connection sets (journal mode, syncing, foreign keys)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.plugins.postgres import PostgresServer
 from tests.plugins.procs import Procs, child_env
 
 FLOWS = str(Path(__file__).with_name("flows.py"))
@@ -209,6 +210,27 @@ def test_read_only_commands_never_create_a_database(
     result = procs.cli(*command, "--database-url", f"sqlite:///{typo}")
     assert_refused(result, f"no SQLite database at '{typo}'")
     assert not typo.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["runs", "list"], ["runs", "show", str(uuid.uuid4())], ["runs", "cancel", str(uuid.uuid4())]],
+    ids=lambda command: "-".join(command[:2]),
+)
+def test_read_only_commands_never_create_the_postgres_schema(
+    procs: Procs, pg_server: PostgresServer, postgres_url: str, command: list[str]
+) -> None:
+    """A database without stepwise's schema (a mistyped database or --schema) stays as it is."""
+    with_password = postgres_url.replace("postgres@", "postgres:secret@")
+    result = procs.cli(*command, "--database-url", with_password, "--schema", "stepwsie")
+    hidden = postgres_url.replace("postgres@", "postgres:***@")
+    assert_refused(result, f"the database at {hidden} has no stepwise schema 'stepwsie'")
+    assert "secret" not in result.stderr
+    database = postgres_url.rsplit("/", 1)[1]
+    schemas = pg_server.psql(
+        "SELECT nspname FROM pg_namespace WHERE nspname = 'stepwsie'", database
+    )
+    assert schemas.strip() == ""
 
 
 def test_health_port_in_use_is_one_line(procs: Procs, tmp_path: Path) -> None:

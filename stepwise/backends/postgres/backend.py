@@ -102,9 +102,10 @@ async def _reset(conn: Any) -> None:
 class PostgresBackend:
     """``Backend`` on a Postgres schema; see the module docstring for the design."""
 
-    def __init__(self, url: str, *, schema: str = "stepwise") -> None:
+    def __init__(self, url: str, *, schema: str = "stepwise", create: bool = True) -> None:
         self.display_url = hide_password(url)
         self.schema = schema
+        self._create = create
         self._quoted_schema = _quoted_schema(schema)
         self._url = url
         self._pool: asyncpg.Pool | None = None
@@ -189,6 +190,11 @@ class PostgresBackend:
         advisory lock: backends that start together migrate one after the other."""
         async with conn.transaction():
             await conn.execute(_QUERIES["lock_migrations"], self.schema)
+            if not self._create and not await conn.fetchval(_QUERIES["schema_exists"]):
+                raise ConfigurationError(
+                    f"the database at {self.display_url} has no stepwise schema "
+                    f"{self.schema!r}; this command does not create one"
+                )
             await conn.execute(_QUERIES["create_schema"].replace("{schema}", self._quoted_schema))
             await conn.execute(_QUERIES["create_migrations_table"])
             applied = {row["version"] for row in await conn.fetch(_QUERIES["applied_migrations"])}

@@ -15,10 +15,16 @@
 --   serving_workers 1 each
 --   wait_for_work, watch: 0 (notifications arrive on the listener connection)
 --   open            7 + 2 per pending migration, then the listener's connect and LISTENs
+--                   (+1 for a command that must not create the schema: schema_exists)
 
 -- name: lock_migrations --
 -- Held until the migrating transaction ends: backends starting together migrate one at a time.
 SELECT pg_advisory_xact_lock(hashtext('stepwise.migrations'), hashtext($1));
+
+-- name: schema_exists --
+-- Whether the schema (the search_path) holds stepwise's tables: commands that must not create
+-- them refuse a database without them.
+SELECT to_regclass('stepwise_migrations') IS NOT NULL;
 
 -- name: create_schema --
 -- {schema} is the validated, quoted schema identifier: the only SQL text made in Python.
