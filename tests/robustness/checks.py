@@ -56,7 +56,11 @@ async def assert_completed_steps_never_rerun(
             starts = [e for e in entries if e.event == "start"]
             dones = {e.execution for e in entries if e.event == "done"}
             where = f"run {run_id} step {step.key}"
-            if step.status is not StepStatus.COMPLETED or step.finished_at is None:
+            if (
+                step.status is not StepStatus.COMPLETED
+                or step.finished_at is None
+                or step.output is None
+            ):
                 problems.append(f"{where}: stored as {step.status.value}, not completed")
                 continue
             kept = step.output["execution"]
@@ -78,6 +82,19 @@ async def assert_completed_steps_never_rerun(
         steps=len(run_ids) * len(keys),
         executions=sum(1 for e in read_ledger(ledger) if e.event == "start"),
     )
+
+
+async def assert_outputs_are_what_was_stored(client: Client, runs: Sequence[Run]) -> None:
+    """Each run returned the executions its stored steps name, in step order: every replay saw
+    the results stored before it (a result accepted but unseen would have been run again)."""
+    unseen = []
+    for run in runs:
+        stored = {
+            s.key: s.output["execution"] for s in await client.steps(run.id) if s.output is not None
+        }
+        if run.output != [stored.get(f"step-{i}") for i in range(len(stored))]:
+            unseen.append(run.id)
+    assert not unseen, f"runs whose stored steps their last owner did not see: {unseen[:10]}"
 
 
 def assert_all_succeeded(runs: Sequence[Run], procs: Procs) -> None:

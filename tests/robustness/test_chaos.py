@@ -3,33 +3,37 @@ completed step run twice.
 
 Three worker processes serve 200 runs of 10 steps each (random durations of 5-50 ms; half
 the steps sequential, half gathered), started all through a 10-second window. In that window,
-every ~200 ms the oldest of the three is SIGKILLed and a fresh one started in its place, so
-each lives ~600 ms, a good part of it booting. Then every run must finish successfully, and
-the ledger must show that no step whose completion was stored ran again (see ``checks``).
-A short lease lets survivors take over the dead workers' runs.
+every ~200 ms a worker is SIGKILLed while it runs a step, and a fresh one started in its
+place. Then every run must finish successfully, and the ledger must show that no step whose
+completion was stored ran again (see ``checks``). A short lease lets survivors take over the
+dead workers' runs.
 
-Why these choices: the kills must land on runs in flight, or the test proves nothing (it
-asserts that some did). With steps of 1-10 ms a run takes tens of milliseconds, so the whole
-load sits between two kills and no kill ever lands; random victims mostly hit processes that
-are still booting. Steps of 5-50 ms, runs arriving throughout, and killing the oldest process
-keep hundreds of step executions interrupted per run of this test.
+Why these choices: the kills must land on runs in flight, or the test proves nothing. So a
+victim is killed only once it is known to hold a run: it is frozen (SIGSTOP), and killed if
+the ledger shows a step of its that started and did not return, else thawed and checked again
+a moment later; the oldest worker that qualifies is taken. No kill depends on timing, and each
+one interrupts at least one run, which another worker must claim again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from stepwise import Client, Run, RunStatus
-from tests.plugins.procs import Proc, Procs
+from tests.plugins.procs import Proc, Procs, async_wait_until, wait_until
 from tests.robustness.checks import (
     assert_all_succeeded,
     assert_completed_steps_never_rerun,
     assert_no_errors_logged,
+    assert_outputs_are_what_was_stored,
 )
+from tests.robustness.flows import read_ledger
 
 FLOWS = Path(__file__).with_name("flows.py")
 RUNS = 200
@@ -39,6 +43,42 @@ WORKERS = 3
 CHAOS_SECONDS = 10.0
 KILL_EVERY = 0.2
 LEASE = 2.0
+HOLD_TIMEOUT = 60.0
+"""How long a kill may wait for a worker that runs a step: runs arrive every tick, so far
+longer than it takes."""
+
+
+def _stopped(proc: Proc) -> bool:
+    """Whether ``proc`` is stopped (state T), so it cannot finish a step until thawed."""
+    stat = Path(f"/proc/{proc.pid}/stat").read_text(encoding="ascii")
+    return stat.rsplit(")", 1)[1].split()[0] == "T"
+
+
+def _running_a_step(proc: Proc, ledger: Path) -> bool:
+    """Whether a step of ``proc``'s started and has not returned (its run is held by it)."""
+    entries = read_ledger(ledger)
+    returned = {e.execution for e in entries if e.event == "done"}
+    return any(
+        e.event == "start" and e.pid == proc.pid and e.execution not in returned for e in entries
+    )
+
+
+async def _kill_one_holding_a_run(slots: Sequence[Proc], ledger: Path) -> Proc:
+    """SIGKILL the oldest of ``slots`` that runs a step, caught frozen so the step cannot end
+    between the check and the kill; returns it."""
+
+    async def frozen_holder() -> Proc | None:
+        for proc in slots:
+            proc.pause()
+            wait_until(functools.partial(_stopped, proc), 10, f"{proc.name} is stopped")
+            if _running_a_step(proc, ledger):
+                return proc
+            proc.resume()
+        return None
+
+    victim = await async_wait_until(frozen_holder, HOLD_TIMEOUT, "a worker runs a step")
+    victim.kill()
+    return victim
 
 
 @pytest.mark.slow
@@ -68,7 +108,7 @@ async def test_sigkill_and_restart_workers_under_load(
                 plan = {"ledger": str(ledger), "steps": STEPS, "seed": i, "seconds": STEP_SECONDS}
                 runs.append(await client.start("robust-mixed", plan))
             await asyncio.sleep(KILL_EVERY)  # the chaos cadence, not a wait for a condition
-            slots.pop(0).kill()  # the oldest
+            slots.remove(await _kill_one_holding_a_run(slots, ledger))
             start_worker()
         finished_during_chaos = len(await client.list(status=RunStatus.SUCCEEDED, limit=RUNS))
 
@@ -81,10 +121,7 @@ async def test_sigkill_and_restart_workers_under_load(
         replays = await assert_completed_steps_never_rerun(
             client, [run.id for run in runs], ledger, [f"step-{i}" for i in range(STEPS)]
         )
-        # What the workflow returned is what was stored: replays saw the stored results.
-        for run in finished:
-            stored = {s.key: s.output["execution"] for s in await client.steps(run.id)}
-            assert run.output == [stored[f"step-{i}"] for i in range(STEPS)]
+        await assert_outputs_are_what_was_stored(client, finished)
 
     claims = sum(run.claims for run in finished)
     summary = (
@@ -95,4 +132,5 @@ async def test_sigkill_and_restart_workers_under_load(
         f"({replays.reruns} re-run after a crash, none after completing)"
     )
     print(summary)
-    assert claims > RUNS, f"no kill hit a run in flight: the chaos did not bite\n{summary}"
+    # Every kill interrupted a run in flight, which another worker claimed again.
+    assert claims > RUNS, summary
