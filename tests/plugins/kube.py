@@ -47,7 +47,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = REPO_ROOT / "tools" / "versions.env"
 BUILD_HINT = (
-    "run `bash scripts/k8s-tools.sh` to build them (the first build takes 8-15 min on 2 cores)"
+    "run `bash scripts/k8s-tools.sh` to build them (the first build takes 12-20 min on 2 cores)"
 )
 
 # Controllers that need a cloud provider or node CIDRs have nothing to do here.
