@@ -9,8 +9,8 @@ from __future__ import annotations
 from stepwise.backends.base import RunStatus, StepStatus
 from stepwise.client.client import Client, Run, Step
 from stepwise.core.context import WorkflowContext
-from stepwise.core.definitions import WorkflowDefinition, workflow
-from stepwise.core.registry import Registry, default_registry, load_app
+from stepwise.core.definitions import WorkflowDefinition
+from stepwise.core.registry import Registry, default_registry, load_app, workflow
 from stepwise.core.retry import NO_RETRY, RetryPolicy
 from stepwise.errors import (
     ConfigurationError,

@@ -1,8 +1,8 @@
-"""``@workflow``: turns an ``async def f(ctx)`` into a registered, named workflow definition."""
+"""What a workflow is: its name (and the rule names follow), function, version, retry policy
+and input model. ``@workflow`` (``registry``) makes one from an ``async def f(ctx)``."""
 
 from __future__ import annotations
 
-import inspect
 import re
 import typing
 from collections.abc import Callable, Coroutine
@@ -13,11 +13,10 @@ from pydantic import BaseModel, ValidationError
 
 from stepwise.core import codec, limits
 from stepwise.core.retry import RetryPolicy
-from stepwise.errors import DefinitionError, InvalidArgument, InvalidInput
+from stepwise.errors import InvalidArgument, InvalidInput
 
 if TYPE_CHECKING:
     from stepwise.core.context import WorkflowContext
-    from stepwise.core.registry import Registry
 
 WorkflowFn = Callable[["WorkflowContext[Any]"], Coroutine[Any, Any, Any]]
 
@@ -77,56 +76,3 @@ class WorkflowDefinition:
         if self.input_model is None:
             return stored
         return self.input_model.model_validate(stored)
-
-
-def _input_model_from_annotation(fn: WorkflowFn) -> type[BaseModel] | None:
-    """The ``Model`` in ``async def f(ctx: WorkflowContext[Model])``, if the hint resolves."""
-    try:
-        hints = typing.get_type_hints(fn)
-    except (NameError, TypeError):
-        return None
-    params = list(inspect.signature(fn).parameters)
-    hint = hints.get(params[0]) if params else None
-    args = typing.get_args(hint)
-    if args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
-        return args[0]
-    return None
-
-
-def workflow(
-    name: str,
-    *,
-    version: str | None = None,
-    retry: RetryPolicy | None = None,
-    input: type[BaseModel] | None = None,  # noqa: A002 - the public keyword reads best
-    registry: Registry | None = None,
-) -> Callable[[WorkflowFn], WorkflowDefinition]:
-    """Register ``async def f(ctx)`` as workflow ``name``.
-
-    ``version`` is recorded on runs started from this definition and read back as
-    ``ctx.version``; ``retry`` retries the whole workflow (off by default: steps retry on
-    their own); ``input`` (or an annotation ``ctx: WorkflowContext[Model]``) validates input.
-    """
-    if not is_valid_name(name):
-        raise DefinitionError(f"workflow name {name!r} is invalid: {NAME_RULE}")
-
-    def decorate(fn: WorkflowFn) -> WorkflowDefinition:
-        if not inspect.iscoroutinefunction(fn):
-            raise DefinitionError(f"workflow {name!r}: {fn!r} must be an 'async def' function")
-        if len(inspect.signature(fn).parameters) != 1:
-            raise DefinitionError(
-                f"workflow {name!r}: {fn.__qualname__} must take one argument, ctx"
-            )
-        definition = WorkflowDefinition(
-            name=name,
-            fn=fn,
-            version=version,
-            retry=retry,
-            input_model=input or _input_model_from_annotation(fn),
-        )
-        from stepwise.core.registry import default_registry
-
-        (registry or default_registry).add(definition)
-        return definition
-
-    return decorate

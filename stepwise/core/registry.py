@@ -1,4 +1,4 @@
-"""Name → workflow definition, and loading the user's workflow modules.
+"""``@workflow``, name → workflow definition, and loading the user's workflow modules.
 
 A worker serves exactly the workflows in its registry; runs of other workflows stay
 pending until some worker that knows them comes (a rolling deploy), which
@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
+import typing
+from collections.abc import Callable
 from pathlib import Path
 
-from stepwise.core.definitions import WorkflowDefinition
+from pydantic import BaseModel
+
+from stepwise.core.definitions import NAME_RULE, WorkflowDefinition, WorkflowFn, is_valid_name
+from stepwise.core.retry import RetryPolicy
 from stepwise.errors import DefinitionError, UnknownWorkflow
 
 
@@ -44,6 +50,57 @@ class Registry:
 
 default_registry = Registry()
 """Where ``@workflow`` registers unless told otherwise."""
+
+
+def _input_model_from_annotation(fn: WorkflowFn) -> type[BaseModel] | None:
+    """The ``Model`` in ``async def f(ctx: WorkflowContext[Model])``, if the hint resolves."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except (NameError, TypeError):
+        return None
+    params = list(inspect.signature(fn).parameters)
+    hint = hints.get(params[0]) if params else None
+    args = typing.get_args(hint)
+    if args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        return args[0]
+    return None
+
+
+def workflow(
+    name: str,
+    *,
+    version: str | None = None,
+    retry: RetryPolicy | None = None,
+    input: type[BaseModel] | None = None,  # noqa: A002 - the public keyword reads best
+    registry: Registry | None = None,
+) -> Callable[[WorkflowFn], WorkflowDefinition]:
+    """Register ``async def f(ctx)`` as workflow ``name``.
+
+    ``version`` is recorded on runs started from this definition and read back as
+    ``ctx.version``; ``retry`` retries the whole workflow (off by default: steps retry on
+    their own); ``input`` (or an annotation ``ctx: WorkflowContext[Model]``) validates input.
+    """
+    if not is_valid_name(name):
+        raise DefinitionError(f"workflow name {name!r} is invalid: {NAME_RULE}")
+
+    def decorate(fn: WorkflowFn) -> WorkflowDefinition:
+        if not inspect.iscoroutinefunction(fn):
+            raise DefinitionError(f"workflow {name!r}: {fn!r} must be an 'async def' function")
+        if len(inspect.signature(fn).parameters) != 1:
+            raise DefinitionError(
+                f"workflow {name!r}: {fn.__qualname__} must take one argument, ctx"
+            )
+        definition = WorkflowDefinition(
+            name=name,
+            fn=fn,
+            version=version,
+            retry=retry,
+            input_model=input or _input_model_from_annotation(fn),
+        )
+        (registry or default_registry).add(definition)
+        return definition
+
+    return decorate
 
 
 def load_app(spec: str) -> None:

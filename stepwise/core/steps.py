@@ -20,17 +20,24 @@ import contextvars
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, NoReturn, Protocol
 
-from stepwise.backends.base import StepFinished, StepSleeping, StepStarted, StepStatus
+from stepwise.backends.base import (
+    RunRecord,
+    StepFinished,
+    StepRecord,
+    StepSleeping,
+    StepStarted,
+    StepStatus,
+)
 from stepwise.core import codec, limits
+from stepwise.core.events import ExecutionListener
+from stepwise.core.journal import Journal
 from stepwise.core.retry import DEFAULT_STEP_RETRY, RetryPolicy
 from stepwise.errors import NestedStepError, StepFailed, StepNameError, StepResultError
-
-if TYPE_CHECKING:
-    from stepwise.core.replay import Execution
 
 MAX_NAME_LENGTH = 200
 
@@ -147,10 +154,44 @@ def _refuse_nested(name: object) -> None:
         raise NestedStepError(str(name), outer)
 
 
+class StepHost(Protocol):
+    """What the step API needs from the execution it runs in (``replay.Execution``): the run,
+    its lease token and stored steps, where writes go and who hears of them, and the points at
+    which the engine may stop the workflow. Declared here, so steps never import the engine."""
+
+    @property
+    def run(self) -> RunRecord: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def memo(self) -> Mapping[str, StepRecord]: ...
+    @property
+    def journal(self) -> Journal: ...
+    @property
+    def listener(self) -> ExecutionListener: ...
+
+    def boundary(self) -> None:
+        """Raise if the engine stopped the run (at every step boundary)."""
+
+    async def may_start(self, key: str) -> None:
+        """Return once step ``key`` may start an attempt (see ``replay.Execution``)."""
+
+    def count_attempt(self) -> None:
+        """Count one step attempt against the run's cap (raise past it)."""
+
+    def suspend_until(self, wake_at: datetime) -> NoReturn:
+        """Put the run aside until ``wake_at`` (a durable sleep); never returns."""
+
+    def tracking(self) -> AbstractContextManager[None]:
+        """Mark the current task as a step in flight while inside."""
+
+
 class StepApi:
     """``ctx.step.run(name, fn)`` and ``ctx.step.sleep(name, duration)``."""
 
-    def __init__(self, execution: Execution) -> None:
+    def __init__(self, execution: StepHost) -> None:
         self._ex = execution
         self._keys = MemoKeys()
 
