@@ -378,11 +378,14 @@ class Node:
 
 
 def drain(plane: ControlPlane, timeout: float) -> None:
-    """Delete every pod (short grace) and wait until the kubelet has stopped them all, so that
-    CNI releases their addresses and nothing is left running in a container."""
-    plane.kubectl("delete", "pods", "--all", "-A", "--grace-period=1", "--wait=false")
+    """Cordon the node, delete its pods (short grace) and wait until the kubelet has stopped
+    them all, so that CNI releases their addresses and nothing is left in a container. The
+    replacements their controllers make stay Pending."""
+    on_node = ("-A", f"--field-selector=spec.nodeName={NODE_NAME}")
+    plane.kubectl("cordon", NODE_NAME)
+    plane.kubectl("delete", "pods", *on_node, "--grace-period=1", "--wait=false")
     wait_until(
-        lambda: not plane.kubectl_json("get", "pods", "-A")["items"],
+        lambda: not plane.kubectl_json("get", "pods", *on_node)["items"],
         timeout=timeout,
         what="the kubelet to stop every pod",
     )
