@@ -27,7 +27,7 @@ from stepwise import Client
 from stepwise.backends import open_backend
 from stepwise.backends.base import Backend, ClaimedRun, NewRun, StepFinished, StepStatus
 from tests.plugins.procs import Procs
-from tests.robustness.checks import assert_all_succeeded
+from tests.robustness.checks import assert_all_succeeded, assert_outputs_are_what_was_stored
 
 FLOWS = Path(__file__).with_name("flows.py")
 ROUNDS = 600
@@ -155,14 +155,13 @@ async def test_workers_taking_runs_from_paused_holders_never_rerun_a_stored_step
         assert_all_succeeded(finished, procs)
         # The owner that finished a run returned what it saw stored; a step result accepted
         # from a stale holder but unseen by the next owner would differ (that owner ran the
-        # step again, and its own result was not stored over the completed one).
-        unseen = []
-        for run in finished:
-            stored = {s.key: s.output["execution"] for s in await client.steps(run.id)}
-            if run.output != [stored[f"step-{i}"] for i in range(WORKER_STEPS)]:
-                unseen.append(run.id)
+        # step again, and its own result was not stored over the completed one). The ledger's
+        # stricter check (no start after a stored completion) is not asserted here: a freeze
+        # that lands between a holder's lease check and its step's start (microseconds, but
+        # this test freezes workers that start thousands of steps a second) may start that step
+        # after its thaw; test_stale_holder covers every other way a stale holder could.
+        await assert_outputs_are_what_was_stored(client, finished)
     stale = sum(proc.log().count("lease lost") for proc in procs.procs)
     takeovers = sum(run.claims for run in finished) - WORKER_RUNS
     print(f"{takeovers} takeovers, {stale} stale holders told their lease was lost")
-    assert not unseen, f"runs whose stored steps their last owner did not see: {unseen}"
     assert stale > 0, "no holder ever lost a run mid-flight: the race did not happen"
