@@ -213,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
             "(default: %(default)s)",
         )
 
+    def waiting(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--wait-for-database",
+            type=_seconds(zero=True),
+            default=_env("WAIT_FOR_DATABASE", "60", _seconds(zero=True)),
+            help="seconds to keep trying, at start, a database that cannot be reached yet "
+            "(default: %(default)s)",
+        )
+
     def health(p: argparse.ArgumentParser, port: str, what: str) -> None:
         p.add_argument(
             "--health-port",
@@ -274,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     payload(worker)
     health(worker, "0", "the health and metrics endpoint")
     database(worker)
+    waiting(worker)
 
     start = sub.add_parser("start", help="start a run (a worker executes it); prints its id")
     start.add_argument("workflow", type=_workflow_name)
@@ -308,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health(operator, "8080", "the liveness endpoint /healthz")
     database(operator)
+    waiting(operator)
 
     crds = sub.add_parser("crds", help="write the CRD YAML to crds/ and the chart")
     crds.add_argument("--output", default=None, help="write one file here instead")
@@ -392,7 +403,6 @@ def _report(run: Run) -> int:
 
 
 async def _cmd_worker(args: argparse.Namespace) -> int:
-    from stepwise.backends import open_backend
     from stepwise.worker.worker import Worker
 
     if not args.app:
@@ -400,37 +410,38 @@ async def _cmd_worker(args: argparse.Namespace) -> int:
     for app in args.app:
         load_app(app)
     metrics = _worker_metrics() if args.health_port else None
-    backend = open_backend(args.database_url, schema=args.schema)
-    await backend.open()
-    worker = Worker(
-        backend,
-        default_registry,
-        concurrency=args.concurrency,
-        lease_seconds=args.lease,
-        poll_interval=args.poll_interval,
-        shutdown_grace=args.shutdown_grace,
-        listener=metrics,
-        max_recovery_attempts=args.max_recovery_attempts,
+    async with Client.connect(
+        args.database_url,
+        schema=args.schema,
         max_payload_bytes=args.max_payload_bytes,
-        on_divergence=args.on_divergence,
-    )
-    stop = _stop_on_signals()
-    server = None
-    if metrics is not None:
+        wait_for_database=args.wait_for_database,
+    ) as client:
+        worker = Worker(
+            client,
+            default_registry,
+            concurrency=args.concurrency,
+            lease_seconds=args.lease,
+            poll_interval=args.poll_interval,
+            shutdown_grace=args.shutdown_grace,
+            listener=metrics,
+            max_recovery_attempts=args.max_recovery_attempts,
+            on_divergence=args.on_divergence,
+        )
+        stop = _stop_on_signals()
+        server = None
+        if metrics is not None:
+            try:
+                server = await metrics.serve(worker, args.health_host, args.health_port)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot serve health checks on {args.health_host}:{args.health_port}: "
+                    f"{exc.strerror or exc}"
+                ) from None
         try:
-            server = await metrics.serve(worker, args.health_host, args.health_port)
-        except OSError as exc:
-            await backend.close()
-            raise ConfigurationError(
-                f"cannot serve health checks on {args.health_host}:{args.health_port}: "
-                f"{exc.strerror or exc}"
-            ) from None
-    try:
-        await worker.run(stop)
-    finally:
-        if server is not None:
-            await server.cleanup()
-        await backend.close()
+            await worker.run(stop)
+        finally:
+            if server is not None:
+                await server.cleanup()
     return 0
 
 
@@ -524,6 +535,7 @@ async def _cmd_operator(args: argparse.Namespace) -> int:
         all_namespaces=args.all_namespaces or not args.namespace,
         health_port=args.health_port,
         health_host=args.health_host,
+        wait_for_database=args.wait_for_database,
     )
 
 

@@ -6,6 +6,8 @@ available the moment the run's final write commits.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass, fields
@@ -23,10 +25,12 @@ from stepwise.backends.base import (
     StepRecord,
     Watch,
 )
+from stepwise.backoff import Backoff
 from stepwise.core import codec, limits
 from stepwise.core.definitions import WorkflowDefinition, checked_name
 from stepwise.core.registry import Registry
 from stepwise.errors import (
+    DatabaseUnavailable,
     IdempotencyConflict,
     InvalidArgument,
     InvalidInput,
@@ -35,6 +39,8 @@ from stepwise.errors import (
     RunNotFound,
     WaitTimeout,
 )
+
+log = logging.getLogger(__name__)
 
 WORKER_LIVENESS_SECONDS = 90.0
 """A worker that has not heartbeated for this long no longer counts as serving its workflows."""
@@ -77,12 +83,14 @@ class Client:
         *,
         registry: Registry | None = None,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+        wait_for_database: float = 0.0,
     ) -> None:
         self.backend = backend
         self._registry = registry
         self.max_payload_bytes = limits.count(
             max_payload_bytes, "max_payload_bytes", high=codec.MAX_PAYLOAD_BYTES
         )
+        self._wait_for_database = limits.seconds(wait_for_database, "wait_for_database", zero=True)
 
     @classmethod
     def connect(
@@ -93,18 +101,34 @@ class Client:
         registry: Registry | None = None,
         create: bool = True,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
+        wait_for_database: float = 0.0,
     ) -> Client:
         """A client with its own backend, opened by ``async with``; with ``create=False`` a
-        missing SQLite file is an error instead of a new database (see ``open_backend``)."""
+        missing SQLite file is an error instead of a new database (see ``open_backend``).
+        ``wait_for_database`` seconds: how long opening keeps trying a database that cannot
+        be reached yet (a worker started beside a database that is still starting)."""
         return cls(
             open_backend(url, schema=schema, create=create),
             registry=registry,
             max_payload_bytes=max_payload_bytes,
+            wait_for_database=wait_for_database,
         )
 
     async def __aenter__(self) -> Client:
-        await self.backend.open()
-        return self
+        deadline = time.monotonic() + self._wait_for_database
+        schedule = Backoff(initial=0.2, cap=5.0)
+        failures = 0
+        while True:
+            try:
+                await self.backend.open()
+                return self
+            except DatabaseUnavailable as exc:
+                failures += 1
+                delay = min(schedule.delay(failures), deadline - time.monotonic())
+                if delay <= 0:
+                    raise
+                log.warning("%s; trying again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
 
     async def __aexit__(
         self,

@@ -63,13 +63,14 @@ async def run(
     all_namespaces: bool,
     health_port: int,
     health_host: str = "0.0.0.0",
+    wait_for_database: float = 0.0,
 ) -> int:
     """Serve WorkflowRuns in ``namespaces`` (or all of them) until SIGTERM/SIGINT."""
     logging.getLogger("kopf.objects").addFilter(_ObjectLogs())
     instance = socket.gethostname()
     async with (
         kubeapi.connect(instance=instance) as kube,
-        Client.connect(database_url, schema=schema) as client,
+        Client.connect(database_url, schema=schema, wait_for_database=wait_for_database) as client,
     ):
         mirror = Mirror(client, kube)
         endpoint = None

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.postgres import PostgresServer
-from tests.plugins.procs import Procs, child_env
+from harness.postgres import PostgresServer
+from harness.workers import Procs, child_env
 
 FLOWS = str(Path(__file__).with_name("flows.py"))
 UNREACHABLE = "postgresql://u:secret@127.0.0.1:1/x"
@@ -41,7 +41,7 @@ def test_bad_input_json_says_where(procs: Procs, command: list[str]) -> None:
     "command",
     [
         ["run", FLOWS, "robust-echo"],
-        ["worker", "--app", FLOWS],
+        ["worker", "--app", FLOWS, "--wait-for-database", "0"],
         ["start", "robust-echo"],
         ["runs", "list"],
         ["runs", "show", "4b0e6a8e-1c5b-4d5e-9a57-3f1e0c2f7d11"],
