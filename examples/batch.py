@@ -22,9 +22,11 @@ def process(item: dict[str, int]) -> int:
 
 @workflow("process-batch")
 async def process_batch(ctx: Any) -> int:
-    items = await ctx.step.run("fetch-items", lambda: fetch_items(ctx.input["count"]))
+    items = await ctx.step.run("fetch-items", fetch_items, ctx.input["count"])
+    # The item is an argument of the step, bound at the call: a `lambda: process(item)` would
+    # see only the loop's last item by the time the step runs.
     results = await asyncio.gather(
-        *(ctx.step.run(f"process-{item['id']}", lambda item=item: process(item)) for item in items)
+        *(ctx.step.run(f"process-{item['id']}", process, item) for item in items)
     )
     return sum(results)
 
@@ -35,12 +37,12 @@ BATCH_SIZE = 10
 @workflow("process-in-batches")
 async def process_in_batches(ctx: Any) -> int:
     """Limit parallelism (e.g. an external API's rate limit): ten steps at a time."""
-    items = await ctx.step.run("fetch-items", lambda: fetch_items(ctx.input["count"]))
+    items = await ctx.step.run("fetch-items", fetch_items, ctx.input["count"])
     total = 0
     for start in range(0, len(items), BATCH_SIZE):
         batch = items[start : start + BATCH_SIZE]
         results = await asyncio.gather(
-            *(ctx.step.run(f"process-{it['id']}", lambda it=it: process(it)) for it in batch)
+            *(ctx.step.run(f"process-{it['id']}", process, it) for it in batch)
         )
         total += sum(results)
     return total

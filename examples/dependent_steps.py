@@ -26,6 +26,6 @@ def find_orders(user_id: int) -> list[dict[str, Any]]:
 
 @workflow("user-orders")
 async def user_orders(ctx: WorkflowContext[UserOrdersInput]) -> dict[str, Any]:
-    user = await ctx.step.run("fetch-user", lambda: find_user(ctx.input.userId))
-    orders = await ctx.step.run("fetch-orders", lambda: find_orders(user["id"]))
+    user = await ctx.step.run("fetch-user", find_user, ctx.input.userId)
+    orders = await ctx.step.run("fetch-orders", find_orders, user["id"])
     return {"user": user, "orders": orders}

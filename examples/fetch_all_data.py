@@ -28,8 +28,8 @@ def find_settings(user_id: int) -> dict[str, Any]:
 @workflow("fetch-all-data")
 async def fetch_all_data(ctx: Any) -> dict[str, Any]:
     user, subscription, settings = await asyncio.gather(
-        ctx.step.run("fetch-user", lambda: find_user(ctx.input["userId"])),
-        ctx.step.run("fetch-subscription", lambda: retrieve_subscription(ctx.input["subId"])),
-        ctx.step.run("fetch-settings", lambda: find_settings(ctx.input["userId"])),
+        ctx.step.run("fetch-user", find_user, ctx.input["userId"]),
+        ctx.step.run("fetch-subscription", retrieve_subscription, ctx.input["subId"]),
+        ctx.step.run("fetch-settings", find_settings, ctx.input["userId"]),
     )
     return {"user": user, "subscription": subscription, "settings": settings}

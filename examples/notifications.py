@@ -20,8 +20,8 @@ async def send_notifications(ctx: Any) -> list[dict[str, str]]:
     user = ctx.input["user"]
     return list(
         await asyncio.gather(
-            ctx.step.run("send-email", lambda: send("email", f"{user}@example.com")),
-            ctx.step.run("send-sms", lambda: send("sms", f"+1-555-{user}")),
-            ctx.step.run("send-push", lambda: send("push", f"device-of-{user}")),
+            ctx.step.run("send-email", send, "email", f"{user}@example.com"),
+            ctx.step.run("send-sms", send, "sms", f"+1-555-{user}"),
+            ctx.step.run("send-push", send, "push", f"device-of-{user}"),
         )
     )

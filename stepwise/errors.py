@@ -14,6 +14,8 @@
     │   ├── StepNameError           a step name that is not a non-empty string
     │   ├── StepResultError         a step returned something that is not JSON-serialisable
     │   ├── NestedStepError         a step function started a step (steps do not nest)
+    │   ├── StepNotCallable         a step's function is not callable (also a TypeError)
+    │   ├── StepNotAwaited          a step was started but never awaited; the run is failed
     │   └── StepFailed              a step failed after its retries; raised inside the workflow
     ├── CrashLoop                   a run's worker died N times in a row without progress
     ├── DeadlineExceeded            a run's deadline passed before it finished; the run is failed
@@ -152,6 +154,32 @@ class NestedStepError(StepError):
             "from the workflow function",
         )
         self.inner = inner
+
+
+class StepNotCallable(StepError, TypeError):
+    """``ctx.step.run(name, f(1))``: the step was handed a value, not a function. Raised at the
+    call, before the step exists, so a result computed outside any step is never stored as one."""
+
+    def __init__(self, step: str, got: object) -> None:
+        super().__init__(
+            step,
+            f"the step function must be callable, got {type(got).__name__}; pass the function "
+            "and its arguments: ctx.step.run(name, fn, *args, **kwargs)",
+        )
+
+
+class StepNotAwaited(StepError):
+    """The workflow returned while a step it started was never awaited (a forgotten ``await``):
+    the step never ran, so the run fails instead of succeeding without it. ``steps`` lists every
+    such step, in call order."""
+
+    def __init__(self, steps: list[str]) -> None:
+        others = f" (and {', '.join(repr(s) for s in steps[1:])})" if len(steps) > 1 else ""
+        super().__init__(
+            steps[0],
+            f"was never awaited{others}; await ctx.step.run(...) or pass it to asyncio.gather",
+        )
+        self.steps = steps
 
 
 class StepFailed(StepError):

@@ -34,6 +34,8 @@ PUBLIC = [
     "StepError",
     "StepFailed",
     "StepNameError",
+    "StepNotAwaited",
+    "StepNotCallable",
     "StepResultError",
     "StepStatus",
     "StepwiseError",

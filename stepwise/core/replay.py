@@ -42,6 +42,7 @@ from stepwise.errors import (
     DeadlineExceeded,
     InvalidInput,
     StepAttemptsExceeded,
+    StepNotAwaited,
     StepResultError,
 )
 
@@ -233,6 +234,7 @@ class Execution:
     async def _conclude(self, task: asyncio.Task[Any]) -> str:
         stop = self._stop
         error = None if task.cancelled() else task.exception()  # always retrieved: no warnings
+        forgotten = self._steps.unawaited() if self._steps is not None else []
         if isinstance(error, WorkflowRaised):
             error = error.original
         if stop is Stop.ABANDON:
@@ -253,6 +255,10 @@ class Execution:
             # Not the engine's doing: the workflow's own code canceled its task. Releasing the
             # run would only have it claimed again at once, forever.
             error = asyncio.CancelledError("the workflow function's task was canceled by its code")
+        if error is None and forgotten:  # the same code would forget it again: no retry
+            return await self._write(
+                self._finish(RunStatus.FAILED, error=StepNotAwaited(forgotten)), "failed"
+            )
         if error is None:
             try:
                 output = codec.encode_result(

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import inspect
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, TypeVar, overload
 
 from stepwise.backends.base import (
     RunRecord,
@@ -37,9 +38,17 @@ from stepwise.core import codec, limits
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal
 from stepwise.core.retry import DEFAULT_STEP_RETRY, RetryPolicy
-from stepwise.errors import NestedStepError, StepFailed, StepNameError, StepResultError
+from stepwise.errors import (
+    NestedStepError,
+    StepFailed,
+    StepNameError,
+    StepNotCallable,
+    StepResultError,
+)
 
 MAX_NAME_LENGTH = 200
+
+T = TypeVar("T")
 
 _running_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "stepwise_running_step", default=None
@@ -189,32 +198,75 @@ class StepHost(Protocol):
 
 
 class StepApi:
-    """``ctx.step.run(name, fn)`` and ``ctx.step.sleep(name, duration)``."""
+    """``ctx.step.run(name, fn, *args)`` and ``ctx.step.sleep(name, duration)``."""
 
     def __init__(self, execution: StepHost) -> None:
         self._ex = execution
         self._keys = MemoKeys()
+        self._unawaited: dict[str, Coroutine[Any, Any, Any]] = {}
 
     @property
     def requested(self) -> frozenset[str]:
         """The memo keys this execution asked for (what a divergence check compares)."""
         return self._keys.taken
 
+    @overload
     def run(
-        self, name: str, fn: Callable[[], Any], *, retry: RetryPolicy | None = None
+        self,
+        name: str,
+        fn: Callable[..., Awaitable[T]],
+        /,
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[T]: ...
+    @overload
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        /,
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        **kwargs: Any,
+    ) -> Awaitable[T]: ...
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        /,
+        *args: Any,
+        retry: RetryPolicy | None = None,
+        **kwargs: Any,
     ) -> Awaitable[Any]:
-        """Run ``fn`` once for this run (durably), or return its stored result on replay.
+        """Run ``fn(*args, **kwargs)`` once for this run (durably), or return its stored result
+        on replay.
 
-        ``fn`` takes no arguments and may be sync (runs in a thread) or async. Its result must
+        The arguments are bound at the call, so ``ctx.step.run(f"p-{i}", process, i)`` in a loop
+        gets each ``i`` (a ``lambda: process(i)`` would see the loop's last one). ``retry`` is
+        ours, never passed on. ``fn`` may be sync (runs in a thread) or async. Its result must
         be JSON-serialisable or a pydantic model; the workflow receives it after a JSON round
         trip. A failure is retried per ``retry`` (3 attempts with backoff by default), then
-        raised as ``StepFailed``.
+        raised as ``StepFailed``. The step runs only when awaited (alone or in ``gather``); one
+        never awaited fails the run (``StepNotAwaited``).
         """
         _refuse_nested(name)
-        key = self._keys.next(name)
         if not callable(fn):
-            raise StepNameError(key, f"the step function must be callable, got {type(fn).__name__}")
-        return self._run(key, fn, retry or DEFAULT_STEP_RETRY)
+            raise StepNotCallable(str(name), fn)
+        key = self._keys.next(name)
+        call = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
+        step = self._run(key, call, retry or DEFAULT_STEP_RETRY)
+        self._unawaited[key] = step
+        return step
+
+    def unawaited(self) -> list[str]:
+        """The keys of steps started but never awaited, in call order. Their coroutines are
+        closed, so none of them can run later, and Python does not warn about them."""
+        keys = list(self._unawaited)
+        for step in self._unawaited.values():
+            step.close()
+        self._unawaited.clear()
+        return keys
 
     def sleep(self, name: str, duration: float | timedelta) -> Awaitable[None]:
         """Pause the run for ``duration`` (seconds or timedelta) without holding a worker slot:
@@ -224,6 +276,7 @@ class StepApi:
         return self._sleep(key, _seconds(duration))
 
     async def _run(self, key: str, fn: Callable[[], Any], policy: RetryPolicy) -> Any:
+        del self._unawaited[key]  # awaited at last: this line runs on the first await
         ex = self._ex
         ex.boundary()
         stored = ex.memo.get(key)
