@@ -29,8 +29,8 @@ images: $(STAMP) node-tools
 	bash scripts/images.sh >/dev/null
 
 lint: $(STAMP)
-	$(BIN)/ruff check stepwise tests bench examples scripts
-	$(BIN)/ruff format --check stepwise tests bench examples scripts
+	$(BIN)/ruff check stepwise harness tests bench examples scripts
+	$(BIN)/ruff format --check stepwise harness tests bench examples scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -1,6 +1,6 @@
 """Kubernetes: N WorkflowRuns created at once -> the time until every one shows Succeeded.
 
-On the test control plane (``tests/plugins/kube.py``: a real etcd and kube-apiserver on
+On the test control plane (``harness/controlplane.py``: a real etcd and kube-apiserver on
 127.0.0.1, no nodes), with the CRD from ``crds/``, one ``stepwise operator`` process and one
 ``stepwise worker`` process (concurrency 100) on the benchmark's Postgres. The runs are
 POSTed by 16 concurrent requests (so the creating client does not pace the figure), and the clock
@@ -29,8 +29,9 @@ import asyncpg
 from bench.machine import load_average
 from bench.pgserver import BenchServer, Q, quote_ident
 from bench.throughput import REPO
+from harness.controlplane import ControlPlane
+from harness.processes import free_port
 from stepwise.operator import models
-from tests.plugins.kube import ControlPlane, free_port
 
 DATABASE = "bench_k8s"
 WORKFLOW = "bench-sequential"
@@ -106,13 +107,13 @@ async def _create_all(plane: ControlPlane, namespace: str, runs: int) -> None:
             "spec": {"workflow": WORKFLOW, "input": {"i": i}},
         }
         async with gate:
-            await asyncio.to_thread(plane.api, "POST", _collection(namespace), body)
+            await asyncio.to_thread(plane.api.request, "POST", _collection(namespace), body)
 
     await asyncio.gather(*(create(i) for i in range(runs)))
 
 
 def _phases(plane: ControlPlane, namespace: str) -> Counter[str]:
-    answer = plane.api("GET", _collection(namespace))
+    answer = plane.api.request("GET", _collection(namespace))
     return Counter((item.get("status") or {}).get("phase") or "-" for item in answer["items"])
 
 
@@ -166,7 +167,7 @@ async def _measure(
     await asyncio.to_thread(
         plane.kubectl, "wait", "--for=condition=Established", crd, "--timeout=60s"
     )
-    namespace = await asyncio.to_thread(plane.create_namespace, "bench")
+    namespace = await asyncio.to_thread(plane.api.create_namespace, "bench")
     url = await pg.fresh_database(DATABASE)
     env = plane.env()
     operator_port, worker_port = free_port(), free_port()

@@ -1,6 +1,6 @@
 """The benchmark's own PostgreSQL: one throwaway server for a whole ``python -m bench``.
 
-It is the test suite's server (``tests/plugins/postgres.py``), started the same way: Debian's
+It is the test suite's server (``harness/postgres.py``), started the same way: Debian's
 binaries run as the ``postgres`` user, a free 127.0.0.1 port, ``fsync`` and
 ``synchronous_commit`` on. ``shared_buffers`` goes back to Debian's packaged default (128MB) so
 figures compare with a stock install. Every system gets its own database, re-created before
@@ -24,8 +24,8 @@ from typing import Any
 
 import asyncpg
 
+from harness.postgres import PostgresServer, find_bindir
 from stepwise.backends.sqlfiles import load_queries
-from tests.plugins.postgres import PostgresServer, find_bindir
 
 Q = load_queries("bench")
 _TICKS = os.sysconf("SC_CLK_TCK")

@@ -1,6 +1,6 @@
 """A local one-node Kubernetes cluster for a developer: the same one the end-to-end tests
 use (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, and a real node: containerd,
-kubelet, kube-proxy, CoreDNS; see tests/plugins/node.py), left running. Needs root.
+kubelet, kube-proxy, CoreDNS; see harness/node.py), left running. Needs root.
 
     sudo python scripts/dev_cluster.py up       # start (or show the running one)
     sudo python scripts/dev_cluster.py status   # is it up? (exit 1 if not)
@@ -28,14 +28,11 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.plugins.kube import (  # noqa: E402 - needs the repo on sys.path
-    ControlPlane,
-    ControlPlaneError,
-    cache_dir,
-    pid_runs,
-    stop_pids,
-)
-from tests.plugins.node import NODE_IP, Node, cleanup, drain  # noqa: E402
+from harness.controlplane import ControlPlane  # noqa: E402 - needs the repo on sys.path
+from harness.errors import ControlPlaneError  # noqa: E402
+from harness.node import NODE_IP, Node, cleanup, drain  # noqa: E402
+from harness.processes import pid_runs, stop_pids  # noqa: E402
+from harness.tools import cache_dir  # noqa: E402
 
 
 def state_dir() -> Path:

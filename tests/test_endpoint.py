@@ -14,10 +14,10 @@ import aiohttp
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.processes import free_port
+from harness.workers import Procs, wait_until
 from stepwise import endpoint
 from stepwise.operator import metrics as operator_metrics
-from tests.plugins.kube import free_port
-from tests.plugins.procs import Procs, wait_until
 
 FLOWS = Path(__file__).parent / "robustness" / "flows.py"
 WORKER_METRICS = (

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.workers import Procs
 from stepwise import Client
-from tests.plugins.procs import Procs
 
 REPO = Path(__file__).resolve().parent.parent
 EXTRAS_ONLY = ("aiohttp", "prometheus_client", "kopf", "kubernetes_asyncio", "asyncpg")

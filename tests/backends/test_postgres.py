@@ -22,6 +22,7 @@ from typing import Protocol, TypeVar
 
 import pytest
 
+from harness.postgres import PostgresServer
 from stepwise.backends import migrations
 from stepwise.backends.base import (
     ClaimedRun,
@@ -38,7 +39,6 @@ from stepwise.backends.base import (
 )
 from stepwise.backends.postgres.backend import PostgresBackend
 from stepwise.errors import ConfigurationError, DatabaseUnavailable
-from tests.plugins.postgres import PostgresServer
 
 pytestmark = pytest.mark.postgres
 

@@ -22,7 +22,8 @@ import jsonschema  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from tests.plugins.kube import ControlPlane, default_bin_dir, find_binaries, read_versions
+from harness.controlplane import ControlPlane
+from harness.tools import default_bin_dir, find_binaries, read_versions
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "stepwise"

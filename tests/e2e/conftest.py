@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end tests: one real node per session (``tests/plugins/node.py``) on
+"""Fixtures of the end-to-end tests: one real node per session (``harness/node.py``) on
 its own control plane, whose API server listens on the node's bridge address; a namespace per
 module, emptied and deleted afterwards so the next module finds a clean node."""
 
@@ -9,9 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.controlplane import ControlPlane
+from harness.errors import ControlPlaneError
+from harness.node import NODE_IP, Node
+from harness.processes import sigterm_unwinds
 from tests.e2e.release import CRD, NodeCluster
-from tests.plugins.kube import ControlPlane, ControlPlaneError, sigterm_unwinds
-from tests.plugins.node import NODE_IP, Node
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +44,9 @@ def namespace(node_cluster: NodeCluster, request: pytest.FixtureRequest) -> Iter
     WorkflowRuns released, the namespace deleted (pods stopped, claims gone) and the volumes
     recycled."""
     plane = node_cluster.plane
-    name = plane.create_namespace(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_"))
+    name = plane.api.create_namespace(
+        request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    )
     yield name
     for release in plane.helm("list", "-n", name, "-q").stdout.split():
         plane.helm("uninstall", release, "-n", name, "--wait", "--timeout", "120s", check=False)
@@ -52,5 +56,5 @@ def namespace(node_cluster: NodeCluster, request: pytest.FixtureRequest) -> Iter
             plane.kubectl(
                 "patch", wfr, "-n", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
             )
-    plane.delete_namespace(name, wait=True, timeout=180)
+    plane.api.delete_namespace(name, wait=True, timeout=180)
     node_cluster.node.recycle_volumes()

@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.plugins.kube import ControlPlane, mapping_get, wait_until
-from tests.plugins.node import Node
+from harness.controlplane import ControlPlane
+from harness.kubeapi import mapping_get
+from harness.node import Node
+from harness.processes import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "stepwise"

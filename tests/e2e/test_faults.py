@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from harness.errors import ApiError
+from harness.kubeapi import mapping_get
 from tests.e2e.release import CRD, NodeCluster, Release, merge
-from tests.plugins.kube import ApiError, mapping_get
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -132,7 +133,7 @@ def test_helm_upgrade_to_a_new_image_tag_mid_runs(
 
 
 def _evict(release: Release, pod: str) -> None:
-    release.plane.api(
+    release.plane.api.request(
         "POST",
         f"/api/v1/namespaces/{release.ns}/pods/{pod}/eviction",
         {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod}},
@@ -143,7 +144,7 @@ def test_eviction_respects_the_pdb_and_hands_runs_over(release: Release) -> None
     pdb = f"{release.fullname}-worker"
     path = f"/apis/policy/v1/namespaces/{release.ns}/poddisruptionbudgets/{pdb}"
     release.wait(
-        lambda: release.plane.api("GET", path)["status"].get("disruptionsAllowed") == 1,
+        lambda: release.plane.api.request("GET", path)["status"].get("disruptionsAllowed") == 1,
         "the PDB to allow one disruption",
     )
     # The long steps outlast the worker's shutdown grace (10 s): it must hand the run over.

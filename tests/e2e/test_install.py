@@ -12,9 +12,9 @@ import signal
 
 import pytest
 
+from harness.kubeapi import mapping_get
+from harness.node import NODE_NAME
 from tests.e2e.release import NodeCluster, Release, shell
-from tests.plugins.kube import mapping_get
-from tests.plugins.node import NODE_NAME
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.plugins.kube import ApiError, ControlPlane, mapping_get, wait_until
+from harness.controlplane import ControlPlane
+from harness.errors import ApiError
+from harness.kubeapi import mapping_get
+from harness.processes import wait_until
 
 pytestmark = pytest.mark.kube
 
@@ -28,7 +31,7 @@ spec:
 
 
 def _pods(kube: ControlPlane, ns: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = kube.api("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
+    items: list[dict[str, Any]] = kube.api.request("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
     return items
 
 
@@ -47,10 +50,10 @@ def test_deployment_gets_replicaset_and_pending_pods(
 ) -> None:
     ns = kube_namespace
     kube.apply(DEPLOYMENT, namespace=ns)
-    deployment = kube.api("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/web")
+    deployment = kube.api.request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/web")
 
     def replicaset() -> dict[str, Any] | None:
-        items = kube.api("GET", f"/apis/apps/v1/namespaces/{ns}/replicasets")["items"]
+        items = kube.api.request("GET", f"/apis/apps/v1/namespaces/{ns}/replicasets")["items"]
         return items[0] if items else None
 
     rs = wait_until(replicaset, timeout=30, what="the Deployment's ReplicaSet")
@@ -74,7 +77,9 @@ def test_deployment_gets_replicaset_and_pending_pods(
         what="the scheduler to mark the Pods Unschedulable",
     )
     status = wait_until(
-        lambda: kube.api("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/web").get("status"),
+        lambda: kube.api.request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/web").get(
+            "status"
+        ),
         timeout=30,
         what="the Deployment status",
     )
@@ -87,28 +92,28 @@ def test_garbage_collector_deletes_dependents(kube: ControlPlane, kube_namespace
     wait_until(lambda: len(_pods(kube, ns)) == 2, timeout=30, what="two Pods")
 
     # Background propagation: only the garbage collector removes the ReplicaSet and Pods.
-    kube.api(
+    kube.api.request(
         "DELETE",
         f"/apis/apps/v1/namespaces/{ns}/deployments/web",
         {"propagationPolicy": "Background"},
     )
 
     def dependents_gone() -> bool:
-        rs = kube.api("GET", f"/apis/apps/v1/namespaces/{ns}/replicasets")["items"]
+        rs = kube.api.request("GET", f"/apis/apps/v1/namespaces/{ns}/replicasets")["items"]
         return not rs and not _pods(kube, ns)
 
     wait_until(dependents_gone, timeout=60, what="the ReplicaSet and Pods to be collected")
 
 
 def test_namespace_gets_service_account_and_root_ca(kube: ControlPlane) -> None:
-    ns = kube.create_namespace("controllers")
+    ns = kube.api.create_namespace("controllers")
     wait_until(
-        lambda: kube.api("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default"),
+        lambda: kube.api.request("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default"),
         timeout=30,
         what="the default ServiceAccount",
     )
     root_ca = wait_until(
-        lambda: kube.api("GET", f"/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt"),
+        lambda: kube.api.request("GET", f"/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt"),
         timeout=30,
         what="the kube-root-ca.crt ConfigMap",
     )
@@ -116,15 +121,15 @@ def test_namespace_gets_service_account_and_root_ca(kube: ControlPlane) -> None:
 
     kube.kubectl("create", "configmap", "leftover", "-n", ns)
     # The namespace controller empties the namespace and removes its finalizer.
-    kube.delete_namespace(ns, wait=True, timeout=60)
+    kube.api.delete_namespace(ns, wait=True, timeout=60)
     with pytest.raises(ApiError) as gone:
-        kube.api("GET", f"/api/v1/namespaces/{ns}")
+        kube.api.request("GET", f"/api/v1/namespaces/{ns}")
     assert gone.value.status == 404
 
 
 def test_cluster_roles_are_aggregated(kube: ControlPlane) -> None:
     def edit_rules() -> list[dict[str, Any]] | None:
-        rules: list[dict[str, Any]] | None = kube.api(
+        rules: list[dict[str, Any]] | None = kube.api.request(
             "GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/edit"
         ).get("rules")
         return rules
@@ -147,7 +152,7 @@ rules:
         wait_until(
             lambda: any(
                 "things" in rule.get("resources", [])
-                for rule in kube.api(
+                for rule in kube.api.request(
                     "GET", "/apis/rbac.authorization.k8s.io/v1/clusterroles/view"
                 ).get("rules", [])
             ),

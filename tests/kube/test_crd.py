@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.plugins.kube import ControlPlane, ToolError, wait_until
+from harness.controlplane import ControlPlane
+from harness.errors import ToolError
+from harness.processes import wait_until
 
 pytestmark = pytest.mark.kube
 

@@ -14,15 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.kube import (
-    REPO_ROOT,
-    ControlPlane,
-    ControlPlaneError,
-    default_bin_dir,
-    read_versions,
-    stop_pids,
-    wait_until,
-)
+from harness.controlplane import ControlPlane
+from harness.errors import ControlPlaneError
+from harness.processes import stop_pids, wait_until
+from harness.tools import REPO_ROOT, default_bin_dir, read_versions
 
 
 def _alive(pid: int) -> bool:
@@ -65,7 +60,7 @@ def test_fixture_fails_instead_of_skipping(tmp_path: Path) -> None:
 def test_stop_and_detach_leave_no_process() -> None:
     plane = ControlPlane(controllers=False, scheduler=False).start()
     try:
-        assert plane.api("GET", "/version")["gitVersion"] == read_versions()["KUBE_VERSION"]
+        assert plane.api.request("GET", "/version")["gitVersion"] == read_versions()["KUBE_VERSION"]
         pids = plane.pids()
         workdir = plane.root
     finally:
@@ -90,7 +85,7 @@ def test_children_die_with_a_killed_parent() -> None:
     script = textwrap.dedent(
         """
         import json, sys, time
-        from tests.plugins.kube import ControlPlane
+        from harness.controlplane import ControlPlane
         plane = ControlPlane(controllers=False, scheduler=False).start()
         print(json.dumps({"pids": plane.pids(), "workdir": str(plane.root)}), flush=True)
         time.sleep(120)

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.kube import ApiError, ControlPlane, read_versions, wait_until
+from harness.controlplane import ControlPlane
+from harness.errors import ApiError
+from harness.processes import wait_until
+from harness.tools import read_versions
 
 pytestmark = pytest.mark.kube
 
@@ -86,14 +89,14 @@ def test_helm_install_and_uninstall(
         f"/api/v1/namespaces/{ns}/services/demo-web",
     ]
     for path in objects:
-        kube.api("GET", path)
+        kube.api.request("GET", path)
 
     kube.helm("uninstall", "demo", "-n", ns, "--wait", "--timeout", "60s")
 
     def all_gone() -> bool:
         for path in objects:
             try:
-                kube.api("GET", path)
+                kube.api.request("GET", path)
             except ApiError as exc:
                 if exc.status == 404:
                     continue

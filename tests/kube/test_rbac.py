@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.plugins.kube import ApiError, ControlPlane, ToolError, wait_until
+from harness.controlplane import ControlPlane
+from harness.errors import ApiError, ToolError
+from harness.processes import wait_until
 
 pytestmark = pytest.mark.kube
 
@@ -41,9 +43,9 @@ def test_service_account_denied_then_allowed(kube: ControlPlane, kube_namespace:
     assert "Forbidden" in denied.value.stderr
     assert f'User "{user}" cannot list resource "configmaps"' in denied.value.stderr
     # The same through the API directly: a real 403, not a client-side refusal.
-    token = kube.create_token(ns, "bot")
+    token = kube.api.create_token(ns, "bot")
     with pytest.raises(ApiError) as api_denied:
-        kube.api("GET", f"/api/v1/namespaces/{ns}/configmaps", token=token)
+        kube.api.request("GET", f"/api/v1/namespaces/{ns}/configmaps", token=token)
     assert api_denied.value.status == 403
 
     kube.kubectl("create", "configmap", "settings", "-n", ns, "--from-literal=a=b")

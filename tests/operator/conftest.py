@@ -25,11 +25,12 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
+from harness.controlplane import ControlPlane
+from harness.processes import free_port, wait_until
+from harness.workers import Proc, Procs
 from stepwise.backends.base import StepRecord
 from stepwise.client.client import Client, Run
 from stepwise.operator import crd, models
-from tests.plugins.kube import ControlPlane, free_port, wait_until
-from tests.plugins.procs import Proc, Procs
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "stepwise"

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.controlplane import ControlPlane
+from harness.errors import ToolError
 from stepwise.operator import crd, models
 from tests.operator.conftest import REPO
-from tests.plugins.kube import ControlPlane, ToolError
 
 
 def _walk(node: Any) -> list[dict[str, Any]]:

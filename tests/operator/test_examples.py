@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.workers import Procs
 from stepwise.operator.models import WorkflowRunSpec
 from tests.operator.conftest import REPO, OperatorHarness
-from tests.plugins.procs import Procs
 from tests.test_examples import CASES
 
 EXAMPLES = REPO / "examples"

@@ -13,10 +13,11 @@ import pytest
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
+from harness.controlplane import ControlPlane
+from harness.processes import free_port
 from stepwise.operator import models
 from stepwise.operator.kubeapi import KubeApi, KubeError, NotFound, ObjectRef
 from tests.operator.conftest import OperatorHarness
-from tests.plugins.kube import ControlPlane, free_port
 
 pytestmark = [pytest.mark.kube, pytest.mark.postgres]
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from harness.postgres import PostgresServer
+from harness.processes import free_port, wait_until
+from harness.workers import Proc
 from stepwise.backends.base import RunStatus, StepStatus
 from tests.operator.conftest import Database, OperatorHarness
-from tests.plugins.kube import free_port, wait_until
-from tests.plugins.postgres import PostgresServer
-from tests.plugins.procs import Proc
 
 pytestmark = [pytest.mark.kube, pytest.mark.postgres]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from harness.controlplane import ControlPlane
 from tests.operator.conftest import OperatorHarness
-from tests.plugins.kube import ControlPlane
 
 pytestmark = pytest.mark.kube
 

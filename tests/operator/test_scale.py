@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
+from harness.controlplane import ControlPlane
+from harness.processes import wait_until
+from harness.workers import Proc
 from tests.operator.conftest import Database, OperatorHarness
-from tests.plugins.kube import ControlPlane, wait_until
-from tests.plugins.procs import Proc
 
 pytestmark = [pytest.mark.kube, pytest.mark.postgres]
 
@@ -115,14 +116,14 @@ def test_two_hundred_at_once(
                 "metadata": {"name": f"load-{i:03d}"},
                 "spec": {"workflow": "fan-out", "input": {"delays": [0.1, 0.2, 0.3], "echo": i}},
             }
-            kube.api("POST", collection, body)
+            kube.api.request("POST", collection, body)
 
         started = time.monotonic()
         with ThreadPoolExecutor(CREATORS) as pool:
             list(pool.map(create, range(RUNS)))
 
         def phases() -> Counter[str]:
-            items = kube.api("GET", collection)["items"]
+            items = kube.api.request("GET", collection)["items"]
             return Counter((item.get("status") or {}).get("phase", "-") for item in items)
 
         wait_until(
@@ -144,7 +145,7 @@ def test_two_hundred_at_once(
     finally:
         kube.kubectl("delete", "flowschema", schema, "--ignore-not-found")
 
-    items = kube.api("GET", collection)["items"]
+    items = kube.api.request("GET", collection)["items"]
     outputs = {item["metadata"]["name"]: item["status"]["output"]["echo"] for item in items}
     assert outputs == {f"load-{i:03d}": i for i in range(RUNS)}
     runs = database.runs("fan-out")

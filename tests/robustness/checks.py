@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.workers import Procs
 from stepwise import Client, Run, RunStatus, StepStatus
-from tests.plugins.procs import Procs
 from tests.robustness.flows import Entry, read_ledger
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from harness.workers import Proc, Procs
 from stepwise import (
     Client,
     InvalidArgument,
@@ -28,7 +29,6 @@ from stepwise import (
     Worker,
 )
 from stepwise.backends import open_backend
-from tests.plugins.procs import Proc, Procs
 from tests.robustness import flows
 from tests.robustness.checks import assert_no_errors_logged
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.workers import Proc, Procs, async_wait_until, wait_until
 from stepwise import Client, Run, RunStatus
-from tests.plugins.procs import Proc, Procs, async_wait_until, wait_until
 from tests.robustness.checks import (
     assert_all_succeeded,
     assert_completed_steps_never_rerun,

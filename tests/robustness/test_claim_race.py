@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.workers import Procs
 from stepwise import Client
 from stepwise.backends import open_backend
 from stepwise.backends.base import Backend, ClaimedRun, NewRun, StepFinished, StepStatus
-from tests.plugins.procs import Procs
 from tests.robustness.checks import assert_all_succeeded, assert_outputs_are_what_was_stored
 
 FLOWS = Path(__file__).with_name("flows.py")

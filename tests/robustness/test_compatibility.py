@@ -11,10 +11,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from harness.workers import Procs
 from stepwise import Client
 from stepwise.backends import migrations, open_backend
 from stepwise.errors import SchemaTooNew
-from tests.plugins.procs import Procs
 
 FLOWS = str(Path(__file__).with_name("flows.py"))
 FUTURE = 9999

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.workers import Procs, async_wait_until
 from stepwise import Client, Run, RunStatus
 from stepwise.operator import status
-from tests.plugins.procs import Procs, async_wait_until
 from tests.robustness.flows import read_ledger
 
 FLOWS = Path(__file__).with_name("flows.py")

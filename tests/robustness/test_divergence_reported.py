@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.workers import Procs, async_wait_until
 from stepwise import Client, RunStatus, StepStatus
-from tests.plugins.procs import Procs, async_wait_until
 from tests.robustness.step_flows import DEPLOY_VARIABLE
 
 APP = Path(__file__).with_name("step_flows.py")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from harness.workers import Procs, async_wait_until, wait_until
 from stepwise import Client, RunStatus, StepStatus
-from tests.plugins.procs import Procs, async_wait_until, wait_until
 from tests.robustness.checks import assert_no_errors_logged
 from tests.robustness.flows import Entry, read_ledger
 

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from harness.workers import Procs
 from stepwise import Client, IdempotencyConflict
-from tests.plugins.procs import Procs
 
 
 @pytest.fixture

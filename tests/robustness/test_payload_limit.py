@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from harness.workers import Procs
 from stepwise import (
     Client,
     InvalidArgument,
@@ -23,7 +24,6 @@ from stepwise import (
 )
 from stepwise.backends import open_backend
 from stepwise.core import codec
-from tests.plugins.procs import Procs
 
 LIMIT = 1000
 registry = Registry()

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.postgres import PostgresServer
+from harness.workers import Procs, async_wait_until
 from stepwise import Client, RunStatus
-from tests.plugins.postgres import PostgresServer
-from tests.plugins.procs import Procs, async_wait_until
 from tests.robustness.checks import (
     assert_all_succeeded,
     assert_completed_steps_never_rerun,

@@ -12,10 +12,10 @@ import asyncio
 import collections
 from urllib.parse import urlsplit
 
+from harness.postgres import PostgresServer
+from harness.workers import async_wait_until
 from stepwise.backends import open_backend
 from stepwise.errors import DatabaseUnavailable
-from tests.plugins.postgres import PostgresServer
-from tests.plugins.procs import async_wait_until
 
 ROUNDS = 30
 READERS = 5

@@ -15,9 +15,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from harness.workers import Procs, async_wait_until
 from stepwise import Client, Registry, RunStatus, StepStatus, workflow
 from tests.conftest import Engine
-from tests.plugins.procs import Procs, async_wait_until
 from tests.robustness.checks import assert_no_errors_logged
 from tests.robustness.flows import read_ledger
 

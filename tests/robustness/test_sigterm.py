@@ -12,8 +12,8 @@ import asyncio
 import time
 from pathlib import Path
 
+from harness.workers import Procs, async_wait_until
 from stepwise import Client, RunStatus
-from tests.plugins.procs import Procs, async_wait_until
 from tests.robustness.checks import assert_no_errors_logged
 from tests.robustness.flows import read_ledger
 

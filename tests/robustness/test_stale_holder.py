@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.workers import Proc, Procs, async_wait_until
 from stepwise import Client, RunStatus, Step, StepStatus
-from tests.plugins.procs import Proc, Procs, async_wait_until
 from tests.robustness.flows import Entry, read_ledger
 
 FLOWS = Path(__file__).with_name("flows.py")

@@ -14,9 +14,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from harness.workers import Procs, async_wait_until
 from stepwise import Client, RunStatus, StepStatus
 from stepwise.core import codec
-from tests.plugins.procs import Procs, async_wait_until
 from tests.robustness import flows
 from tests.robustness.checks import (
     assert_all_succeeded,

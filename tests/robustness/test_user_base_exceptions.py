@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from harness.workers import Procs
 from stepwise import Client, RunStatus, StepStatus
-from tests.plugins.procs import Procs
 from tests.robustness.checks import assert_no_errors_logged
 from tests.robustness.flows import read_ledger
 from tests.robustness.step_flows import RAISED, TWICE

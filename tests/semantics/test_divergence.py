@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from harness.workers import async_wait_until
 from stepwise import Registry, RunStatus, workflow
 from stepwise.core.events import ExecutionListener
 from stepwise.errors import InvalidArgument
 from tests.conftest import Engine
-from tests.plugins.procs import async_wait_until
 
 
 class Diverged(ExecutionListener):

@@ -32,17 +32,11 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
-from tests.plugins.kube import (
-    REPO_ROOT,
-    SERVICE_CIDR,
-    ApiError,
-    ControlPlane,
-    ControlPlaneError,
-    cache_dir,
-    free_port,
-    spawn,
-    wait_until,
-)
+from harness import processes
+from harness.controlplane import SERVICE_CIDR, ControlPlane
+from harness.errors import ApiError, ControlPlaneError
+from harness.processes import free_port, spawn, wait_until
+from harness.tools import REPO_ROOT, cache_dir
 
 BRIDGE = "stepwise0"
 NODE_IP = "10.244.0.1"
@@ -160,12 +154,7 @@ class Node:
                 drain(self.plane, timeout=60)
         children, self.children = self.children, []
         for child in reversed(children):
-            child.terminate()
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(timeout=15)
+            processes.stop(child, timeout=15)
         cleanup()
         if self._lock is not None:
             self._lock.close()
@@ -219,7 +208,7 @@ class Node:
 
     def _cert(self, name: str, subject: str, *, serving: bool = False) -> tuple[Path, Path]:
         sans = [f"IP:{NODE_IP}", f"DNS:{NODE_NAME}"] if serving else []
-        return self.plane.issue_certificate(name, subject, client=True, sans=sans)
+        return self.plane.pki.issue_certificate(name, subject, client=True, sans=sans)
 
     def _kubeconfig(self, name: str, user: str, cert: tuple[Path, Path]) -> Path:
         return self.plane.write_kubeconfig(
@@ -369,7 +358,7 @@ class Node:
 
     def _ready(self) -> bool:
         try:
-            node = self.plane.api("GET", f"/api/v1/nodes/{NODE_NAME}")
+            node = self.plane.api.request("GET", f"/api/v1/nodes/{NODE_NAME}")
         except ApiError:
             return False
         conditions = {c["type"]: c["status"] for c in node["status"].get("conditions", [])}
