@@ -20,7 +20,7 @@ die() {
   exit 1
 }
 
-# tools/versions.env is shared with tests/plugins/kube.py: plain KEY=VALUE lines.
+# tools/versions.env is shared with harness/tools.py: plain KEY=VALUE lines.
 read_version() {
   local value
   value=$(sed -nE "s/^$1=([^[:space:]#]+).*/\1/p" "$TOOLS/versions.env")
