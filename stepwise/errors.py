@@ -12,7 +12,7 @@
     ├── InvalidInput                run input is not JSON or fails the workflow's input model
     ├── StepError                   problems tied to one step (carries ``step``)
     │   ├── StepNameError           a step name that is not a non-empty string
-    │   ├── StepResultError         a step returned something that is not JSON-serialisable
+    │   ├── StepResultError         a step's result cannot be stored as JSON or misses its type
     │   ├── NestedStepError         a step function started a step (steps do not nest)
     │   ├── StepNotCallable         a step's function is not callable (also a TypeError)
     │   ├── StepNotAwaited          a step was started but never awaited; the run is failed
@@ -140,7 +140,8 @@ class StepNameError(StepError):
 
 
 class StepResultError(StepError):
-    """A step returned a value that cannot be stored as JSON."""
+    """A step returned a value that cannot be stored as JSON, or that does not fit the return
+    type its function declares."""
 
 
 class NestedStepError(StepError):

@@ -2,7 +2,13 @@
 
 A step's result is stored as JSON text and handed back *decoded from that text*, on the first
 run as on replay, so a workflow never sees a value on its first run that a replay could not
-reproduce (a tuple becomes a list, a pydantic model becomes a dict).
+reproduce. What pydantic can serialise is accepted (models, dataclasses, ``datetime``, ``UUID``,
+``Decimal``, ``Enum``, sets…); NaN and infinity are refused, as JSON has no spelling for them.
+
+A step whose function declares its return type (``-> Invoice``, ``-> list[datetime]``) gets that
+type back: the stored text is validated by a pydantic ``TypeAdapter`` of the declared type, so
+the first run and a replay both see an ``Invoice``. Without a usable declaration the workflow
+gets plain JSON values (a tuple becomes a list, a pydantic model a dict).
 
 The text is ASCII (``ensure_ascii``): NUL and lone surrogates become ``\\u`` escapes that
 every backend stores. Its size is capped (``max_bytes``) where a value is encoded, so a result
@@ -11,12 +17,19 @@ too large fails its own step instead of a write batch that other runs share.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import traceback
+import typing
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
 
 from stepwise.errors import StepResultError
 
@@ -33,25 +46,27 @@ MAX_PAYLOAD_BYTES = 200 * 1024 * 1024
 """The highest that setting goes: Postgres holds no value of 255 MB or more in a write batch."""
 
 
-def _default(value: object) -> object:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
 def dumps(value: Any) -> str:
-    """Compact JSON; pydantic models become their JSON form; NaN and infinity are refused."""
-    return json.dumps(value, default=_default, allow_nan=False, separators=(",", ":"))
+    """Compact JSON; what pydantic serialises takes its JSON form; NaN and infinity are refused
+    (pydantic leaves them floats, and ``allow_nan=False`` catches them wherever they are)."""
+    return json.dumps(value, default=to_jsonable_python, allow_nan=False, separators=(",", ":"))
 
 
 def loads(text: str) -> Any:
     return json.loads(text)
 
 
-def encode_result(step: str, value: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> str:
+def encode_result(
+    step: str,
+    value: Any,
+    max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    declared: Declared | None = None,
+) -> str:
     """``value`` as JSON text of at most ``max_bytes``, or ``StepResultError`` naming ``step``
-    and what is wrong."""
+    and what is wrong. ``declared`` (see ``declared_result``) serialises it as that type."""
     try:
+        if declared is not None:
+            value = declared.adapter.dump_python(value, mode="json", warnings=False)
         text = dumps(value)
     except (TypeError, ValueError) as exc:
         raise StepResultError(
@@ -60,6 +75,95 @@ def encode_result(step: str, value: Any, max_bytes: int = DEFAULT_MAX_PAYLOAD_BY
     if len(text) > max_bytes:
         raise StepResultError(step, too_large("result", len(text), max_bytes))
     return text
+
+
+def decode_result(step: str, text: str, declared: Declared | None) -> Any:
+    """The value a workflow receives for a stored result: plain JSON, or the declared type. A
+    stored value that does not fit the declaration (the function returned something else, or
+    its declaration changed since) is a ``StepResultError`` naming ``step``."""
+    if declared is None:
+        return loads(text)
+    try:
+        return declared.adapter.validate_json(text)
+    except ValidationError as exc:
+        raise StepResultError(
+            step, f"result does not match the declared return type {declared.name}: {exc}"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A result type a step function declares, and the adapter that serialises and
+    validates it."""
+
+    hint: Any
+    adapter: TypeAdapter[Any]
+
+    @property
+    def name(self) -> str:
+        return getattr(self.hint, "__name__", None) or str(self.hint)
+
+
+_declared: weakref.WeakKeyDictionary[Callable[..., Any], Declared | None] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per function, the adapter of its declared result (``None``: nothing usable declared)."""
+
+
+def declared_result(fn: Callable[..., Any]) -> Declared | None:
+    """The result type ``fn`` declares (``functools.partial``, methods and async
+    callables objects included), or ``None`` when it declares none, ``Any``, a type that cannot
+    be resolved at run time (a name imported only under ``TYPE_CHECKING``) or one pydantic
+    cannot serialise: those results stay plain JSON, as before types were read."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    target = getattr(fn, "__func__", fn)  # a bound method: its function outlives it
+    if not inspect.isfunction(target):
+        target = getattr(type(target), "__call__", None)  # noqa: B004 - callable objects
+        if not inspect.isfunction(target):
+            return None
+    try:
+        return _declared[target]
+    except KeyError:
+        pass
+    adapter = _adapter(_return_hint(target))
+    _declared[target] = adapter
+    return adapter
+
+
+def _return_hint(fn: Callable[..., Any]) -> Any:
+    try:
+        hint = typing.get_type_hints(fn).get("return", Any)
+    except Exception:  # a name only a type checker sees
+        return Any
+    # A sync function may return an awaitable; its result is what the awaitable gives.
+    if not inspect.iscoroutinefunction(fn) and typing.get_origin(hint) in (Awaitable, Coroutine):
+        args = typing.get_args(hint)
+        hint = args[-1] if args else Any
+    return hint
+
+
+def _adapter(hint: Any) -> Declared | None:
+    if hint is Any:
+        return None
+    try:
+        return _adapter_of(hint)
+    except TypeError:  # unhashable: not cached
+        return _build_adapter(hint)
+
+
+@functools.lru_cache(maxsize=512)
+def _adapter_of(hint: Any) -> Declared | None:
+    """Shared by every function that declares ``hint``: closures defined anew in each
+    execution build no adapter of their own."""
+    return _build_adapter(hint)
+
+
+def _build_adapter(hint: Any) -> Declared | None:
+    try:
+        return Declared(hint, TypeAdapter(hint))
+    except Exception:  # pydantic cannot handle the type: plain JSON, as before
+        return None
 
 
 def too_large(what: str, size: int, max_bytes: int) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import inspect
 import threading
@@ -49,6 +50,7 @@ from stepwise.errors import (
 MAX_NAME_LENGTH = 200
 
 T = TypeVar("T")
+E = TypeVar("E")
 
 _running_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "stepwise_running_step", default=None
@@ -94,7 +96,7 @@ def _seconds(duration: float | timedelta) -> float:
     return limits.seconds(duration, "ctx.step.sleep duration", zero=True)
 
 
-async def _call(fn: Callable[[], Any], encode: Callable[[Any], str]) -> str:
+async def _call(fn: Callable[[], Any], encode: Callable[[Any], E]) -> E:
     """``fn``'s result, as ``encode`` stores it. Async callables run on the loop; sync ones in a
     thread, so they never block other steps, and their result is encoded in that thread too:
     encoding a large result blocks for as long as it takes (300 MB: about 0.75 s), which on
@@ -103,14 +105,21 @@ async def _call(fn: Callable[[], Any], encode: Callable[[Any], str]) -> str:
         getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
     ):
         return encode(await fn())
-    result = await _in_thread(lambda: _encoded_unless_awaitable(fn(), encode))
-    if isinstance(result, str):
-        return result
-    return encode(await result)  # a sync function that returned a coroutine
+    result: E | _Awaitable = await _in_thread(lambda: _encoded_unless_awaitable(fn(), encode))
+    if isinstance(result, _Awaitable):
+        return encode(await result.awaitable)  # a sync function that returned a coroutine
+    return result
 
 
-def _encoded_unless_awaitable(value: Any, encode: Callable[[Any], str]) -> str | Awaitable[Any]:
-    return value if inspect.isawaitable(value) else encode(value)
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Awaitable:
+    """What a sync step function returned when it is awaitable: awaited on the loop."""
+
+    awaitable: Awaitable[Any]
+
+
+def _encoded_unless_awaitable(value: Any, encode: Callable[[Any], E]) -> E | _Awaitable:
+    return _Awaitable(value) if inspect.isawaitable(value) else encode(value)
 
 
 async def _in_thread(fn: Callable[[], Any]) -> Any:
@@ -245,17 +254,18 @@ class StepApi:
         The arguments are bound at the call, so ``ctx.step.run(f"p-{i}", process, i)`` in a loop
         gets each ``i`` (a ``lambda: process(i)`` would see the loop's last one). ``retry`` is
         ours, never passed on. ``fn`` may be sync (runs in a thread) or async. Its result must
-        be JSON-serialisable or a pydantic model; the workflow receives it after a JSON round
-        trip. A failure is retried per ``retry`` (3 attempts with backoff by default), then
-        raised as ``StepFailed``. The step runs only when awaited (alone or in ``gather``); one
-        never awaited fails the run (``StepNotAwaited``).
+        be something pydantic serialises to JSON; the workflow receives it after a JSON round
+        trip, as the type ``fn`` declares (see ``codec.declared_result``). A failure is retried
+        per ``retry`` (3 attempts with backoff by default), then raised as ``StepFailed``. The
+        step runs only when awaited (alone or in ``gather``); one never awaited fails the run
+        (``StepNotAwaited``).
         """
         _refuse_nested(name)
         if not callable(fn):
             raise StepNotCallable(str(name), fn)
         key = self._keys.next(name)
         call = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
-        step = self._run(key, call, retry or DEFAULT_STEP_RETRY)
+        step = self._run(key, call, retry or DEFAULT_STEP_RETRY, codec.declared_result(fn))
         self._unawaited[key] = step
         return step
 
@@ -275,14 +285,20 @@ class StepApi:
         key = self._keys.next(name)
         return self._sleep(key, _seconds(duration))
 
-    async def _run(self, key: str, fn: Callable[[], Any], policy: RetryPolicy) -> Any:
+    async def _run(
+        self,
+        key: str,
+        fn: Callable[[], Any],
+        policy: RetryPolicy,
+        declared: codec.Declared | None,
+    ) -> Any:
         del self._unawaited[key]  # awaited at last: this line runs on the first await
         ex = self._ex
         ex.boundary()
         stored = ex.memo.get(key)
         if stored is not None and stored.status is StepStatus.COMPLETED:
             ex.listener.step_replayed(ex.run_id, key)
-            return codec.loads(stored.output or "null")
+            return codec.decode_result(key, stored.output or "null", declared)
         attempts = stored.attempts if stored is not None else 0
         failed = stored is not None and stored.status is StepStatus.FAILED
         if failed and stored is not None and not policy.allows_another(attempts):
@@ -303,7 +319,7 @@ class StepApi:
                     ex.journal.submit(start)
                 t0 = time.monotonic()
                 try:
-                    output = await self._call_as(key, fn)
+                    output, value = await self._call_as(key, fn, declared)
                 except _NOT_RETRIED as exc:
                     await self._record_failure(key, exc, attempts, started, t0, retrying=False)
                     raise
@@ -340,15 +356,22 @@ class StepApi:
                     error=None,
                     retrying=False,
                 )
-                return codec.loads(output)
+                return value
 
-    async def _call_as(self, key: str, fn: Callable[[], Any]) -> str:
-        """``fn``'s result as stored JSON (``StepResultError`` if it cannot be), run as step
-        ``key``."""
+    async def _call_as(
+        self, key: str, fn: Callable[[], Any], declared: codec.Declared | None
+    ) -> tuple[str, Any]:
+        """``fn``'s result as stored JSON, and as the workflow receives it: decoded from that
+        JSON, as a replay would (``StepResultError`` if either fails), run as step ``key``."""
         limit = self._ex.journal.max_payload_bytes
+
+        def encode(value: Any) -> tuple[str, Any]:
+            text = codec.encode_result(key, value, limit, declared)
+            return text, codec.decode_result(key, text, declared)
+
         token = _running_step.set(key)
         try:
-            return await _call(fn, lambda value: codec.encode_result(key, value, limit))
+            return await _call(fn, encode)
         finally:
             _running_step.reset(token)
 
