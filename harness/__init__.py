@@ -7,7 +7,8 @@ them, one job per module.
 - ``pki``: the test CA, certificates it signs, kubeconfigs.
 - ``kubeapi``: the one client the tests and the bench use for the Kubernetes API.
 - ``controlplane``: etcd, kube-apiserver, controller-manager, scheduler; kubectl and helm.
-- ``node``: a real node (containerd, kubelet, kube-proxy, CoreDNS) joined to a control plane.
+- ``node``: a real node (containerd, kubelet, kube-proxy, CoreDNS) joined to a control plane;
+  ``nodeconfig`` its fixed layout and configuration files.
 - ``postgres``: a throwaway PostgreSQL server.
 
 Why a package of its own: ``tests/`` (through the fixtures in ``tests/plugins``), ``bench/`` and

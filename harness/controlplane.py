@@ -24,9 +24,6 @@ import shutil
 import ssl
 import subprocess
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +33,7 @@ from harness import processes
 from harness.errors import ControlPlaneError
 from harness.kubeapi import KubeApi
 from harness.pki import Pki, write_kubeconfig
-from harness.processes import free_port, spawn, tail
+from harness.processes import free_port, spawn
 from harness.tools import default_bin_dir, find_binaries, run_tool
 
 # Controllers that need a cloud provider or node CIDRs have nothing to do here.
@@ -240,32 +237,14 @@ class ControlPlane:
         return child
 
     def _wait_http(
-        self, child: _Child, url: str, context: ssl.SSLContext | None, accept: Callable[[str], bool]
+        self,
+        child: _Child,
+        url: str,
+        context: ssl.SSLContext | None,
+        accept: Callable[[str], bool] = processes.is_ok,
     ) -> None:
-        """Until ``url`` (a component's health endpoint) answers what ``accept`` likes."""
-        deadline = time.monotonic() + self.startup_timeout
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            if child.popen.poll() is not None:
-                raise ControlPlaneError(
-                    f"{child.name} exited with {child.popen.returncode} while starting; "
-                    f"the end of {child.log}:\n{tail(child.log)}"
-                )
-            try:
-                with urllib.request.urlopen(url, timeout=5, context=context) as response:
-                    body = response.read().decode("utf-8", "replace")
-                if accept(body):
-                    return
-                last = body[:500]
-            except urllib.error.HTTPError as exc:
-                last = f"HTTP {exc.code}: {exc.read().decode('utf-8', 'replace')[:2000]}"
-                exc.close()
-            except (OSError, ValueError) as exc:
-                last = str(exc)
-            time.sleep(0.2)
-        raise ControlPlaneError(
-            f"{child.name} not ready at {url} after {self.startup_timeout:.0f}s ({last}); "
-            f"the end of {child.log}:\n{tail(child.log)}"
+        processes.wait_http(
+            child.popen, child.name, child.log, url, context, accept, self.startup_timeout
         )
 
     def _start_etcd(self) -> None:
@@ -336,7 +315,7 @@ class ControlPlane:
             args.append("--disable-admission-plugins=ServiceAccount")
         child = self._spawn("kube-apiserver", args)
         context = ssl.create_default_context(cafile=str(self.ca_file))
-        self._wait_http(child, f"{self.server}/readyz", context, lambda body: body.strip() == "ok")
+        self._wait_http(child, f"{self.server}/readyz", context)
         self.write_kubeconfig(self.kubeconfig, "admin", token=self.admin_token)
 
     def _start_controller_manager(self) -> None:
@@ -365,7 +344,7 @@ class ControlPlane:
                 f"--v={self.verbosity}",
             ],
         )
-        self._wait_http(child, f"https://127.0.0.1:{port}/healthz", _insecure(), _is_ok)
+        self._wait_http(child, f"https://127.0.0.1:{port}/healthz", processes.insecure())
 
     def _start_scheduler(self) -> None:
         port = free_port()
@@ -384,7 +363,7 @@ class ControlPlane:
                 f"--v={self.verbosity}",
             ],
         )
-        self._wait_http(child, f"https://127.0.0.1:{port}/healthz", _insecure(), _is_ok)
+        self._wait_http(child, f"https://127.0.0.1:{port}/healthz", processes.insecure())
 
     def write_kubeconfig(
         self,
@@ -501,15 +480,3 @@ class ControlPlane:
         """``kubectl apply -f -`` of a YAML/JSON string."""
         ns = ("-n", namespace) if namespace else ()
         return self.kubectl("apply", *ns, "-f", "-", input=manifest, kubeconfig=kubeconfig)
-
-
-def _insecure() -> ssl.SSLContext:
-    """For the components' self-signed /healthz endpoints only."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def _is_ok(body: str) -> bool:
-    return body.strip() == "ok"

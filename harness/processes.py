@@ -12,12 +12,17 @@ import ctypes
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TypeVar
+
+from harness.errors import ControlPlaneError
 
 T = TypeVar("T")
 
@@ -109,6 +114,54 @@ def stop(popen: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             popen.kill()
             popen.wait(timeout=timeout)
+
+
+def wait_http(
+    popen: subprocess.Popen[bytes],
+    name: str,
+    log: Path,
+    url: str,
+    context: ssl.SSLContext | None,
+    accept: Callable[[str], bool],
+    timeout: float,
+) -> None:
+    """Until the health endpoint ``url`` of a server we started answers what ``accept`` likes;
+    ControlPlaneError (quoting the end of its ``log``) if it exits first or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise ControlPlaneError(
+                f"{name} exited with {popen.returncode} while starting; "
+                f"the end of {log}:\n{tail(log)}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=5, context=context) as response:
+                body = response.read().decode("utf-8", "replace")
+            if accept(body):
+                return
+            last = body[:500]
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}: {exc.read().decode('utf-8', 'replace')[:2000]}"
+            exc.close()
+        except (OSError, ValueError) as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise ControlPlaneError(
+        f"{name} not ready at {url} after {timeout:.0f}s ({last}); the end of {log}:\n{tail(log)}"
+    )
+
+
+def insecure() -> ssl.SSLContext:
+    """For the components' self-signed /healthz endpoints only."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def is_ok(body: str) -> bool:
+    return body.strip() == "ok"
 
 
 def _pid_alive(pid: int) -> bool:

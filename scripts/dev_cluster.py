@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from harness.controlplane import ControlPlane  # noqa: E402 - needs the repo on sys.path
 from harness.errors import ControlPlaneError  # noqa: E402
-from harness.node import NODE_IP, Node, cleanup, drain  # noqa: E402
+from harness.node import Node, cleanup, drain  # noqa: E402
+from harness.nodeconfig import NODE_IP  # noqa: E402
 from harness.processes import pid_runs, stop_pids  # noqa: E402
 from harness.tools import cache_dir  # noqa: E402
 

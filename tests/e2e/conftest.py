@@ -11,7 +11,8 @@ import pytest
 
 from harness.controlplane import ControlPlane
 from harness.errors import ControlPlaneError
-from harness.node import NODE_IP, Node
+from harness.node import Node
+from harness.nodeconfig import NODE_IP
 from harness.processes import sigterm_unwinds
 from tests.e2e.release import CRD, NodeCluster
 

@@ -13,7 +13,7 @@ import signal
 import pytest
 
 from harness.kubeapi import mapping_get
-from harness.node import NODE_NAME
+from harness.nodeconfig import NODE_NAME
 from tests.e2e.release import NodeCluster, Release, shell
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow, pytest.mark.timeout(900)]

@@ -76,10 +76,9 @@ def test_deployment_gets_replicaset_and_pending_pods(
         timeout=30,
         what="the scheduler to mark the Pods Unschedulable",
     )
+    web = f"/apis/apps/v1/namespaces/{ns}/deployments/web"
     status = wait_until(
-        lambda: kube.api.request("GET", f"/apis/apps/v1/namespaces/{ns}/deployments/web").get(
-            "status"
-        ),
+        lambda: kube.api.request("GET", web).get("status"),
         timeout=30,
         what="the Deployment status",
     )
