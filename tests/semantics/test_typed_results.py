@@ -122,7 +122,9 @@ async def test_declared_types_come_back_on_another_worker_after_a_crash(
         async def typed_steps_stored_and_gate_waiting() -> bool:
             steps = await client.steps(run.id)
             done = {s.key for s in steps if s.status is StepStatus.COMPLETED}
-            return done == set(TYPED_STEPS) and started.exists()
+            # The gate step's start is stored too, so its two attempts are both on record.
+            waiting = "wait-for-gate" in {s.key for s in steps}
+            return done == set(TYPED_STEPS) and waiting and started.exists()
 
         await async_wait_until(
             typed_steps_stored_and_gate_waiting,
