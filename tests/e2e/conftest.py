@@ -1,4 +1,4 @@
-"""Fixtures of the end-to-end tests: one real node per session (``harness/node.py``) on
+"""Fixtures of the end-to-end tests: one real node for this package (``harness/node.py``) on
 its own control plane, whose API server listens on the node's bridge address; a namespace per
 module, emptied and deleted afterwards so the next module finds a clean node."""
 
@@ -17,9 +17,12 @@ from harness.processes import sigterm_unwinds
 from tests.e2e.release import CRD, NodeCluster
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
-    """Control plane + a Ready node with the images imported (built first if missing)."""
+    """Control plane + a Ready node with the images imported (built first if missing).
+
+    Scoped to this package: the node is one per machine, so it is stopped (and its lock let go)
+    when the end-to-end tests are done, and ``make dev-cluster``'s own test can start one."""
     root = tmp_path_factory.mktemp("node-cluster")
     node = Node(root / "node")
     plane = ControlPlane(root / "plane", controllers=True, scheduler=True, node_ip=NODE_IP)

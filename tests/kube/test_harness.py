@@ -17,7 +17,7 @@ import pytest
 from harness.controlplane import ControlPlane
 from harness.errors import ControlPlaneError
 from harness.processes import stop_pids, wait_until
-from harness.tools import REPO_ROOT, default_bin_dir, read_versions
+from harness.tools import REPO_ROOT, cache_dir, default_bin_dir, read_versions
 
 
 def _alive(pid: int) -> bool:
@@ -123,6 +123,7 @@ def test_dev_cluster_up_status_down(tmp_path: Path) -> None:
     """``make dev-cluster`` / ``make dev-cluster-down`` in a private cache dir."""
     (tmp_path / default_bin_dir().parent.name).mkdir()
     (tmp_path / default_bin_dir().parent.name / "bin").symlink_to(default_bin_dir())
+    (tmp_path / "images").symlink_to(cache_dir() / "images")  # built once, not again here
     env = {**os.environ, "STEPWISE_CACHE": str(tmp_path)}
 
     def dev_cluster(command: str) -> subprocess.CompletedProcess[str]:
