@@ -32,7 +32,7 @@ def open_backend(url: str, *, schema: str = "stepwise", create: bool = True) -> 
             from stepwise.backends.postgres.backend import PostgresBackend
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ConfigurationError(
-                "the Postgres backend needs asyncpg: pip install 'stepwise[postgres]'"
+                "the Postgres backend needs asyncpg: pip install 'stepwise-workflows[postgres]'"
             ) from exc
         return PostgresBackend(url, schema=schema, create=create)
     if scheme == "sqlite":
