@@ -1,0 +1,103 @@
+"""``pip install stepwise-workflows`` with no extra: the wheel runs workflows on SQLite, with
+``stepwise run``, with a worker process and with ``stepwise.testing``, and pulls in none of
+the extras' packages.
+
+aiohttp and prometheus_client come with the ``worker`` extra: the worker imports them only
+when a health port is set, and then their absence is one line that names the extra; the
+Postgres backend names the ``postgres`` extra the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.workers import Procs
+from stepwise import Client
+from tests.packaging.conftest import ISOLATED, Installs, run_in
+
+EXTRAS_ONLY = ("aiohttp", "prometheus_client", "kopf", "kubernetes_asyncio", "asyncpg")
+USES_TESTING = """
+import asyncio
+import json
+
+import stepwise
+from plain_flows import greet
+from stepwise.testing import run_inline
+
+run = asyncio.run(run_inline(greet, {"name": "tested"}))
+print(json.dumps([run.status.value, run.output, stepwise.__file__]))
+"""
+
+
+@pytest.fixture(scope="module")
+def base(installs: Installs) -> Path:
+    return installs.bin()
+
+
+def test_the_base_install_has_none_of_the_extras(base: Path) -> None:
+    for module in EXTRAS_ONLY:
+        found = run_in([str(base / "python"), "-c", f"import {module}"], base)
+        assert found.returncode == 1, f"{module} is installed without an extra"
+        assert "ModuleNotFoundError" in found.stderr
+
+
+def test_stepwise_run_runs_a_workflow(base: Path, project: Path) -> None:
+    argv = [str(base / "stepwise"), "run", "plain_flows.py", "plain-greet"]
+    done = run_in([*argv, "--input", '{"name": "run"}'], project)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == "hello run"
+    assert (project / "stepwise.db").exists()
+
+
+def test_stepwise_testing_runs_a_workflow(base: Path, project: Path) -> None:
+    (project / "uses_testing.py").write_text(USES_TESTING)
+    done = run_in([str(base / "python"), "uses_testing.py"], project)
+    assert done.returncode == 0, done.stderr
+    status, output, imported_from = json.loads(done.stdout)
+    assert [status, output] == ["succeeded", "hello tested"]
+    assert Path(imported_from).is_relative_to(base.parent)  # the install's copy, not this tree
+
+
+async def test_a_worker_runs_without_a_health_port(base: Path, procs: Procs, project: Path) -> None:
+    database = f"sqlite:///{project / 'runs.db'}"
+    stepwise = str(base / "stepwise")
+    started = run_in(
+        [stepwise, "start", "plain-greet", "--input", '{"name": "plain"}', "--database-url",
+         database],
+        project,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    worker = procs.spawn(
+        [stepwise, "worker", "--app", str(project / "plain_flows.py"), "--database-url", database],
+        name="plain-worker",
+        env=ISOLATED,
+    )
+    async with Client.connect(database) as client:
+        assert await client.wait(started.stdout.strip(), timeout=60) == "hello plain"
+    assert worker.alive, worker.tail()
+    worker.terminate()
+    assert worker.wait(30) == 0, worker.tail()
+
+
+def test_a_health_port_without_the_extra_is_one_line_naming_it(base: Path, project: Path) -> None:
+    refused = run_in(
+        [str(base / "stepwise"), "worker", "--app", "plain_flows.py", "--database-url",
+         f"sqlite:///{project / 'runs.db'}", "--health-port", "9"],
+        project,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "--health-port needs prometheus_client: pip install 'stepwise[worker]'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_postgres_without_the_extra_is_one_line_naming_it(base: Path, project: Path) -> None:
+    refused = run_in(
+        [str(base / "stepwise"), "runs", "list", "--database-url", "postgresql://u@127.0.0.1/db"],
+        project,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert "pip install 'stepwise-workflows[postgres]'" in refused.stderr
+    assert "Traceback" not in refused.stderr
