@@ -6,13 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit dev-cluster dev-cluster-down k8s-tools node-tools images bench crds clean
+.PHONY: demo test lint docs unit dev-cluster dev-cluster-down k8s-tools node-tools images bench crds clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing stepwise with its test tools"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[all]' --group test --group lint
+	$(BIN)/pip install -q -e '.[all]' --group test --group lint --group docs
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -37,7 +37,12 @@ lint: $(STAMP)
 test: $(STAMP) k8s-tools images
 	bash scripts/ensure-postgres.sh
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory docs
 	$(BIN)/pytest
+
+# The docs site (API reference from the docstrings) in site/; a warning fails the build.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
 
 unit: $(STAMP)
 	$(BIN)/pytest -m "not postgres and not kube and not slow"
@@ -56,4 +61,4 @@ bench: $(STAMP) k8s-tools
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache stepwise.db*
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache stepwise.db* site

@@ -1,10 +1,12 @@
 """Helpers for testing your own workflows: run one inline on a temporary SQLite file.
 
+```python
 from stepwise.testing import run_inline
 
 async def test_fetch_all_data(tmp_path):
     run = await run_inline(fetch_all_data, {"userId": 1, "subId": "s"}, tmp_path / "t.db")
     assert run.output["user"]["id"] == 1
+```
 """
 
 from __future__ import annotations
