@@ -16,6 +16,7 @@
     │   ├── NestedStepError         a step function started a step (steps do not nest)
     │   ├── StepNotCallable         a step's function is not callable (also a TypeError)
     │   ├── StepNotAwaited          a step was started but never awaited; the run is failed
+    │   ├── StepNotFound            a fork names a step its run does not hold (lists them)
     │   └── StepFailed              a step failed after its retries; raised inside the workflow
     ├── CrashLoop                   a run's worker died N times in a row without progress
     ├── DeadlineExceeded            a run's deadline passed before it finished; the run is failed
@@ -23,6 +24,7 @@
     ├── WriteRefused                the database refused a run's write; the run is failed
     ├── ReplayDiverged              a replay did not request the steps its history holds
     ├── RunNotFound                 no run with that id
+    ├── RunNotRetryable             retrying a run that is not failed or canceled
     ├── RunFailed                   waiting on a run that failed (carries the stored error)
     ├── RunCanceled                 waiting on a run that was canceled
     └── WaitTimeout                 a wait ran out of time before the run finished
@@ -229,6 +231,26 @@ class RunNotFound(StepwiseError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run with id {run_id!r}")
         self.run_id = run_id
+
+
+class RunNotRetryable(StepwiseError):
+    """Only a failed or canceled run can be retried; run ``run_id`` is ``status``."""
+
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(f"run {run_id} is {status}: only a failed or canceled run can be retried")
+        self.run_id = run_id
+        self.status = status
+
+
+class StepNotFound(StepError):
+    """A fork starts from step ``step``, which run ``run_id`` does not hold; ``known`` lists
+    the steps it does hold, in the order they were first started."""
+
+    def __init__(self, step: str, run_id: str, known: list[str]) -> None:
+        shown = ", ".join(repr(key) for key in known[:20]) + (", …" if len(known) > 20 else "")
+        super().__init__(step, f"run {run_id} has no such step; its steps: {shown or 'none'}")
+        self.run_id = run_id
+        self.known = known
 
 
 class RunFailed(StepwiseError):

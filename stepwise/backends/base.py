@@ -96,6 +96,11 @@ class RunRecord(Generic[Payload]):
     """``{"type", "message", …}`` the engine stored about the run without failing it (a replay
     that diverged from the stored history, with ``missing`` and ``new``); None when there is
     none."""
+    first_attempt: int = 1
+    """The attempt a manual retry (``resume_run``) started the run again at, 1 until then: a
+    workflow's retry policy counts its attempts from it."""
+    forked_from: str | None = None
+    """The run whose first completed steps this run reuses (``fork_run``); None for others."""
 
     @property
     def finished(self) -> bool:
@@ -117,6 +122,21 @@ class StepRecord(Generic[Payload]):
     started_at: datetime | None
     finished_at: datetime | None
     wake_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord(Generic[Payload]):
+    """An attempt of a run that a manual retry closed: how it ended. Backends fill every field
+    from the ``run_attempts`` column of the same name."""
+
+    PAYLOADS: ClassVar[tuple[str, ...]] = ("error",)
+
+    run_id: str
+    attempt: int
+    status: RunStatus
+    error: Payload | None
+    finished_at: datetime | None
+    retried_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +334,36 @@ class Backend(Protocol):
 
     def watch(self) -> Watch:
         """Subscribe to run changes; use as ``async with backend.watch() as w``."""
+        ...
+
+    async def resume_run(
+        self, run_id: str, deadline_at: datetime | None
+    ) -> tuple[RunRecord, bool] | None:
+        """Start a FAILED or CANCELED run again (True), or return any other run unchanged
+        (False); None for an unknown id. In one transaction: the ended attempt goes to the
+        run's history (``list_attempts``), every step not COMPLETED is erased (it runs again,
+        with a fresh attempt budget), and the run becomes PENDING with ``attempt`` + 1 and
+        ``first_attempt`` = the new attempt. ``deadline_at`` replaces the deadline; None keeps
+        one still ahead and drops one passed. The run is available only once the lease it was
+        last claimed with has expired, so the worker that held a canceled run has stopped
+        starting steps (``core.lease``) before another worker claims it."""
+        ...
+
+    async def list_attempts(self, run_id: str) -> list[AttemptRecord]:
+        """The attempts of the run that ``resume_run`` closed, oldest first."""
+        ...
+
+    async def fork_run(self, new_id: str, source_id: str, from_step: str) -> RunRecord | None:
+        """A new PENDING run ``new_id`` of the same workflow, version and input as
+        ``source_id`` (``forked_from``), holding copies of the source's COMPLETED steps
+        stored before step ``from_step`` (first-started order); None when no run
+        ``source_id`` exists. Wakes idle workers."""
+        ...
+
+    async def prune_runs(self, older_than: float, limit: int) -> int:
+        """Delete up to ``limit`` finished runs (with their steps and attempts) that finished
+        more than ``older_than`` seconds ago, oldest first; how many. Runs locked by anyone
+        else are skipped, so pruning never waits for (nor holds up) claims and writes."""
         ...
 
     # ---- worker side ----

@@ -65,12 +65,16 @@ class Reader:
     def __init__(self, time: _Convert | None) -> None:
         self._run = _plan(base.RunRecord, time)
         self._step = _plan(base.StepRecord, time)
+        self._attempt = _plan(base.AttemptRecord, time)
 
     def run(self, row: _Row) -> base.RunRecord:
         return base.RunRecord(**_values(self._run, row))
 
     def step(self, row: _Row) -> base.StepRecord:
         return base.StepRecord(**_values(self._step, row))
+
+    def attempt(self, row: _Row) -> base.AttemptRecord:
+        return base.AttemptRecord(**_values(self._attempt, row))
 
     def claimed(self, row: _Row, steps: list[base.StepRecord]) -> base.ClaimedRun:
         return base.ClaimedRun(self.run(row), str(row["lease_token"]), steps)

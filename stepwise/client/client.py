@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from stepwise.backends import DEFAULT_URL, open_backend
 from stepwise.backends.base import (
+    AttemptRecord,
     Backend,
     NewRun,
     RunFilter,
@@ -37,12 +38,16 @@ from stepwise.errors import (
     RunCanceled,
     RunFailed,
     RunNotFound,
+    RunNotRetryable,
+    StepNotFound,
     WaitTimeout,
 )
 
 log = logging.getLogger(__name__)
 
 WORKER_LIVENESS_SECONDS = 90.0
+PRUNE_BATCH_SIZE = 500
+"""Runs deleted per transaction by ``prune``: small, so each batch holds its locks briefly."""
 """A worker that has not heartbeated for this long no longer counts as serving its workflows."""
 
 
@@ -58,10 +63,15 @@ class Step(StepRecord[Any]):
     """A step as the client returns it: the stored step, its output and error decoded."""
 
 
-_View = TypeVar("_View", Run, Step)
+@dataclass(frozen=True, slots=True)
+class RunAttempt(AttemptRecord[Any]):
+    """An earlier attempt of a run, closed by ``Client.retry``: its status and error decoded."""
 
 
-def _decoded(view: type[_View], record: RunRecord | StepRecord) -> _View:
+_View = TypeVar("_View", Run, Step, RunAttempt)
+
+
+def _decoded(view: type[_View], record: RunRecord | StepRecord | AttemptRecord) -> _View:
     values = {f.name: getattr(record, f.name) for f in fields(record)}
     for name in record.PAYLOADS:
         if values[name] is not None:
@@ -165,10 +175,7 @@ class Client:
         for label, value in (("idempotency key", idempotency_key), ("version", version)):
             if value is not None:
                 limits.text(value, label, max_length=limits.MAX_KEY_LENGTH)
-        if isinstance(deadline, timedelta):
-            deadline = datetime.now(UTC) + timedelta(seconds=limits.seconds(deadline, "deadline"))
-        elif deadline is not None and not isinstance(deadline, datetime):
-            raise TypeError(f"deadline must be a datetime or a timedelta, got {deadline!r}")
+        deadline = _deadline_at(deadline)
         new = NewRun(
             id=str(uuid.uuid4()) if run_id is None else _uuid_text(run_id),
             workflow=name,
@@ -196,6 +203,11 @@ class Client:
 
     async def steps(self, run_id: str) -> list[Step]:
         return [_decoded(Step, s) for s in await self.backend.list_steps(run_id)]
+
+    async def attempts(self, run_id: str) -> list[RunAttempt]:
+        """How the attempts that ``retry`` closed ended, oldest first (the current attempt is
+        the run itself)."""
+        return [_decoded(RunAttempt, a) for a in await self.backend.list_attempts(run_id)]
 
     async def stored(self, run_id: str) -> tuple[RunRecord, list[StepRecord]] | None:
         """The run and its steps as stored, payloads still JSON text (None: no such run): for
@@ -230,6 +242,55 @@ class Client:
         if record is None:
             raise RunNotFound(run_id)
         return _decoded(Run, record)
+
+    async def retry(self, run_id: str, *, deadline: datetime | timedelta | None = None) -> Run:
+        """Start a failed or canceled run again where it stopped. Its completed steps keep
+        their results and do not run again; every other step (failed, or canceled in flight by
+        a cancel or a deadline) runs again with a fresh attempt budget, and the workflow's own
+        retry policy starts afresh too. The run gets the next attempt number; how the earlier
+        attempt ended stays visible in ``attempts``. ``deadline`` replaces the run's deadline;
+        without it, a deadline still ahead is kept and one that passed is dropped.
+
+        ``RunNotFound``; ``RunNotRetryable`` when the run is pending, running, sleeping or
+        succeeded (fork a succeeded run to run its steps again)."""
+        resumed = await self.backend.resume_run(run_id, _deadline_at(deadline))
+        if resumed is None:
+            raise RunNotFound(run_id)
+        record, changed = resumed
+        if not changed:
+            raise RunNotRetryable(run_id, record.status.value)
+        return _decoded(Run, record)
+
+    async def fork(self, run_id: str, *, from_step: str) -> Run:
+        """A new run of the same workflow, version and input that reuses the stored results of
+        the steps ``run_id`` completed before step ``from_step`` (in the order they first
+        started) and runs ``from_step`` and everything after it; its ``forked_from`` names the
+        original, which is left as it is. ``RunNotFound``; ``StepNotFound``, listing the run's
+        steps, when it holds no step ``from_step``."""
+        keys = [step.key for step in await self.backend.list_steps(run_id)]
+        if from_step in keys:
+            record = await self.backend.fork_run(str(uuid.uuid4()), run_id, from_step)
+            if record is not None:
+                return _decoded(Run, record)
+        if await self.backend.get_run(run_id) is None:
+            raise RunNotFound(run_id)
+        raise StepNotFound(from_step, run_id, keys)
+
+    async def prune(
+        self, *, older_than: timedelta | float, batch_size: int = PRUNE_BATCH_SIZE
+    ) -> int:
+        """Delete the runs that finished more than ``older_than`` ago (a timedelta or seconds)
+        with their steps and history; returns how many. Deleted in batches of ``batch_size``,
+        each a short transaction of its own that skips runs someone holds, so claims and writes
+        never wait for it."""
+        seconds = limits.seconds(older_than, "older_than")
+        limits.count(batch_size, "batch_size", high=limits.MAX_LIST_LIMIT)
+        pruned = 0
+        while True:
+            batch = await self.backend.prune_runs(seconds, batch_size)
+            pruned += batch
+            if batch < batch_size:
+                return pruned
 
     async def wait(self, run_id: str, *, timeout: float | None = None) -> Any:
         """The run's output once it succeeded; ``RunFailed``/``RunCanceled`` otherwise, and
@@ -269,6 +330,15 @@ class Client:
         if await self.backend.serving_workers(run.workflow, WORKER_LIVENESS_SECONDS):
             return None
         return f"no live worker serves workflow {run.workflow!r}"
+
+
+def _deadline_at(deadline: datetime | timedelta | None) -> datetime | None:
+    """A deadline given as a moment or as a positive duration from now, as a moment."""
+    if isinstance(deadline, timedelta):
+        return datetime.now(UTC) + timedelta(seconds=limits.seconds(deadline, "deadline"))
+    if deadline is not None and not isinstance(deadline, datetime):
+        raise TypeError(f"deadline must be a datetime or a timedelta, got {deadline!r}")
+    return deadline
 
 
 def _uuid_text(run_id: str) -> str:

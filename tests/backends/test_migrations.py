@@ -30,6 +30,7 @@ EXPECTED_COLUMNS = {
         "id", "workflow", "version", "status", "input", "output", "error", "idempotency_key",
         "attempt", "claims", "lease_token", "lease_owner", "lease_expires_at", "deadline_at",
         "available_at", "created_at", "started_at", "finished_at", "updated_at",
+        "first_attempt", "forked_from",
         "recoveries", "progress_at_claim", "warning",
     },
     "steps": {
@@ -37,6 +38,7 @@ EXPECTED_COLUMNS = {
         "finished_at", "wake_at",
     },
     "workers": {"id", "hostname", "workflows", "concurrency", "started_at", "heartbeat_at"},
+    "run_attempts": {"run_id", "attempt", "status", "error", "finished_at", "retried_at"},
 }  # fmt: skip
 
 Schema = dict[str, set[str]]

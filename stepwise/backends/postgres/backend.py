@@ -25,6 +25,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -77,6 +78,7 @@ def _uuid(text: str) -> uuid.UUID | None:
 
 
 _READ = encoding.Reader(time=None)
+_RETRYABLE = (base.RunStatus.FAILED.value, base.RunStatus.CANCELED.value)
 
 
 def _op_document(n: int, op: base.WriteOp) -> dict[str, Any]:
@@ -276,6 +278,44 @@ class PostgresBackend:
 
     def watch(self) -> base.Watch:
         return base.opened(self._listener, self.display_url).watch()
+
+    async def resume_run(
+        self, run_id: str, deadline_at: datetime | None
+    ) -> tuple[base.RunRecord, bool] | None:
+        key = _uuid(run_id)
+        if key is None:
+            return None
+        async with self._connection() as conn, conn.transaction():
+            status = await conn.fetchval(_QUERIES["lock_run"], key)
+            if status not in _RETRYABLE:
+                row = await conn.fetchrow(_QUERIES["get_run"], key) if status else None
+                return None if row is None else (_READ.run(row), False)
+            await conn.execute(_QUERIES["record_attempt"], key)
+            await conn.execute(_QUERIES["erase_unfinished_steps"], key)
+            row = await conn.fetchrow(_QUERIES["resume_run"], key, deadline_at)
+        return _READ.run(row), True
+
+    async def list_attempts(self, run_id: str) -> list[base.AttemptRecord]:
+        key = _uuid(run_id)
+        if key is None:
+            return []
+        return [_READ.attempt(row) for row in await self._fetch("list_attempts", key)]
+
+    async def fork_run(self, new_id: str, source_id: str, from_step: str) -> base.RunRecord | None:
+        source = _uuid(source_id)
+        if source is None:
+            return None
+        async with self._connection() as conn, conn.transaction():
+            row = await conn.fetchrow(_QUERIES["fork_run"], new_id, source)
+            if row is None:
+                return None
+            await conn.execute(_QUERIES["fork_steps"], row["id"], source, from_step)
+        return _READ.run(row)
+
+    async def prune_runs(self, older_than: float, limit: int) -> int:
+        async with self._connection() as conn:
+            status: str = await conn.execute(_QUERIES["prune_runs"], older_than, limit)
+        return int(status.split()[-1])
 
     # ---- worker side ----
 

@@ -86,11 +86,12 @@ SELECT * FROM steps WHERE run_id = $1 ORDER BY seq;
 
 -- name: cancel_run --
 -- changed = false and an unfinished status means a concurrent write finished the run after
--- this statement's snapshot: the caller reads again.
+-- this statement's snapshot: the caller reads again. lease_expires_at stays: until then the
+-- holder may still be starting steps, so a retry makes the run available only after it.
 WITH canceled AS (
     UPDATE runs
     SET status = 'canceled', finished_at = now(), updated_at = now(),
-        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+        lease_token = NULL, lease_owner = NULL
     WHERE id = $1 AND status IN ('pending', 'running', 'sleeping')
     RETURNING *
 )
@@ -106,6 +107,7 @@ WHERE id = $1 AND NOT EXISTS (SELECT FROM canceled);
 -- The error document has the shape every stored error has: {"type", "message"}. Runs locked
 -- by a write in flight are left for the next sweep. A run waiting for a workflow retry keeps
 -- the error of its last attempt: that is why it failed, the deadline only stopped the retry.
+-- lease_expires_at stays, as in cancel_run.
 WITH due AS (
     SELECT id
     FROM runs
@@ -121,7 +123,7 @@ WITH due AS (
                 || to_char(r.deadline_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
                 || ')'
         )),
-        lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+        lease_token = NULL, lease_owner = NULL
     FROM due
     WHERE r.id = due.id
     RETURNING r.id
@@ -137,6 +139,85 @@ CROSS JOIN LATERAL (SELECT pg_notify(stepwise_channel('runs'), expired.id::text)
 UPDATE steps
 SET status = 'canceled', finished_at = now()
 WHERE run_id = ANY ($1::uuid[]) AND status IN ('running', 'sleeping');
+
+-- name: lock_run --
+-- Taken first by a retry, in its transaction: the statements after it see every write the
+-- fencing accepted before (each takes a fresh snapshot), and no claim, cancel or prune can
+-- change the run meanwhile.
+SELECT status FROM runs WHERE id = $1 FOR NO KEY UPDATE;
+
+-- name: record_attempt --
+-- The attempt a retry closes, as it ended.
+INSERT INTO run_attempts (run_id, attempt, status, error, finished_at, retried_at)
+SELECT id, attempt, status, error, finished_at, now()
+FROM runs
+WHERE id = $1;
+
+-- name: erase_unfinished_steps --
+-- What a retry runs again: failed steps (with a fresh attempt budget), and steps canceled in
+-- flight by a cancel or a deadline.
+DELETE FROM steps WHERE run_id = $1 AND status <> 'completed';
+
+-- name: resume_run --
+-- $2: the new deadline; null keeps a deadline still ahead and drops one passed. Available once
+-- the lease of the run's last holder has expired (cancel_run keeps it): by then that holder
+-- starts no more steps, so it never runs one beside the next holder.
+WITH resumed AS (
+    UPDATE runs
+    SET status = 'pending', attempt = attempt + 1, first_attempt = attempt + 1,
+        output = NULL, error = NULL, finished_at = NULL, recoveries = 0,
+        deadline_at = CASE WHEN $2::timestamptz IS NOT NULL THEN $2::timestamptz
+            WHEN deadline_at > now() THEN deadline_at END,
+        available_at = greatest(now(), lease_expires_at), lease_expires_at = NULL,
+        updated_at = now()
+    WHERE id = $1
+    RETURNING *
+)
+SELECT resumed.*
+FROM resumed
+CROSS JOIN LATERAL (
+    SELECT pg_notify(stepwise_channel('work'), ''), pg_notify(stepwise_channel('runs'), id::text)
+) AS wake;
+
+-- name: list_attempts --
+SELECT * FROM run_attempts WHERE run_id = $1 ORDER BY attempt;
+
+-- name: fork_run --
+-- The new run $1 of the same workflow, version and input as $2; fork_steps then copies its
+-- steps, in the same transaction.
+WITH forked AS (
+    INSERT INTO runs (id, workflow, version, input, forked_from)
+    SELECT $1, workflow, version, input, id FROM runs WHERE id = $2
+    RETURNING *
+)
+SELECT forked.*
+FROM forked
+CROSS JOIN LATERAL (SELECT pg_notify(stepwise_channel('work'), '')) AS wake;
+
+-- name: fork_steps --
+-- $2's steps completed before step $3, copied to $1 in first-started order, so the fork's seq
+-- keeps the original's order.
+INSERT INTO steps (run_id, key, status, output, error, attempts, started_at, finished_at, wake_at)
+SELECT $1, key, status, output, error, attempts, started_at, finished_at, wake_at
+FROM steps
+WHERE run_id = $2 AND status = 'completed'
+  AND seq < (SELECT seq FROM steps WHERE run_id = $2 AND key = $3)
+ORDER BY seq;
+
+-- name: prune_runs --
+-- Up to $2 finished runs that finished over $1 seconds ago, oldest first; their steps and
+-- attempts go with them (ON DELETE CASCADE). SKIP LOCKED: a run someone holds (a retry) is
+-- left for the next batch; claims and writes lock only unfinished runs, so they never wait.
+WITH doomed AS (
+    SELECT id
+    FROM runs
+    WHERE status IN ('succeeded', 'failed', 'canceled')
+      AND finished_at < now() - make_interval(secs => $1)
+    ORDER BY finished_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM runs USING doomed WHERE runs.id = doomed.id;
 
 -- name: register_worker --
 INSERT INTO workers (id, hostname, workflows, concurrency, started_at, heartbeat_at)

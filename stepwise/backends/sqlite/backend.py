@@ -100,6 +100,7 @@ def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], 
 
 
 _MAKES_WORK = (base.SuspendRun, base.ReleaseRun, base.RetryRun)
+_RETRYABLE = (base.RunStatus.FAILED.value, base.RunStatus.CANCELED.value)
 
 
 class _PollingWatch:
@@ -263,6 +264,45 @@ class SqliteBackend:
     def watch(self) -> base.Watch:
         return _PollingWatch(self._poll_interval)
 
+    async def resume_run(
+        self, run_id: str, deadline_at: datetime | None
+    ) -> tuple[base.RunRecord, bool] | None:
+        params = {"id": run_id, "deadline_at": _maybe_text(deadline_at), "now": _text(_now())}
+        resumed = await self._atomic(lambda conn: _resume(conn, params))
+        if resumed is not None and resumed[1]:
+            self._work.set()
+        return resumed
+
+    async def list_attempts(self, run_id: str) -> list[base.AttemptRecord]:
+        params = {"run_id": run_id}
+        rows = await self._call(
+            lambda conn: conn.execute(_QUERIES["list_attempts"], params).fetchall()
+        )
+        return [_READ.attempt(row) for row in rows]
+
+    async def fork_run(self, new_id: str, source_id: str, from_step: str) -> base.RunRecord | None:
+        params = {"id": new_id, "source": source_id, "from_step": from_step, "now": _text(_now())}
+
+        def fork(conn: sqlite3.Connection) -> base.RunRecord | None:
+            row = conn.execute(_QUERIES["fork_run"], params).fetchone()
+            if row is None:
+                return None
+            conn.execute(_QUERIES["fork_steps"], params)
+            return _READ.run(row)
+
+        forked = await self._atomic(fork)
+        if forked is not None:
+            self._work.set()
+        return forked
+
+    async def prune_runs(self, older_than: float, limit: int) -> int:
+        cutoff = _text(_now() - timedelta(seconds=older_than))
+        params = {"cutoff": cutoff, "limit": limit}
+        pruned: int = await self._atomic(
+            lambda conn: conn.execute(_QUERIES["prune_runs"], params).rowcount
+        )
+        return pruned
+
     # ---- worker side ----
 
     async def register_worker(self, worker: base.WorkerInfo) -> None:
@@ -363,6 +403,17 @@ def _cancel_steps(conn: sqlite3.Connection, ended: sqlite3.Cursor, now: str) -> 
     if ids:
         conn.execute(_QUERIES["cancel_steps"], {"ids": json.dumps(ids), "now": now})
     return len(ids)
+
+
+def _resume(conn: sqlite3.Connection, params: _Params) -> tuple[base.RunRecord, bool] | None:
+    row = conn.execute(_QUERIES["lock_run"], params).fetchone()
+    if row is None:
+        return None
+    if row["status"] not in _RETRYABLE:
+        return _READ.run(conn.execute(_QUERIES["get_run"], params).fetchone()), False
+    conn.execute(_QUERIES["record_attempt"], params)
+    conn.execute(_QUERIES["erase_unfinished_steps"], params)
+    return _READ.run(conn.execute(_QUERIES["resume_run"], params).fetchone()), True
 
 
 def _get_run(conn: sqlite3.Connection, run_id: str) -> base.RunRecord | None:

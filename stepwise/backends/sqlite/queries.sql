@@ -68,23 +68,25 @@ WHERE run_id = :run_id
 ORDER BY seq;
 
 -- name: cancel_run --
+-- lease_expires_at stays: until then the holder may still be starting steps, so a retry makes
+-- the run available only after it.
 UPDATE runs
 SET status = 'canceled', finished_at = :now, updated_at = :now,
-    lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+    lease_token = NULL, lease_owner = NULL
 WHERE id = :id AND status IN ('pending', 'running', 'sleeping')
 RETURNING id;
 
 -- name: expire_runs --
 -- The error document has the shape every stored error has: {"type", "message"}. A run waiting
 -- for a workflow retry keeps the error of its last attempt: that is why it failed, the deadline
--- only stopped the retry.
+-- only stopped the retry. lease_expires_at stays, as in cancel_run.
 UPDATE runs
 SET status = 'failed', finished_at = :now, updated_at = :now,
     error = coalesce(error, json_object(
         'type', 'DeadlineExceeded',
         'message', 'the run passed its deadline (' || deadline_at || ')'
     )),
-    lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL
+    lease_token = NULL, lease_owner = NULL
 WHERE deadline_at <= :now AND status IN ('pending', 'running', 'sleeping')
 RETURNING id;
 
@@ -94,6 +96,71 @@ RETURNING id;
 UPDATE steps
 SET status = 'canceled', finished_at = :now
 WHERE run_id IN (SELECT value FROM json_each(:ids)) AND status IN ('running', 'sleeping');
+
+-- name: lock_run --
+-- A retry's first read, under the write lock its transaction holds (see the Postgres twin).
+SELECT status FROM runs WHERE id = :id;
+
+-- name: record_attempt --
+-- The attempt a retry closes, as it ended.
+INSERT INTO run_attempts (run_id, attempt, status, error, finished_at, retried_at)
+SELECT id, attempt, status, error, finished_at, :now
+FROM runs
+WHERE id = :id;
+
+-- name: erase_unfinished_steps --
+-- What a retry runs again: failed steps (with a fresh attempt budget), and steps canceled in
+-- flight by a cancel or a deadline.
+DELETE FROM steps WHERE run_id = :id AND status <> 'completed';
+
+-- name: resume_run --
+-- :deadline_at replaces the deadline; null keeps one still ahead and drops one passed.
+-- Available once the lease of the run's last holder has expired (cancel_run keeps it).
+UPDATE runs
+SET status = 'pending', attempt = attempt + 1, first_attempt = attempt + 1,
+    output = NULL, error = NULL, finished_at = NULL, recoveries = 0,
+    deadline_at = CASE WHEN :deadline_at IS NOT NULL THEN :deadline_at
+        WHEN deadline_at > :now THEN deadline_at END,
+    available_at = max(:now, coalesce(lease_expires_at, :now)), lease_expires_at = NULL,
+    updated_at = :now
+WHERE id = :id
+RETURNING *;
+
+-- name: list_attempts --
+SELECT * FROM run_attempts WHERE run_id = :run_id ORDER BY attempt;
+
+-- name: fork_run --
+-- The new run :id of the same workflow, version and input as :source; fork_steps then copies
+-- its steps, in the same transaction.
+INSERT INTO runs (
+    id, workflow, version, status, input, forked_from, available_at, created_at, updated_at
+)
+SELECT :id, workflow, version, 'pending', input, id, :now, :now, :now
+FROM runs
+WHERE id = :source
+RETURNING *;
+
+-- name: fork_steps --
+-- :source's steps completed before step :from_step, copied to :id in first-started order, so
+-- the fork's seq keeps the original's order.
+INSERT INTO steps (run_id, key, status, output, error, attempts, started_at, finished_at, wake_at)
+SELECT :id, key, status, output, error, attempts, started_at, finished_at, wake_at
+FROM steps
+WHERE run_id = :source AND status = 'completed'
+  AND seq < (SELECT seq FROM steps WHERE run_id = :source AND key = :from_step)
+ORDER BY seq;
+
+-- name: prune_runs --
+-- Up to :limit finished runs that finished before :cutoff, oldest first; their steps and
+-- attempts go with them (ON DELETE CASCADE; foreign_keys is on for every connection).
+DELETE FROM runs
+WHERE id IN (
+    SELECT id
+    FROM runs
+    WHERE status IN ('succeeded', 'failed', 'canceled') AND finished_at < :cutoff
+    ORDER BY finished_at
+    LIMIT :limit
+);
 
 -- name: register_worker --
 INSERT INTO workers (id, hostname, workflows, concurrency, started_at, heartbeat_at)
