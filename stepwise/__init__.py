@@ -7,7 +7,7 @@ else is public. ``import stepwise`` pulls in neither kopf nor a database driver.
 from __future__ import annotations
 
 from stepwise.backends.base import RunStatus, StepStatus
-from stepwise.client.client import Client, Run, Step
+from stepwise.client.client import Client, Run, RunAttempt, Step
 from stepwise.core.context import WorkflowContext
 from stepwise.core.definitions import WorkflowDefinition
 from stepwise.core.registry import Registry, default_registry, load_app, workflow
@@ -27,6 +27,7 @@ from stepwise.errors import (
     RunCanceled,
     RunFailed,
     RunNotFound,
+    RunNotRetryable,
     SchemaTooNew,
     StepAttemptsExceeded,
     StepError,
@@ -34,6 +35,7 @@ from stepwise.errors import (
     StepNameError,
     StepNotAwaited,
     StepNotCallable,
+    StepNotFound,
     StepResultError,
     StepwiseError,
     UnknownWorkflow,
@@ -61,9 +63,11 @@ __all__ = [
     "ReplayDiverged",
     "RetryPolicy",
     "Run",
+    "RunAttempt",
     "RunCanceled",
     "RunFailed",
     "RunNotFound",
+    "RunNotRetryable",
     "RunStatus",
     "SchemaTooNew",
     "Step",
@@ -73,6 +77,7 @@ __all__ = [
     "StepNameError",
     "StepNotAwaited",
     "StepNotCallable",
+    "StepNotFound",
     "StepResultError",
     "StepStatus",
     "StepwiseError",
