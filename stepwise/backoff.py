@@ -4,7 +4,8 @@ journal's writes, the worker's claims, the LISTEN connection, the operator's wat
 
 It sits below the backends, so the Postgres backend's reconnect loop can use it too.
 ``Backoff`` adds jitter: when the database restarts, every worker loses it at the same moment,
-and without jitter they would all come back in lockstep, again and again.
+and without jitter they would all come back in lockstep, again and again. A ``RetryPolicy``
+jitters only when asked (``jitter=``), through the same ``jittered``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import random
 from dataclasses import dataclass
 
 JITTER = 0.5
-"""A jittered wait is the exponential one times a random factor in ``[1 - JITTER, 1]``."""
+"""A ``Backoff`` wait is the exponential one times a random factor in ``[1 - JITTER, 1]``."""
 
 
 def exponential(failures: int, initial: float, coefficient: float, cap: float) -> float:
@@ -29,6 +30,12 @@ def exponential(failures: int, initial: float, coefficient: float, cap: float) -
     return min(initial * coefficient**exponent, cap)
 
 
+def jittered(seconds: float, jitter: float) -> float:
+    """``seconds`` times a random factor in ``[1 - jitter, 1]`` (``jitter`` from 0 to 1): never
+    longer than the wait it spreads, so a cap stays a cap."""
+    return seconds * random.uniform(1 - jitter, 1) if jitter else seconds
+
+
 @dataclass(frozen=True, slots=True)
 class Backoff:
     """Waits between tries of something that fails while a service is away."""
@@ -39,5 +46,4 @@ class Backoff:
 
     def delay(self, failures: int) -> float:
         """The wait after the ``failures``-th failure in a row (1-based), jittered."""
-        base = exponential(failures, self.initial, self.coefficient, self.cap)
-        return base * random.uniform(1 - JITTER, 1)
+        return jittered(exponential(failures, self.initial, self.coefficient, self.cap), JITTER)

@@ -17,7 +17,9 @@
     │   ├── StepNotCallable         a step's function is not callable (also a TypeError)
     │   ├── StepNotAwaited          a step was started but never awaited; the run is failed
     │   ├── StepNotFound            a fork names a step its run does not hold (lists them)
+    │   ├── StepTimeout             a step attempt ran past its ``timeout``; retried per its policy
     │   └── StepFailed              a step failed after its retries; raised inside the workflow
+    ├── NonRetryableError           raised by user code: its step (or workflow) is not retried
     ├── CrashLoop                   a run's worker died N times in a row without progress
     ├── DeadlineExceeded            a run's deadline passed before it finished; the run is failed
     ├── StepAttemptsExceeded        a run used up its hard cap of step attempts; the run is failed
@@ -183,6 +185,22 @@ class StepNotAwaited(StepError):
             f"was never awaited{others}; await ctx.step.run(...) or pass it to asyncio.gather",
         )
         self.steps = steps
+
+
+class StepTimeout(StepError):
+    """An attempt of step ``step`` ran longer than its ``timeout`` (seconds). It is that
+    attempt's failure, retried per the step's policy. An async step function was cancelled; a
+    sync one cannot be, so its thread runs on, and whatever it returns is dropped."""
+
+    def __init__(self, step: str, timeout: float) -> None:
+        super().__init__(step, f"did not finish within its timeout of {timeout:g}s")
+        self.timeout = timeout
+
+
+class NonRetryableError(StepwiseError):
+    """Raise it (or a subclass) from a step to fail the step at once, whatever attempts its
+    policy has left: retrying cannot help (a declined card, a 404). Raised by a workflow
+    function, it likewise skips the workflow's own retry policy."""
 
 
 class StepFailed(StepError):

@@ -272,7 +272,9 @@ class Execution:
             return await self._write(ReleaseRun(self.token, self.run_id), "released")
         policy = self.definition.retry
         available = (
-            None if policy is None else policy.retry_at(self.run.attempt, self.run.deadline_at)
+            None
+            if policy is None
+            else policy.retry_at(self.run.attempt, self.run.deadline_at, error)
         )
         if available is not None:
             retry = RetryRun(self.token, self.run_id, available, codec.encode_error(error))

@@ -10,6 +10,13 @@ retried per its policy. Only a cancellation of the step's task (the engine stopp
 the workflow's own ``wait_for``) propagates as one. Steps do not nest: a step function that
 calls ``ctx.step.run`` or ``ctx.step.sleep`` is refused at the call (``NestedStepError``),
 because the inner step's key would take a place in the memo that a replay could not rebuild.
+
+An attempt past its ``timeout`` fails with ``StepTimeout``. An async function is cancelled; a
+sync one cannot be (Python cannot kill a thread): its thread runs on, holding no worker slot
+(the worker counts runs, and the run moves on to its retry), and what it returns is dropped,
+because the future it would resolve was cancelled with the attempt. A failure that is final
+(attempts used up, not retryable, past the deadline) is stored as final, so a replay raises
+it again instead of trying the step anew: the workflow sees what it saw the first time.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import contextvars
 import dataclasses
 import functools
 import inspect
+import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -45,7 +53,10 @@ from stepwise.errors import (
     StepNameError,
     StepNotCallable,
     StepResultError,
+    StepTimeout,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_NAME_LENGTH = 200
 
@@ -59,6 +70,9 @@ _running_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 _NOT_RETRIED = (StepResultError, NestedStepError)
 """Step errors that the same code would raise again: retrying cannot help."""
+
+FINAL = "final"
+"""The key, in a stored step error, that marks the failure the workflow received."""
 
 
 class MemoKeys:
@@ -133,6 +147,7 @@ async def _in_thread(fn: Callable[[], Any]) -> Any:
     loop = asyncio.get_running_loop()
     future: asyncio.Future[tuple[Any, BaseException | None]] = loop.create_future()
     context = contextvars.copy_context()
+    key = context.get(_running_step)
 
     def work() -> None:
         try:
@@ -140,7 +155,7 @@ async def _in_thread(fn: Callable[[], Any]) -> Any:
         except BaseException as exc:  # a step's failure, whatever it is
             outcome = (None, exc)
         with contextlib.suppress(RuntimeError):  # the loop is closed: the worker is gone
-            loop.call_soon_threadsafe(_resolve, future, outcome)
+            loop.call_soon_threadsafe(_resolve, future, outcome, key)
 
     threading.Thread(target=work, name="stepwise-step", daemon=True).start()
     # The error is raised here, not set on the future: a GeneratorExit that leaves a future's
@@ -154,9 +169,15 @@ async def _in_thread(fn: Callable[[], Any]) -> Any:
 def _resolve(
     future: asyncio.Future[tuple[Any, BaseException | None]],
     outcome: tuple[Any, BaseException | None],
+    key: str | None,
 ) -> None:
-    if not future.done():  # else the step's task was canceled meanwhile
+    if not future.done():
         future.set_result(outcome)
+        return
+    # The attempt ended without it (timed out, or the run was stopped): nothing stores this.
+    log.warning(
+        "step %r: its thread returned after its attempt ended; dropped what it returned", key
+    )
 
 
 def cancel_requested() -> bool:
@@ -227,6 +248,7 @@ class StepApi:
         /,
         *args: Any,
         retry: RetryPolicy | None = None,
+        timeout: float | timedelta | None = None,
         **kwargs: Any,
     ) -> Awaitable[T]: ...
     @overload
@@ -237,6 +259,7 @@ class StepApi:
         /,
         *args: Any,
         retry: RetryPolicy | None = None,
+        timeout: float | timedelta | None = None,
         **kwargs: Any,
     ) -> Awaitable[T]: ...
     def run(
@@ -246,6 +269,7 @@ class StepApi:
         /,
         *args: Any,
         retry: RetryPolicy | None = None,
+        timeout: float | timedelta | None = None,
         **kwargs: Any,
     ) -> Awaitable[Any]:
         """Run ``fn(*args, **kwargs)`` once for this run (durably), or return its stored result
@@ -256,16 +280,21 @@ class StepApi:
         ours, never passed on. ``fn`` may be sync (runs in a thread) or async. Its result must
         be something pydantic serialises to JSON; the workflow receives it after a JSON round
         trip, as the type ``fn`` declares (see ``codec.declared_result``). A failure is retried
-        per ``retry`` (3 attempts with backoff by default), then raised as ``StepFailed``. The
-        step runs only when awaited (alone or in ``gather``); one never awaited fails the run
+        per ``retry`` (3 attempts with backoff by default), then raised as ``StepFailed``. An
+        attempt running longer than ``timeout`` (seconds or a timedelta) fails with
+        ``StepTimeout``. ``retry`` and ``timeout`` are ours, never passed on: to give ``fn``
+        a keyword of one of these names, bind it with ``functools.partial``. The step runs only
+        when awaited (alone or in ``gather``); one never awaited fails the run
         (``StepNotAwaited``).
         """
         _refuse_nested(name)
         if not callable(fn):
             raise StepNotCallable(str(name), fn)
         key = self._keys.next(name)
+        seconds = None if timeout is None else limits.seconds(timeout, f"timeout of step {key!r}")
         call = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
-        step = self._run(key, call, retry or DEFAULT_STEP_RETRY, codec.declared_result(fn))
+        policy = retry or DEFAULT_STEP_RETRY
+        step = self._run(key, call, policy, codec.declared_result(fn), seconds)
         self._unawaited[key] = step
         return step
 
@@ -291,6 +320,7 @@ class StepApi:
         fn: Callable[[], Any],
         policy: RetryPolicy,
         declared: codec.Declared | None,
+        timeout: float | None,
     ) -> Any:
         del self._unawaited[key]  # awaited at last: this line runs on the first await
         ex = self._ex
@@ -300,9 +330,10 @@ class StepApi:
             ex.listener.step_replayed(ex.run_id, key)
             return codec.decode_result(key, stored.output or "null", declared)
         attempts = stored.attempts if stored is not None else 0
-        failed = stored is not None and stored.status is StepStatus.FAILED
-        if failed and stored is not None and not policy.allows_another(attempts):
-            raise _failed_from_document(key, stored.error, attempts)
+        if stored is not None and stored.status is StepStatus.FAILED:
+            doc = codec.loads(stored.error) if stored.error else {}
+            if doc.get(FINAL) or not policy.allows_another(attempts):
+                raise StepFailed(key, doc.get("type", "Error"), doc.get("message", ""), attempts)
         started = datetime.now(UTC)
         with ex.tracking():
             while True:
@@ -319,7 +350,7 @@ class StepApi:
                     ex.journal.submit(start)
                 t0 = time.monotonic()
                 try:
-                    output, value = await self._call_as(key, fn, declared)
+                    output, value = await self._attempt(key, fn, declared, timeout)
                 except _NOT_RETRIED as exc:
                     await self._record_failure(key, exc, attempts, started, t0, retrying=False)
                     raise
@@ -327,7 +358,7 @@ class StepApi:
                     if isinstance(exc, asyncio.CancelledError) and cancel_requested():
                         raise
                     # A retry that would start after the deadline makes this failure final.
-                    retry_at = policy.retry_at(attempts, ex.run.deadline_at)
+                    retry_at = policy.retry_at(attempts, ex.run.deadline_at, exc)
                     retrying = retry_at is not None
                     await self._record_failure(key, exc, attempts, started, t0, retrying=retrying)
                     if retry_at is None:
@@ -358,6 +389,31 @@ class StepApi:
                 )
                 return value
 
+    async def _attempt(
+        self,
+        key: str,
+        fn: Callable[[], Any],
+        declared: codec.Declared | None,
+        timeout: float | None,
+    ) -> tuple[str, Any]:
+        """One attempt (see ``_call_as``), failed with ``StepTimeout`` past ``timeout``: also
+        when the function swallowed its cancellation, so a late result is never accepted."""
+        if timeout is None:
+            return await self._call_as(key, fn, declared)
+        scope = asyncio.timeout(timeout)
+        try:
+            async with scope:
+                outcome = await self._call_as(key, fn, declared)
+        except BaseException as exc:
+            if not scope.expired() or (
+                isinstance(exc, asyncio.CancelledError) and cancel_requested()
+            ):
+                raise
+            raise StepTimeout(key, timeout) from exc
+        if scope.expired():
+            raise StepTimeout(key, timeout)
+        return outcome
+
     async def _call_as(
         self, key: str, fn: Callable[[], Any], declared: codec.Declared | None
     ) -> tuple[str, Any]:
@@ -386,13 +442,16 @@ class StepApi:
         retrying: bool,
     ) -> None:
         ex = self._ex
+        error = codec.error_document(exc, step=key)
+        if not retrying:
+            error[FINAL] = True
         op = StepFinished(
             ex.token,
             ex.run_id,
             key,
             StepStatus.FAILED,
             None,
-            codec.encode_error(exc, step=key),
+            codec.dumps(error),
             attempts,
             started,
             datetime.now(UTC),
@@ -438,8 +497,3 @@ class StepApi:
             )
             return
         ex.suspend_until(wake_at)
-
-
-def _failed_from_document(key: str, error: str | None, attempts: int) -> StepFailed:
-    doc = codec.loads(error) if error else {}
-    return StepFailed(key, doc.get("type", "Error"), doc.get("message", ""), attempts)

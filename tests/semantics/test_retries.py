@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 from collections import Counter
 from typing import Any
 
-from stepwise import Registry, RetryPolicy, RunStatus, StepStatus, workflow
+import pytest
+from pydantic import ValidationError
+
+from stepwise import (
+    NonRetryableError,
+    Registry,
+    RetryPolicy,
+    RunStatus,
+    StepFailed,
+    StepStatus,
+    backoff,
+    workflow,
+)
 from tests.conftest import Engine
 
 FAST = RetryPolicy(max_attempts=3, initial_interval=0.01, backoff_coefficient=2, max_interval=0.1)
@@ -101,3 +115,170 @@ async def test_a_run_has_a_hard_cap_of_step_attempts(engine: Engine) -> None:
     assert finished.error is not None
     assert finished.error["type"] == "StepAttemptsExceeded"
     assert len(await engine.client.steps(run.id)) == 25
+
+
+class Declined(NonRetryableError):
+    """What a user raises when retrying cannot help."""
+
+
+async def test_a_non_retryable_type_fails_the_step_at_once(engine: Engine) -> None:
+    calls = 0
+
+    def parse() -> None:
+        nonlocal calls
+        calls += 1
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "not text")  # a ValueError
+
+    policy = RetryPolicy(
+        max_attempts=5, initial_interval=0.01, non_retryable=(KeyError, ValueError)
+    )
+
+    @workflow("not-retried", registry=Registry())
+    async def flow(ctx: Any) -> list[Any]:
+        try:
+            await ctx.step.run("parse", parse, retry=policy)
+        except StepFailed as exc:
+            return [exc.error_type, exc.attempts]
+        return []
+
+    run = await engine.run(flow)
+    assert run.output == ["UnicodeDecodeError", 1]
+    assert calls == 1
+    (step,) = await engine.client.steps(run.id)
+    assert (step.status, step.attempts) == (StepStatus.FAILED, 1)
+
+
+async def test_a_raised_non_retryable_error_fails_the_step_at_once(engine: Engine) -> None:
+    calls = 0
+
+    def charge() -> None:
+        nonlocal calls
+        calls += 1
+        raise Declined("card declined")
+
+    @workflow("declined", registry=Registry())
+    async def flow(ctx: Any) -> None:
+        await ctx.step.run("charge", charge, retry=RetryPolicy(max_attempts=None))
+
+    run = await engine.run(flow)
+    assert run.status is RunStatus.FAILED
+    assert run.error is not None
+    assert run.error["type"] == "StepFailed"
+    assert "Declined: card declined" in run.error["message"]
+    assert calls == 1
+
+
+async def test_a_final_failure_stays_final_on_replay(engine: Engine) -> None:
+    """The workflow caught the failure and went on; after a durable sleep the run is replayed
+    from the top: the step must fail again from its record, not run again with attempts left."""
+    calls = 0
+
+    def charge() -> None:
+        nonlocal calls
+        calls += 1
+        raise Declined("card declined")
+
+    @workflow("declined-then-sleeps", registry=Registry())
+    async def flow(ctx: Any) -> list[Any]:
+        try:
+            await ctx.step.run("charge", charge, retry=FAST)
+        except StepFailed as exc:
+            outcome = [exc.error_type, exc.attempts]
+        await ctx.step.sleep("cool-down", 0.05)  # the run is put aside and replayed
+        return outcome
+
+    run = await engine.run(flow)
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    assert run.output == ["Declined", 1]
+    assert calls == 1
+
+
+async def test_non_retryable_errors_skip_the_workflow_retry(engine: Engine) -> None:
+    @workflow(
+        "workflow-declined",
+        registry=Registry(),
+        retry=RetryPolicy(max_attempts=3, initial_interval=0.01),
+    )
+    async def flow(ctx: Any) -> None:
+        raise Declined(f"attempt {ctx.attempt}")
+
+    run = await engine.run(flow)
+    assert run.status is RunStatus.FAILED
+    assert run.attempt == 1
+    assert run.error is not None
+    assert (run.error["type"], run.error["message"]) == ("Declined", "attempt 1")
+
+
+async def test_unlimited_attempts_retry_until_the_step_succeeds(engine: Engine) -> None:
+    calls = 0
+
+    def eventually() -> int:
+        nonlocal calls
+        calls += 1
+        if calls <= 40:  # far past the default 3 attempts
+            raise ConnectionError(f"try {calls}")
+        return calls
+
+    forever = RetryPolicy(max_attempts=None, initial_interval=0, max_interval=0)
+
+    @workflow("unlimited", registry=Registry())
+    async def flow(ctx: Any) -> int:
+        result: int = await ctx.step.run("connect", eventually, retry=forever)
+        return result
+
+    run = await engine.run(flow)
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    (step,) = await engine.client.steps(run.id)
+    assert (step.status, step.attempts, step.output) == (StepStatus.COMPLETED, 41, 41)
+
+
+def test_unlimited_attempts_always_allow_another() -> None:
+    policy = RetryPolicy(max_attempts=None)
+    assert all(policy.allows_another(n) for n in (1, 3, 10**6))
+    assert policy.retry_at(10**6, None, ConnectionError()) is not None
+
+
+def test_a_non_retryable_error_has_no_next_attempt() -> None:
+    policy = RetryPolicy(max_attempts=None, non_retryable=KeyError)
+    assert policy.non_retryable == (KeyError,)
+    assert policy.retry_at(1, None, KeyError("x")) is None
+    assert policy.retry_at(1, None, Declined()) is None
+    assert policy.retry_at(1, None, LookupError()) is not None  # a base class is not listed
+
+
+def test_jitter_spreads_the_wait_below_its_exponential() -> None:
+    policy = RetryPolicy(initial_interval=1, backoff_coefficient=2, max_interval=5, jitter=0.5)
+    for failures in (1, 2, 3, 50):
+        base = backoff.exponential(failures, 1, 2, 5)
+        waits = [policy.delay(failures).total_seconds() for _ in range(500)]
+        assert all(base * 0.5 <= w <= base for w in waits)
+        assert len(set(waits)) > 400, "the waits are not spread"
+
+
+def test_jitter_draws_from_the_random_module_so_a_seed_repeats_it() -> None:
+    policy = RetryPolicy(jitter=0.3)
+    random.seed(1234)
+    first = [policy.delay(n) for n in range(1, 20)]
+    random.seed(1234)
+    assert [policy.delay(n) for n in range(1, 20)] == first
+
+
+def test_without_jitter_the_wait_is_exact() -> None:
+    policy = RetryPolicy(initial_interval=0.5, backoff_coefficient=3, max_interval=100)
+    assert [policy.delay(n).total_seconds() for n in (1, 2, 3)] == [0.5, 1.5, 4.5]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"jitter": 1.5},
+        {"jitter": -0.1},
+        {"jitter": math.nan},
+        {"max_attempts": 0},
+        {"non_retryable": (1,)},
+        {"non_retryable": ("ValueError",)},
+    ],
+)
+def test_a_policy_out_of_range_is_refused(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        RetryPolicy(**fields)
