@@ -27,7 +27,7 @@ from stepwise.backends.base import (
     Watch,
 )
 from stepwise.backoff import Backoff
-from stepwise.core import codec, limits
+from stepwise.core import codec, limits, tracebacks
 from stepwise.core.definitions import WorkflowDefinition, checked_name
 from stepwise.core.registry import Registry
 from stepwise.errors import (
@@ -57,10 +57,21 @@ class Run(RunRecord[Any]):
     warning) decoded from JSON. ``warning`` is ``{"type": "ReplayDiverged", "message",
     "missing", "new"}`` when a replay did not follow the stored history."""
 
+    @property
+    def error_text(self) -> str | None:
+        """The error as text, the user's file:line first, then its traceback (see
+        ``tracebacks.render``); None when the run has no error."""
+        return None if self.error is None else tracebacks.render(self.error)
+
 
 @dataclass(frozen=True, slots=True)
 class Step(StepRecord[Any]):
     """A step as the client returns it: the stored step, its output and error decoded."""
+
+    @property
+    def error_text(self) -> str | None:
+        """The error as text, the user's file:line first, then its traceback."""
+        return None if self.error is None else tracebacks.render(self.error)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import traceback
 import typing
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -31,12 +30,11 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
+from stepwise.core import tracebacks
 from stepwise.errors import StepResultError
 
 _TRACEBACK_LIMIT = 4000
 _MESSAGE_LIMIT = 4000
-_CHAIN_LIMIT = 10
-_LINK_MESSAGE_LIMIT = 1000
 
 DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 """The largest step result, run input or run output stored, as JSON: 4 MiB, like Inngest's
@@ -177,11 +175,12 @@ def too_large(what: str, size: int, max_bytes: int) -> str:
 def message_of(exc: BaseException) -> str:
     """``str(exc)``, whatever the exception's own ``__str__`` does (raise, return a non-string,
     return megabytes), capped and made storable in every backend."""
-    return _storable(_str(exc), _MESSAGE_LIMIT)
+    return _storable(tracebacks.safe_str(exc), _MESSAGE_LIMIT)
 
 
 def error_document(exc: BaseException, *, step: str | None = None) -> dict[str, Any]:
-    """What is stored about a failure: type, message, the step it came from, a capped traceback.
+    """What is stored about a failure: type, message, the step it came from, where in the
+    user's code it happened (``tracebacks.user_frame``), a capped traceback.
 
     Any exception object can be encoded: user code decides what its exceptions do, and a failure
     that cannot be recorded would take the engine down instead of the step.
@@ -189,19 +188,13 @@ def error_document(exc: BaseException, *, step: str | None = None) -> dict[str, 
     doc: dict[str, Any] = {"type": type(exc).__name__, "message": message_of(exc)}
     if step is not None:
         doc["step"] = step
-    text = _traceback(exc)
+    at = tracebacks.user_frame(exc)
+    if at is not None:
+        doc["at"] = _storable(at, _MESSAGE_LIMIT)
+    text = tracebacks.format_chain(exc)
     if text:
         doc["traceback"] = _storable(text[-_TRACEBACK_LIMIT:], _TRACEBACK_LIMIT)
     return doc
-
-
-def _str(exc: BaseException) -> str:
-    fallback = "<exception str() failed>"
-    try:
-        text = str(exc)
-    except BaseException:  # user code: whatever it raises, the fallback stands
-        return fallback
-    return text if isinstance(text, str) else fallback
 
 
 def _storable(text: str, limit: int) -> str:
@@ -209,42 +202,6 @@ def _storable(text: str, limit: int) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-
-
-_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
-_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
-
-
-def _traceback(exc: BaseException) -> str:
-    """The traceback as Python prints it, for the last ``_CHAIN_LIMIT`` links of the
-    ``__cause__``/``__context__`` chain. Built link by link: ``traceback.format_exception``
-    walks the whole chain (seconds for a long one) and gives up on a raising ``__notes__``."""
-    links: list[tuple[BaseException, str]] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    separator = ""
-    while current is not None and id(current) not in seen and len(links) < _CHAIN_LIMIT:
-        seen.add(id(current))
-        links.append((current, separator))
-        if current.__cause__ is not None:
-            current, separator = current.__cause__, _CAUSE
-        elif current.__context__ is not None and not current.__suppress_context__:
-            current, separator = current.__context__, _CONTEXT
-        else:
-            current = None
-    blocks = []
-    for link, after in reversed(links):
-        frames = "".join(traceback.format_tb(link.__traceback__))
-        head = f"Traceback (most recent call last):\n{frames}" if frames else ""
-        message = _str(link)
-        if len(message) > _LINK_MESSAGE_LIMIT:  # the whole message is the document's own
-            message = message[: _LINK_MESSAGE_LIMIT - 1] + "…"
-        kind = type(link).__qualname__
-        module = type(link).__module__
-        if module not in ("builtins", "__main__"):
-            kind = f"{module}.{kind}"
-        blocks.append(f"{head}{kind}: {message}\n{after}" if message else f"{head}{kind}\n{after}")
-    return "".join(blocks)
 
 
 def encode_error(exc: BaseException, *, step: str | None = None) -> str:

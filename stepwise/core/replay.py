@@ -30,7 +30,7 @@ from stepwise.backends.base import (
     SuspendRun,
     WriteOp,
 )
-from stepwise.core import codec, divergence
+from stepwise.core import codec, divergence, tracebacks
 from stepwise.core.context import WorkflowContext
 from stepwise.core.definitions import WorkflowDefinition
 from stepwise.core.events import ExecutionListener
@@ -294,6 +294,15 @@ class Execution:
             log.info("run %s: lease lost before it could be marked %s", self.run_id, outcome)
             return "abandoned"
         return outcome
+        error = op.error if isinstance(op, FinishRun | RetryRun) else None
+        if error is not None:
+            log.warning(
+                "run %s (workflow %s) %s: %s",
+                self.run_id,
+                self.run.workflow,
+                outcome,
+                tracebacks.one_line(codec.loads(error)),
+            )
 
     async def _check_divergence(self, op: WriteOp, outcome: str) -> tuple[WriteOp, str]:
         """Report a replay that left its history (see ``divergence``); with ``fail``, the run

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stepwise.backends.base import RunRecord, RunStatus, StepRecord, StepStatus
+from stepwise.core import tracebacks
 from stepwise.operator.models import (
     Condition,
     ConditionStatus,
@@ -105,7 +106,16 @@ def build(
         output_preview=preview,
         error=error if phase is not Phase.SUCCEEDED else None,
         message=_cap(
-            message(run, steps, phase, error, waiting_reason, truncated), MAX_MESSAGE_CHARS
+            message(
+                run,
+                steps,
+                phase,
+                error,
+                waiting_reason,
+                truncated,
+                document=_decode_error(run.error) if run.error else {},
+            ),
+            MAX_MESSAGE_CHARS,
         ),
         conditions=conditions(
             phase,
@@ -161,7 +171,11 @@ def summarize_step(step: StepRecord) -> StepSummary:
             else None
         ),
         wake_at=_seconds(step.wake_at) if step.status is StepStatus.SLEEPING else None,
-        error=_cap(_error_line(step.error), MAX_STEP_ERROR_CHARS) if step.error else None,
+        error=(
+            tracebacks.one_line(_decode_error(step.error), limit=MAX_STEP_ERROR_CHARS)
+            if step.error
+            else None
+        ),
     )
 
 
@@ -186,12 +200,6 @@ def _decode_error(stored: str) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {"message": str(doc)}
 
 
-def _error_line(stored: str) -> str:
-    doc = _decode_error(stored)
-    kind, text = doc.get("type"), str(doc.get("message") or "")
-    return f"{kind}: {text}" if kind else text
-
-
 def cap_output(stored: str | None) -> tuple[Any, bool, str | None]:
     """``(output, truncated, preview)``: the decoded output when its JSON fits in
     ``MAX_OUTPUT_BYTES``, else no output, True and the start of the JSON text."""
@@ -209,8 +217,11 @@ def message(
     error: RunError | None,
     waiting_reason: str | None,
     truncated: bool,
+    *,
+    document: Mapping[str, Any] | None = None,
 ) -> str:
-    """The one line that ``kubectl get wfr -o wide`` shows."""
+    """The one line that ``kubectl get wfr -o wide`` shows; a failure ends with where in the
+    user's code it happened, taken from the stored error ``document``."""
     if phase is Phase.PENDING:
         if waiting_reason:
             return waiting_reason
@@ -235,7 +246,8 @@ def message(
     if error is None:
         return "failed"
     where = f"step {error.step!r} failed: " if error.step else ""
-    return f"{where}{error.type}: {error.message}".splitlines()[0]
+    line = f"{where}{error.type}: {error.message}".splitlines()[0]
+    return tracebacks.with_location(line, document or {}, MAX_MESSAGE_CHARS)
 
 
 def conditions(

@@ -9,6 +9,7 @@ import re
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,10 +23,17 @@ from tests.operator.conftest import Database, OperatorHarness
 pytestmark = [pytest.mark.kube, pytest.mark.postgres]
 
 Worker = Callable[..., Proc]
+WORKFLOWS = Path(__file__).with_name("workflows.py")
 DURATION = re.compile(r"^\d+(\.\d)?(ms|s)$|^\d+m\d+s$")
 VISIBLE_WITHIN = 3.0
 """Seconds from a step's completion in Postgres to ``kubectl get wfr`` showing it: about one
 normally (0.5 s of coalescing plus a patch); the margin is for a loaded 2-core test machine."""
+
+
+def _line_of(text: str) -> int:
+    """The number of the one line of ``workflows.py`` that holds ``text``."""
+    [line] = [n for n, code in enumerate(WORKFLOWS.read_text().splitlines(), 1) if text in code]
+    return line
 
 
 def condition(status: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -166,7 +174,11 @@ def test_a_failed_run_then_its_ttl(
         ("ok", "Completed"),
         ("explode", "Failed"),
     ]
-    assert failed["stepDetails"][1]["error"] == "ValueError: card declined"
+    # The user's line leads the story: where the step function raised.
+    boom = f"workflows.py:{_line_of('raise ValueError(')} in boom"
+    assert failed["stepDetails"][1]["error"].startswith("ValueError: card declined at ")
+    assert failed["stepDetails"][1]["error"].endswith(boom)
+    assert failed["message"].endswith(boom)
     assert failed["steps"] == "1/2"
     assert (condition(failed, "Succeeded")["status"], condition(failed, "Succeeded")["reason"]) == (
         "False",

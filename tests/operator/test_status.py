@@ -282,3 +282,28 @@ def test_a_condition_keeps_its_time_until_its_status_changes() -> None:
 )
 def test_durations_read_like_kubectl(seconds: float, text: str) -> None:
     assert status.format_duration(timedelta(seconds=seconds)) == text
+
+
+def test_failed_message_ends_with_the_users_line_even_when_cut() -> None:
+    error = {
+        "type": "StepFailed",
+        "message": "step 'charge': failed after 3 attempt(s): ValueError: " + "declined " * 60,
+        "step": "charge",
+        "at": "flows.py:12 in charge_card",
+        "traceback": "Traceback (most recent call last): ...",
+    }
+    failed_step = make_step(
+        "charge",
+        StepStatus.FAILED,
+        attempts=3,
+        error=json.dumps(
+            {"type": "ValueError", "message": "declined " * 60, "at": "flows.py:12 in charge_card"}
+        ),
+    )
+    doc = build(make_run(RunStatus.FAILED, error=json.dumps(error)), [failed_step])
+
+    assert doc["message"].startswith("step 'charge' failed: StepFailed: ")
+    assert doc["message"].endswith("… at flows.py:12 in charge_card")
+    assert len(doc["message"]) == status.MAX_MESSAGE_CHARS
+    assert doc["stepDetails"][0]["error"].endswith("… at flows.py:12 in charge_card")
+    assert len(doc["stepDetails"][0]["error"]) == status.MAX_STEP_ERROR_CHARS
