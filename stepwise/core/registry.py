@@ -1,4 +1,4 @@
-"""``@workflow``, name → workflow definition, and loading the user's workflow modules.
+"""``@workflow`` and name → workflow definition (``stepwise.loader`` imports the user's modules).
 
 A worker serves exactly the workflows in its registry; runs of other workflows stay
 pending until some worker that knows them comes (a rolling deploy), which
@@ -7,13 +7,9 @@ pending until some worker that knows them comes (a rolling deploy), which
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
-import sys
 import typing
 from collections.abc import Callable
-from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -101,33 +97,3 @@ def workflow(
         return definition
 
     return decorate
-
-
-def load_app(spec: str) -> None:
-    """Import a workflow module given as a file path (``flows/orders.py``) or a dotted module
-    name (``myapp.flows``), so its ``@workflow`` definitions register themselves."""
-    path = Path(spec)
-    if spec.endswith(".py") or path.is_file():
-        if not path.is_file():
-            raise DefinitionError(f"workflow file {spec!r} does not exist")
-        resolved = path.resolve()
-        module_name = f"stepwise_app_{resolved.stem}"
-        if module_name in sys.modules:
-            return
-        module_spec = importlib.util.spec_from_file_location(module_name, resolved)
-        if module_spec is None or module_spec.loader is None:
-            raise DefinitionError(f"cannot load workflow file {spec!r}")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[module_name] = module
-        # Let the file import its siblings, as `python file.py` would.
-        sys.path.insert(0, str(resolved.parent))
-        try:
-            module_spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[module_name]
-            raise
-        return
-    try:
-        importlib.import_module(spec)
-    except ModuleNotFoundError as exc:
-        raise DefinitionError(f"cannot import workflow module {spec!r}: {exc}") from None

@@ -96,7 +96,7 @@ def test_examples_image_serves_every_example() -> None:
     loaded = subprocess.run(
         [
             sys.executable, "-c",
-            "import sys\nfrom stepwise.core.registry import default_registry, load_app\n"
+            "import sys\nfrom stepwise import default_registry, load_app\n"
             "for path in sys.argv[1:]: load_app(path)\nprint(len(default_registry.names()))",
             *map(str, examples),
         ],

@@ -33,7 +33,7 @@ BAD_JSON = '{"a":\n 1,}'
 def test_bad_input_json_says_where(procs: Procs, command: list[str]) -> None:
     result = procs.cli(*command, "--input", BAD_JSON)
     assert result.returncode == 2
-    assert "--input: not valid JSON" in result.stderr
+    assert "Invalid value for '--input': not valid JSON" in result.stderr
     assert "line 2 column 4" in result.stderr
 
 
@@ -110,65 +110,76 @@ def assert_refused(result: subprocess.CompletedProcess[str], *named: str) -> Non
 
 
 DEEP_JSON = "[" * 5000 + "]" * 5000
+WORKER = ["worker", "--app", FLOWS]
 BAD_FLAGS = [
-    (["--log-level", "loud", "runs", "list"], "--log-level: must be one of DEBUG, INFO"),
-    (["worker", "--app", FLOWS, "--concurrency", "1e10"], "--concurrency: must be a whole"),
-    (["worker", "--app", FLOWS, "--concurrency", "0"], "--concurrency: must be from 1 to 10000"),
-    (["worker", "--app", FLOWS, "--concurrency", "10001"], "--concurrency: must be from 1"),
-    (["worker", "--app", FLOWS, "--lease", "nan"], "--lease: must be a number of seconds, got nan"),
-    (["worker", "--app", FLOWS, "--lease", "inf"], "--lease: must be at most 3153600000 seconds"),
-    (["worker", "--app", FLOWS, "--lease", "-1"], "--lease: must be positive, got -1"),
-    (["worker", "--app", FLOWS, "--poll-interval", "nan"], "--poll-interval: must be a number"),
-    (["worker", "--app", FLOWS, "--shutdown-grace", "1e400"], "--shutdown-grace: must be at most"),
-    (["worker", "--app", FLOWS, "--health-port", "99999"], "--health-port: must be a port"),
-    (["operator", "--health-port", "-1"], "--health-port: must be a port from 0 to 65535"),
-    (["start", "robust-echo", "--timeout", "nan"], "--timeout: must be a number of seconds"),
-    (["start", "robust-echo", "--deadline", "inf"], "--deadline: must be at most"),
-    (["start", "robust-echo", "--deadline", "1e300"], "--deadline: must be at most"),
-    (["start", "robust-echo", "--deadline", "soon"], "--deadline: must be a number, got 'soon'"),
-    (["start", "a b"], "argument workflow: 'a b' is invalid: use letters, digits"),
-    (["start", "w" * 6000], "argument workflow: 'wwww"),
-    (["start", "robust-echo", "--idempotency-key", "k" * 6000], "must be at most 255 characters"),
-    (["start", "robust-echo", "--input", DEEP_JSON], "--input: the value is nested more than 100"),
-    (["start", "robust-echo", "--input", '{"a": "\\u0000"}'], "--input: the value must not"),
-    (["runs", "list", "--limit", "9" * 30], "--limit: must be from 1 to 10000"),
-    (["runs", "list", "--database-url", "postgresql://[::1"], "'postgresql://[::1': Invalid IPv6"),
-    (["runs", "list", "--database-url", "postgresql://u:secret@h:99999/x"], "u:***@h:99999"),
-    (["runs", "list", "--database-url", "postgresql://h:0/x"], "port must be from 1 to 65535"),
-    (["start"], "the following arguments are required: workflow"),
-]
+    (["--log-level", "loud", "runs", "list"], "'--log-level'", "'loud' is not one of 'debug',"),
+    (["runs", "list", "--log-level", "loud"], "'--log-level'", "'loud' is not one of 'debug',"),
+    ([*WORKER, "--concurrency", "ten"], "'--concurrency'",
+     "'ten' is not a valid integer"),
+    ([*WORKER, "--concurrency", "1e10"], "'--concurrency'", "'1e10' is not a"),
+    ([*WORKER, "--concurrency", "0"], "'--concurrency'", "must be from 1 to 10000"),
+    ([*WORKER, "--concurrency", "10001"], "'--concurrency'", "must be from 1"),
+    ([*WORKER, "--lease", "nan"], "'--lease'", "must be a number of seconds, got nan"),
+    ([*WORKER, "--lease", "inf"], "'--lease'", "must be at most 3153600000 seconds"),
+    ([*WORKER, "--lease", "-1"], "'--lease'", "must be positive, got -1"),
+    ([*WORKER, "--poll-interval", "nan"], "'--poll-interval'", "must be a number"),
+    ([*WORKER, "--shutdown-grace", "1e400"], "'--shutdown-grace'", "must be at most"),
+    ([*WORKER, "--health-port", "99999"], "'--health-port'", "99999 is not in the range"),
+    (["operator", "--health-port", "-1"], "'--health-port'", "-1 is not in the range 0<=x<=65535"),
+    (["start", "robust-echo", "--timeout", "nan"], "'--timeout'", "must be a number of seconds"),
+    (["start", "robust-echo", "--deadline", "inf"], "'--deadline'", "must be at most"),
+    (["start", "robust-echo", "--deadline", "1e300"], "'--deadline'", "must be at most"),
+    (["start", "robust-echo", "--deadline", "soon"], "'--deadline'", "'soon' is not a valid float"),
+    (["start", "a b"], "'WORKFLOW'", "'a b' is invalid: use letters, digits"),
+    (["start", "w" * 6000], "'WORKFLOW'", "'wwww"),
+    (["start", "robust-echo", "--idempotency-key", "k" * 6000], "'--idempotency-key'",
+     "must be at most 255 characters"),
+    (["start", "robust-echo", "--input", DEEP_JSON], "'--input'", "is nested more than 100"),
+    (["start", "robust-echo", "--input", '{"a": "\\u0000"}'], "'--input'", "the value must not"),
+    (["runs", "list", "--limit", "9" * 30], "'--limit'", "must be from 1 to 10000"),
+    (["runs", "list", "--database-url", "postgresql://[::1"], "'--database-url'",
+     "'postgresql://[::1': Invalid IPv6"),
+    (["runs", "list", "--database-url", "postgresql://u:secret@h:99999/x"], "'--database-url'",
+     "u:***@h:99999"),
+    (["runs", "list", "--database-url", "postgresql://h:0/x"], "'--database-url'",
+     "port must be from 1 to 65535"),
+    (["--database-url", "postgresql://h:0/x", "runs", "list"], "'--database-url'",
+     "port must be from 1 to 65535"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("argv", "named"), BAD_FLAGS, ids=[f"{i}-{a[0]}" for i, (a, _) in enumerate(BAD_FLAGS)]
+    ("argv", "flag", "problem"),
+    BAD_FLAGS,
+    ids=[f"{i}-{a[0]}" for i, (a, *_) in enumerate(BAD_FLAGS)],
 )
 def test_bad_flag_value_is_one_line_naming_it_and_stores_nothing(
-    procs: Procs, argv: list[str], named: str
+    procs: Procs, argv: list[str], flag: str, problem: str
 ) -> None:
     result = procs.cli(*argv)  # the default database: sqlite:///stepwise.db in procs.root
-    assert_refused(result, named)
+    assert_refused(result, f"Invalid value for {flag}", problem)
     assert "secret" not in result.stderr
     assert not (procs.root / "stepwise.db").exists()
 
 
 BAD_VARIABLES = [
-    ("CONCURRENCY", "abc", "must be a whole number, got 'abc'"),
-    ("CONCURRENCY", "0", "must be from 1 to 10000, got 0"),
-    ("CONCURRENCY", "-3", "must be from 1 to 10000, got -3"),
-    ("LEASE_SECONDS", "nan", "must be a number of seconds, got nan"),
-    ("LEASE_SECONDS", "0", "must be positive, got 0"),
-    ("HEALTH_PORT", "99999", "must be a port from 0 to 65535, got 99999"),
-    ("HEALTH_PORT", "http", "must be a whole number, got 'http'"),
+    ("CONCURRENCY", "--concurrency", "abc", "'abc' is not a valid integer"),
+    ("CONCURRENCY", "--concurrency", "0", "must be from 1 to 10000, got 0"),
+    ("CONCURRENCY", "--concurrency", "-3", "must be from 1 to 10000, got -3"),
+    ("LEASE_SECONDS", "--lease", "nan", "must be a number of seconds, got nan"),
+    ("LEASE_SECONDS", "--lease", "0", "must be positive, got 0"),
+    ("HEALTH_PORT", "--health-port", "99999", "99999 is not in the range 0<=x<=65535"),
+    ("HEALTH_PORT", "--health-port", "http", "'http' is not a valid integer"),
 ]
 
 
-@pytest.mark.parametrize(("name", "value", "problem"), BAD_VARIABLES)
+@pytest.mark.parametrize(("name", "flag", "value", "problem"), BAD_VARIABLES)
 def test_bad_variable_is_named_by_the_commands_that_use_it_only(
-    procs: Procs, tmp_path: Path, name: str, value: str, problem: str
+    procs: Procs, tmp_path: Path, name: str, flag: str, value: str, problem: str
 ) -> None:
     env = {f"STEPWISE_{name}": value}
     worker = procs.cli("worker", "--app", FLOWS, env=env)
-    assert_refused(worker, f"$STEPWISE_{name}: {problem}")
+    assert_refused(worker, f"Invalid value for '{flag}' (env var: 'STEPWISE_{name}'): {problem}")
     assert not (procs.root / "stepwise.db").exists()
     database = ["--database-url", f"sqlite:///{tmp_path / 'stepwise.db'}"]
     started = procs.cli("start", "robust-echo", *database, env=env)
@@ -181,7 +192,7 @@ def test_bad_variable_is_named_by_the_commands_that_use_it_only(
 @pytest.mark.parametrize(
     ("name", "value", "problem"),
     [
-        ("LOG_LEVEL", "loud", "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'loud'"),
+        ("LOG_LEVEL", "loud", "'loud' is not one of 'debug', 'info', 'warning', 'error'"),
         (
             "DATABASE_URL",
             "postgresql://u:secret@[::1",
@@ -194,8 +205,12 @@ def test_bad_variable_every_command_uses_is_named(
 ) -> None:
     for argv in (["runs", "list"], ["start", "robust-echo"]):
         result = procs.cli(*argv, env={f"STEPWISE_{name}": value})
-        assert_refused(result, f"$STEPWISE_{name}: {problem}")
+        assert_refused(result, f"(env var: 'STEPWISE_{name}'): {problem}")
         assert "secret" not in result.stderr
+
+
+def test_a_missing_argument_is_named(procs: Procs) -> None:
+    assert_refused(procs.cli("start"), "stepwise start: error: Missing argument 'WORKFLOW'")
 
 
 @pytest.mark.parametrize(

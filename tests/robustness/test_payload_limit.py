@@ -158,8 +158,8 @@ def test_stepwise_run_applies_the_limit_to_the_workflow_output(
     [
         (["--max-payload-bytes", "0"], {}, "--max-payload-bytes"),
         (["--max-payload-bytes", "lots"], {}, "--max-payload-bytes"),
-        ([], {"STEPWISE_MAX_PAYLOAD_BYTES": "-3"}, "$STEPWISE_MAX_PAYLOAD_BYTES"),
-        ([], {"STEPWISE_MAX_PAYLOAD_BYTES": str(10**12)}, "$STEPWISE_MAX_PAYLOAD_BYTES"),
+        ([], {"STEPWISE_MAX_PAYLOAD_BYTES": "-3"}, "'STEPWISE_MAX_PAYLOAD_BYTES'"),
+        ([], {"STEPWISE_MAX_PAYLOAD_BYTES": str(10**12)}, "'STEPWISE_MAX_PAYLOAD_BYTES'"),
     ],
 )
 def test_the_cli_refuses_a_limit_out_of_range(

@@ -1,0 +1,117 @@
+"""``stepwise run`` (a workflow, here, to its end) and ``stepwise start`` (a run, for workers)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from stepwise.cli import console, options
+from stepwise.client.client import Client
+from stepwise.core import limits
+from stepwise.core.definitions import checked_name
+from stepwise.core.registry import default_registry
+from stepwise.errors import WaitTimeout
+from stepwise.loader import load_app
+
+WORKFLOW = options.Checked("workflow", checked_name)
+
+
+@click.command("run")
+@click.argument("file")
+@click.argument("workflow")
+@options.option("--input", "input_", type=options.JSON, default=None, help="input as JSON")
+@options.option(
+    "--concurrency", type=options.Count(limits.MAX_CONCURRENCY), default=10,
+    help="steps of the run executed at once",
+)  # fmt: skip
+@options.max_payload_bytes
+@options.database
+def run(
+    file: str,
+    workflow: str,
+    input_: Any,
+    concurrency: int,
+    max_payload_bytes: int,
+    database_url: str,
+    schema: str,
+) -> int:
+    """Run WORKFLOW from FILE (a Python file or module) in this process, showing each step,
+    and print its result."""
+    from stepwise.worker.inline import run_to_completion
+
+    async def work() -> int:
+        load_app(file)
+        definition = default_registry.get(workflow)
+        async with Client.connect(
+            database_url,
+            schema=schema,
+            registry=default_registry,
+            max_payload_bytes=max_payload_bytes,
+        ) as client:
+            started = await client.start(definition, input_)
+            where = client.backend.display_url
+            print(f"run {started.id} of {definition.name} on {where}", file=sys.stderr)
+            finished = await run_to_completion(
+                client,
+                default_registry,
+                started.id,
+                listener=console.StepPrinter(started.id),
+                concurrency=concurrency,
+            )
+        return console.report(finished)
+
+    return console.execute(work())
+
+
+@click.command("start")
+@click.argument("workflow", type=WORKFLOW)
+@options.option("--input", "input_", type=options.JSON, default=None, help="input as JSON")
+@options.option(
+    "--idempotency-key", type=options.KEY, default=None,
+    help="a second start with this key returns the first run",
+)  # fmt: skip
+@options.option("--deadline", type=options.SECONDS, default=None, help="seconds from now")
+@options.option("--wait", is_flag=True, help="wait for the result and print it")
+@options.option("--timeout", type=options.SECONDS_OR_ZERO, default=None, help="seconds to wait")
+@options.max_payload_bytes
+@options.database
+def start(
+    workflow: str,
+    input_: Any,
+    idempotency_key: str | None,
+    deadline: float | None,
+    wait: bool,
+    timeout: float | None,
+    max_payload_bytes: int,
+    database_url: str,
+    schema: str,
+) -> int:
+    """Start a run of WORKFLOW (a worker executes it) and print its id."""
+
+    async def work() -> int:
+        async with Client.connect(
+            database_url, schema=schema, max_payload_bytes=max_payload_bytes
+        ) as client:
+            started = await client.start(
+                workflow,
+                input_,
+                idempotency_key=idempotency_key,
+                deadline=timedelta(seconds=deadline) if deadline else None,
+            )
+            print(started.id)
+            reason = await client.waiting_reason(started)
+            if reason:
+                print(f"note: {reason}; the run waits until one starts", file=sys.stderr)
+            if not wait:
+                return 0
+            try:
+                finished = await client.wait_finished(started.id, timeout=timeout)
+            except WaitTimeout as exc:
+                print(str(exc), file=sys.stderr)
+                return 1
+            return console.report(finished)
+
+    return console.execute(work())

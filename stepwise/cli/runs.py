@@ -1,0 +1,103 @@
+"""``stepwise runs …``: list, show and cancel runs. These commands never create a database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from stepwise.backends.base import RunStatus
+from stepwise.cli import console, options
+from stepwise.client.client import Client, Run
+from stepwise.core import limits
+
+
+@click.group("runs")
+def runs() -> None:
+    """List, show, cancel runs."""
+
+
+@runs.command("list")
+@options.option("--workflow", default=None, help="only runs of this workflow")
+@options.option(
+    "--status", "statuses", type=click.Choice([s.value for s in RunStatus]), multiple=True,
+    help="only runs in this status (repeatable)",
+)  # fmt: skip
+@options.option(
+    "--limit", type=options.Count(limits.MAX_LIST_LIMIT), default=50, help="at most this many"
+)
+@options.database
+def list_(
+    workflow: str | None, statuses: tuple[str, ...], limit: int, database_url: str, schema: str
+) -> int:
+    """List runs, newest first."""
+
+    async def work() -> int:
+        async with Client.connect(database_url, schema=schema, create=False) as client:
+            found = await client.list(
+                workflow=workflow, status=[RunStatus(s) for s in statuses], limit=limit
+            )
+        for run in found:
+            print(
+                f"{run.id}  {run.workflow:<24} {run.status.value:<10} "
+                f"{run.created_at:%Y-%m-%d %H:%M:%S}"
+            )
+        return 0
+
+    return console.execute(work())
+
+
+@runs.command("show")
+@click.argument("run_id")
+@options.database
+def show(run_id: str, database_url: str, schema: str) -> int:
+    """Show RUN_ID: its input, output, error and every step."""
+
+    async def work() -> int:
+        async with Client.connect(database_url, schema=schema, create=False) as client:
+            run = await client.get(run_id)
+            steps = await client.steps(run.id)
+            doc = _summary(run) | {
+                "input": run.input,
+                "output": run.output,
+                "error": run.error,
+                "warning": run.warning,
+                "attempt": run.attempt,
+                "claims": run.claims,
+                "recoveries": run.recoveries,
+                "waiting": await client.waiting_reason(run),
+                "steps": [
+                    {"name": s.key, "status": s.status.value, "attempts": s.attempts}
+                    | ({"error": s.error} if s.error else {})
+                    for s in steps
+                ],
+            }
+        console.print_json(doc)
+        return 0
+
+    return console.execute(work())
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@options.database
+def cancel(run_id: str, database_url: str, schema: str) -> int:
+    """Cancel RUN_ID: a run in flight stops at its next step."""
+
+    async def work() -> int:
+        async with Client.connect(database_url, schema=schema, create=False) as client:
+            run = await client.cancel(run_id)
+        print(f"run {run.id} {run.status.value}")
+        return 0
+
+    return console.execute(work())
+
+
+def _summary(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "workflow": run.workflow,
+        "status": run.status.value,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
