@@ -10,7 +10,7 @@ from stepwise.backends.base import RunStatus, StepStatus
 from stepwise.client.client import Client, Run, RunAttempt, Step
 from stepwise.core.context import WorkflowContext
 from stepwise.core.definitions import WorkflowDefinition
-from stepwise.core.registry import Registry, default_registry, load_app, workflow
+from stepwise.core.registry import Registry, default_registry, workflow
 from stepwise.core.retry import NO_RETRY, RetryPolicy
 from stepwise.errors import (
     ConfigurationError,
@@ -44,6 +44,7 @@ from stepwise.errors import (
     WaitTimeout,
     WriteRefused,
 )
+from stepwise.loader import load_app
 from stepwise.worker.worker import Worker
 
 __version__ = "0.1.0"
