@@ -293,7 +293,6 @@ class Execution:
         except LeaseLost:
             log.info("run %s: lease lost before it could be marked %s", self.run_id, outcome)
             return "abandoned"
-        return outcome
         error = op.error if isinstance(op, FinishRun | RetryRun) else None
         if error is not None:
             log.warning(
@@ -303,6 +302,7 @@ class Execution:
                 outcome,
                 tracebacks.one_line(codec.loads(error)),
             )
+        return outcome
 
     async def _check_divergence(self, op: WriteOp, outcome: str) -> tuple[WriteOp, str]:
         """Report a replay that left its history (see ``divergence``); with ``fail``, the run
