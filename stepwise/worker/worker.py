@@ -17,6 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from stepwise.backends.base import Backend, ClaimedRun, ReleaseRun, WorkerInfo
@@ -32,6 +33,7 @@ from stepwise.errors import DatabaseUnavailable, UnknownWorkflow
 from stepwise.worker import recovery
 from stepwise.worker.deadlines import DeadlineSweep
 from stepwise.worker.leases import Heartbeat
+from stepwise.worker.retention import Retention
 from stepwise.worker.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,9 @@ class Worker:
     """Executes runs of the workflows in ``registry``, at most ``concurrency`` at a time, on
     the database of ``database``: a ``Client`` (``Worker(client)``; the engine passes its
     ``Backend``). ``registry`` defaults to the one ``@workflow`` registers in. A worker stores
-    payloads up to ``max_payload_bytes``: by default its client's, else 4 MiB."""
+    payloads up to ``max_payload_bytes``: by default its client's, else 4 MiB. With
+    ``retention`` (seconds or a timedelta) it deletes runs finished longer ago than that
+    (``retention``, off by default)."""
 
     def __init__(
         self,
@@ -61,6 +65,7 @@ class Worker:
         max_step_attempts: int = DEFAULT_MAX_STEP_ATTEMPTS,
         max_payload_bytes: int | None = None,
         on_divergence: str = divergence.OnDivergence.WARN,
+        retention: float | timedelta | None = None,
     ) -> None:
         if isinstance(database, Client):
             backend = database.backend
@@ -99,6 +104,9 @@ class Worker:
             renewed=self.renewed,
         )
         self._sweep = DeadlineSweep(backend, self.lease_seconds)
+        older_than = None if retention is None else limits.seconds(retention, "retention")
+        pruner = database if isinstance(database, Client) else Client(backend)
+        self._retention = Retention(pruner, older_than)
 
     @property
     def held_tokens(self) -> list[str]:
@@ -126,6 +134,7 @@ class Worker:
         chores = [
             asyncio.create_task(self._heartbeat.run(stop), name="stepwise-heartbeat"),
             asyncio.create_task(self._sweep.run(stop), name="stepwise-deadline-sweep"),
+            asyncio.create_task(self._retention.run(stop), name="stepwise-retention"),
         ]
         watchdog = LoopWatchdog(self.lease_seconds)
         watchdog.start()
