@@ -26,6 +26,7 @@
     ├── WriteRefused                the database refused a run's write; the run is failed
     ├── ReplayDiverged              a replay did not request the steps its history holds
     ├── RunNotFound                 no run with that id
+    ├── ScheduleNotFound            no schedule with that name
     ├── RunNotRetryable             retrying a run that is not failed or canceled
     ├── RunFailed                   waiting on a run that failed (carries the stored error)
     ├── RunCanceled                 waiting on a run that was canceled
@@ -269,6 +270,14 @@ class StepNotFound(StepError):
         super().__init__(step, f"run {run_id} has no such step; its steps: {shown or 'none'}")
         self.run_id = run_id
         self.known = known
+
+
+class ScheduleNotFound(StepwiseError):
+    """No schedule has the name ``name``."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r}")
+        self.name = name
 
 
 class RunFailed(StepwiseError):

@@ -31,6 +31,7 @@ PUBLIC = [
     "RunNotFound",
     "RunNotRetryable",
     "RunStatus",
+    "ScheduleNotFound",
     "SchemaTooNew",
     "Step",
     "StepAttemptsExceeded",

@@ -101,6 +101,8 @@ class RunRecord(Generic[Payload]):
     workflow's retry policy counts its attempts from it."""
     forked_from: str | None = None
     """The run whose first completed steps this run reuses (``fork_run``); None for others."""
+    scheduled_at: datetime | None = None
+    """The tick of the schedule that started this run; None for a run started otherwise."""
 
     @property
     def finished(self) -> bool:
@@ -156,6 +158,57 @@ class NewRun:
     deadline_at: datetime | None = None
     available_at: datetime | None = None
     """None means now (database time)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord(Generic[Payload]):
+    """A schedule: runs of ``workflow`` with ``input``, one per tick of ``cron`` read in
+    ``timezone``. Backends fill every field from the ``schedules`` column of the same name."""
+
+    PAYLOADS: ClassVar[tuple[str, ...]] = ("input",)
+
+    name: str
+    workflow: str
+    cron: str
+    timezone: str
+    input: Payload
+    starting_deadline: float
+    """How late (seconds) a tick may still fire; older missed ticks are skipped."""
+    paused: bool
+    next_fire_at: datetime
+    """The next tick to fire (UTC); it may lie in the past while no worker has fired it."""
+    last_fired_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewSchedule:
+    """A schedule to create, or to update in place (its pause state is kept; its next tick is
+    kept too unless ``cron`` or ``timezone`` changed)."""
+
+    name: str
+    workflow: str
+    cron: str
+    timezone: str
+    input: str
+    starting_deadline: float
+    next_fire_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTick:
+    """Advance schedule ``name`` from ``due`` (the ``next_fire_at`` the caller read) to
+    ``next_fire_at``, and if ``fire`` is set start the run of that tick, all at once and only
+    if ``due`` still holds: of many workers that try the same tick, exactly one succeeds."""
+
+    name: str
+    due: datetime
+    next_fire_at: datetime
+    fire: datetime | None
+    run_id: str
+    idempotency_key: str
+    version: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +417,42 @@ class Backend(Protocol):
         """Delete up to ``limit`` finished runs (with their steps and attempts) that finished
         more than ``older_than`` seconds ago, oldest first; how many. Runs locked by anyone
         else are skipped, so pruning never waits for (nor holds up) claims and writes."""
+        ...
+
+    # ---- schedules ----
+    async def save_schedule(self, new: NewSchedule) -> ScheduleRecord:
+        """Create the schedule, or update the one of that name (see ``NewSchedule``)."""
+        ...
+
+    async def get_schedule(self, name: str) -> ScheduleRecord | None: ...
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        """By name."""
+        ...
+
+    async def pause_schedule(
+        self, name: str, paused: bool, next_fire_at: datetime
+    ) -> ScheduleRecord | None:
+        """Pause or resume; resuming moves the next tick to ``next_fire_at`` (ticks due while
+        paused never fire). None: no such schedule."""
+        ...
+
+    async def delete_schedule(self, name: str) -> bool:
+        """Whether a schedule of that name existed; its runs stay."""
+        ...
+
+    async def due_schedules(self, limit: int) -> list[ScheduleRecord]:
+        """Unpaused schedules whose next tick has come, earliest first."""
+        ...
+
+    async def next_tick_at(self) -> datetime | None:
+        """The earliest next tick of any unpaused schedule."""
+        ...
+
+    async def fire_schedule(self, tick: ScheduleTick) -> str | None:
+        """Apply ``tick`` (see ``ScheduleTick``); the id of the run it started, or None when it
+        started none (another worker applied it first, or the tick was skipped). Wakes idle
+        workers when it starts one."""
         ...
 
     # ---- worker side ----

@@ -65,6 +65,7 @@ class Reader:
     def __init__(self, time: _Convert | None) -> None:
         self._run = _plan(base.RunRecord, time)
         self._step = _plan(base.StepRecord, time)
+        self._schedule = _plan(base.ScheduleRecord, time)
         self._attempt = _plan(base.AttemptRecord, time)
 
     def run(self, row: _Row) -> base.RunRecord:
@@ -76,6 +77,9 @@ class Reader:
     def attempt(self, row: _Row) -> base.AttemptRecord:
         return base.AttemptRecord(**_values(self._attempt, row))
 
+    def schedule(self, row: _Row) -> base.ScheduleRecord:
+        return base.ScheduleRecord(**_values(self._schedule, row))
+
     def claimed(self, row: _Row, steps: list[base.StepRecord]) -> base.ClaimedRun:
         return base.ClaimedRun(self.run(row), str(row["lease_token"]), steps)
 
@@ -84,7 +88,8 @@ def _plan(record: type, time: _Convert | None) -> tuple[tuple[str, _Convert | No
     """For each field of ``record``: its name and how a column value becomes the field's value.
 
     Derived from the field's type: times through ``time``, statuses into their enum, text
-    through ``str`` (asyncpg returns ids as UUIDs); payloads and numbers as they come."""
+    through ``str`` (asyncpg returns ids as UUIDs), flags through ``bool``; payloads and
+    numbers as they come."""
     hints = typing.get_type_hints(record)
     plan: list[tuple[str, _Convert | None]] = []
     for f in dataclasses.fields(record):
@@ -94,6 +99,8 @@ def _plan(record: type, time: _Convert | None) -> tuple[tuple[str, _Convert | No
             convert = time
         elif str in kinds:
             convert = str
+        elif bool in kinds:  # SQLite stores flags as 0 / 1
+            convert = bool
         else:
             convert = next((k for k in kinds if isinstance(k, enum.EnumType)), None)
         plan.append((f.name, convert))

@@ -27,6 +27,7 @@ from stepwise.backends.base import (
     Watch,
 )
 from stepwise.backoff import Backoff
+from stepwise.client import schedules
 from stepwise.core import codec, limits, tracebacks
 from stepwise.core.definitions import WorkflowDefinition, checked_name
 from stepwise.core.registry import Registry
@@ -227,6 +228,20 @@ class Client:
         if record is None:
             return None
         return record, await self.backend.list_steps(run_id)
+
+    @property
+    def schedules(self) -> schedules.Schedules:
+        """Schedules managed at run time: ``await client.schedules.add(name, cron, workflow)``
+        (see ``stepwise.client.schedules``)."""
+        return schedules.Schedules(self.backend, self._stored_input)
+
+    def _stored_input(self, workflow: str, value: Any) -> str:
+        """``value`` as the JSON text a run of ``workflow`` stores, checked as ``start`` does."""
+        registry = self._registry
+        definition = (
+            registry.get(workflow) if registry is not None and workflow in registry else None
+        )
+        return _stored_input(workflow, definition, value, self.max_payload_bytes)
 
     def watch(self) -> Watch:
         """Runs that change (steps written, status changed), as they change:

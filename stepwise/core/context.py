@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -24,3 +25,5 @@ class WorkflowContext(Generic[InputT]):
     attempt: int
     """The workflow-level attempt (1 unless the workflow has a retry policy)."""
     step: StepApi
+    scheduled_at: datetime | None = None
+    """The tick (UTC) of the schedule that started this run; None for runs started otherwise."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from stepwise.core import codec, limits
+from stepwise.core import codec, cron, limits
 from stepwise.core.retry import RetryPolicy
 from stepwise.errors import InvalidArgument, InvalidInput
 
@@ -49,6 +49,10 @@ class WorkflowDefinition:
     version: str | None
     retry: RetryPolicy | None
     input_model: type[BaseModel] | None
+    schedule: cron.Cron | None = None
+    """Start a run at every tick (``@workflow(name, schedule=…)``); workers keep the schedule
+    named after the workflow in the database."""
+    schedule_input: Any = None
 
     @property
     def origin(self) -> str:

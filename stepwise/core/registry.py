@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
+from stepwise.core import cron
 from stepwise.core.definitions import NAME_RULE, WorkflowDefinition, WorkflowFn, is_valid_name
 from stepwise.core.retry import RetryPolicy
-from stepwise.errors import DefinitionError, UnknownWorkflow
+from stepwise.errors import DefinitionError, InvalidArgument, InvalidInput, UnknownWorkflow
 
 
 class Registry:
@@ -68,16 +69,25 @@ def workflow(
     version: str | None = None,
     retry: RetryPolicy | None = None,
     input: type[BaseModel] | None = None,  # noqa: A002 - the public keyword reads best
+    schedule: str | None = None,
+    schedule_input: typing.Any = None,
+    schedule_timezone: str = "UTC",
     registry: Registry | None = None,
 ) -> Callable[[WorkflowFn], WorkflowDefinition]:
     """Register ``async def f(ctx)`` as workflow ``name``.
 
     ``version`` is recorded on runs started from this definition and read back as
     ``ctx.version``; ``retry`` retries the whole workflow (off by default: steps retry on
-    their own); ``input`` (or an annotation ``ctx: WorkflowContext[Model]``) validates input.
+    their own); ``input`` (or an annotation ``ctx: WorkflowContext[Model]``) validates input;
+    ``schedule`` (cron, read in ``schedule_timezone``) starts a run with ``schedule_input`` at
+    every tick once a worker serving the workflow has started (see ``docs/schedules.md``).
     """
     if not is_valid_name(name):
         raise DefinitionError(f"workflow name {name!r} is invalid: {NAME_RULE}")
+    try:
+        timetable = None if schedule is None else cron.parse(schedule, schedule_timezone)
+    except InvalidArgument as exc:
+        raise DefinitionError(f"workflow {name!r}: {exc}") from None
 
     def decorate(fn: WorkflowFn) -> WorkflowDefinition:
         if not inspect.iscoroutinefunction(fn):
@@ -92,7 +102,14 @@ def workflow(
             version=version,
             retry=retry,
             input_model=input or _input_model_from_annotation(fn),
+            schedule=timetable,
+            schedule_input=schedule_input,
         )
+        if timetable is not None:
+            try:
+                definition.validate_input(schedule_input)
+            except InvalidInput as exc:
+                raise DefinitionError(f"schedule_input: {exc}") from None
         (registry or default_registry).add(definition)
         return definition
 

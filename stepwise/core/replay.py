@@ -199,6 +199,7 @@ class Execution:
             version=self.run.version,
             attempt=self.run.attempt,
             step=self._steps,
+            scheduled_at=self.run.scheduled_at,
         )
         self._task = asyncio.create_task(self._body(ctx), name=f"run-{self.run_id}")
         deadline = None

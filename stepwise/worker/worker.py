@@ -33,6 +33,7 @@ from stepwise.errors import DatabaseUnavailable, UnknownWorkflow
 from stepwise.worker import recovery
 from stepwise.worker.deadlines import DeadlineSweep
 from stepwise.worker.leases import Heartbeat
+from stepwise.worker.schedules import Ticker
 from stepwise.worker.retention import Retention
 from stepwise.worker.watchdog import LoopWatchdog
 
@@ -104,6 +105,7 @@ class Worker:
             renewed=self.renewed,
         )
         self._sweep = DeadlineSweep(backend, self.lease_seconds)
+        self._ticker = Ticker(backend, registry, self.poll_interval)
         older_than = None if retention is None else limits.seconds(retention, "retention")
         pruner = database if isinstance(database, Client) else Client(backend)
         self._retention = Retention(pruner, older_than)
@@ -134,6 +136,7 @@ class Worker:
         chores = [
             asyncio.create_task(self._heartbeat.run(stop), name="stepwise-heartbeat"),
             asyncio.create_task(self._sweep.run(stop), name="stepwise-deadline-sweep"),
+            asyncio.create_task(self._ticker.run(stop), name="stepwise-schedule-ticker"),
             asyncio.create_task(self._retention.run(stop), name="stepwise-retention"),
         ]
         watchdog = LoopWatchdog(self.lease_seconds)

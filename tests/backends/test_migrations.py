@@ -31,7 +31,7 @@ EXPECTED_COLUMNS = {
         "attempt", "claims", "lease_token", "lease_owner", "lease_expires_at", "deadline_at",
         "available_at", "created_at", "started_at", "finished_at", "updated_at",
         "first_attempt", "forked_from",
-        "recoveries", "progress_at_claim", "warning",
+        "recoveries", "progress_at_claim", "warning", "scheduled_at",
     },
     "steps": {
         "seq", "run_id", "key", "status", "output", "error", "attempts", "started_at",
@@ -39,6 +39,10 @@ EXPECTED_COLUMNS = {
     },
     "workers": {"id", "hostname", "workflows", "concurrency", "started_at", "heartbeat_at"},
     "run_attempts": {"run_id", "attempt", "status", "error", "finished_at", "retried_at"},
+    "schedules": {
+        "name", "workflow", "cron", "timezone", "input", "starting_deadline", "paused",
+        "next_fire_at", "last_fired_at", "created_at", "updated_at",
+    },
 }  # fmt: skip
 
 Schema = dict[str, set[str]]

@@ -20,6 +20,7 @@ SPLIT_IN_SQLITE = {
     "claim_runs": {"claim_candidates", "claim_run", "runs_by_ids", "steps_of_runs"},
     "heartbeat": {"heartbeat_runs", "heartbeat_worker"},
     "create_run": {"insert_run", "run_by_idempotency_key"},
+    "fire_schedule": {"advance_schedule", "insert_scheduled_run"},
     # The migrations' lock: an advisory lock in Postgres, the write lock in SQLite.
     "lock_migrations": {"begin_immediate"},
 }  # fmt: skip

@@ -317,6 +317,57 @@ class PostgresBackend:
             status: str = await conn.execute(_QUERIES["prune_runs"], older_than, limit)
         return int(status.split()[-1])
 
+    # ---- schedules ----
+
+    async def save_schedule(self, new: base.NewSchedule) -> base.ScheduleRecord:
+        rows = await self._fetch(
+            "save_schedule",
+            new.name,
+            new.workflow,
+            new.cron,
+            new.timezone,
+            new.input,
+            new.starting_deadline,
+            new.next_fire_at,
+        )
+        return _READ.schedule(rows[0])
+
+    async def get_schedule(self, name: str) -> base.ScheduleRecord | None:
+        rows = await self._fetch("get_schedule", name)
+        return _READ.schedule(rows[0]) if rows else None
+
+    async def list_schedules(self) -> list[base.ScheduleRecord]:
+        return [_READ.schedule(row) for row in await self._fetch("list_schedules")]
+
+    async def pause_schedule(
+        self, name: str, paused: bool, next_fire_at: datetime
+    ) -> base.ScheduleRecord | None:
+        rows = await self._fetch("pause_schedule", name, paused, next_fire_at)
+        return _READ.schedule(rows[0]) if rows else None
+
+    async def delete_schedule(self, name: str) -> bool:
+        return bool(await self._fetch("delete_schedule", name))
+
+    async def due_schedules(self, limit: int) -> list[base.ScheduleRecord]:
+        return [_READ.schedule(row) for row in await self._fetch("due_schedules", limit)]
+
+    async def next_tick_at(self) -> datetime | None:
+        moment: datetime | None = await self._fetchval("next_tick_at")
+        return moment
+
+    async def fire_schedule(self, tick: base.ScheduleTick) -> str | None:
+        run_id = await self._fetchval(
+            "fire_schedule",
+            tick.name,
+            tick.due,
+            tick.next_fire_at,
+            tick.fire,
+            tick.run_id,
+            tick.idempotency_key,
+            tick.version,
+        )
+        return None if run_id is None else str(run_id)
+
     # ---- worker side ----
 
     async def register_worker(self, worker: base.WorkerInfo) -> None:

@@ -317,3 +317,69 @@ SELECT stepwise_write($1::jsonb);
 -- Fenced like every write: stored only while the run is still held under the token $2.
 UPDATE runs SET warning = $3::json, updated_at = now()
 WHERE id = $1 AND lease_token = $2::uuid AND status = 'running';
+
+-- name: save_schedule --
+-- Create, or update in place: the pause state stays, and so does the next tick unless the
+-- cron expression or the time zone changed.
+INSERT INTO schedules AS s (
+    name, workflow, cron, timezone, input, starting_deadline, next_fire_at
+)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (name) DO UPDATE
+SET workflow = excluded.workflow, cron = excluded.cron, timezone = excluded.timezone,
+    input = excluded.input, starting_deadline = excluded.starting_deadline,
+    next_fire_at = CASE WHEN s.cron = excluded.cron AND s.timezone = excluded.timezone
+        THEN s.next_fire_at ELSE excluded.next_fire_at END,
+    updated_at = now()
+RETURNING *;
+
+-- name: get_schedule --
+SELECT * FROM schedules WHERE name = $1;
+
+-- name: list_schedules --
+SELECT * FROM schedules ORDER BY name;
+
+-- name: pause_schedule --
+-- Resuming ($2 false) moves the next tick to $3: ticks due while paused never fire.
+UPDATE schedules
+SET paused = $2,
+    next_fire_at = CASE WHEN paused AND NOT $2 THEN $3 ELSE next_fire_at END,
+    updated_at = now()
+WHERE name = $1
+RETURNING *;
+
+-- name: delete_schedule --
+DELETE FROM schedules WHERE name = $1 RETURNING name;
+
+-- name: due_schedules --
+SELECT *
+FROM schedules
+WHERE NOT paused AND next_fire_at <= now()
+ORDER BY next_fire_at, name
+LIMIT $1;
+
+-- name: next_tick_at --
+SELECT min(next_fire_at) FROM schedules WHERE NOT paused;
+
+-- name: fire_schedule --
+-- One statement, so one transaction: advance the schedule from the tick $2 the caller read to
+-- $3, only if $2 still holds (of the workers that race for a tick, one advances it; the others
+-- wait for its commit, see the new next_fire_at and update nothing), and start the run of the
+-- tick $4 (NULL: the tick is skipped) under the idempotency key $6, a second guard. Returns
+-- the id of the run started, if any.
+WITH advanced AS (
+    UPDATE schedules
+    SET next_fire_at = $3, last_fired_at = coalesce($4, last_fired_at), updated_at = now()
+    WHERE name = $1 AND next_fire_at = $2 AND NOT paused
+    RETURNING workflow, input
+), fired AS (
+    INSERT INTO runs (id, workflow, version, input, idempotency_key, scheduled_at)
+    SELECT $5, workflow, $7, input, $6, $4
+    FROM advanced
+    WHERE $4::timestamptz IS NOT NULL
+    ON CONFLICT (workflow, idempotency_key) DO NOTHING
+    RETURNING id
+)
+SELECT fired.id
+FROM fired
+CROSS JOIN LATERAL (SELECT pg_notify(stepwise_channel('work'), '')) AS wake;

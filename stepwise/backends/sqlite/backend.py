@@ -303,6 +303,83 @@ class SqliteBackend:
         )
         return pruned
 
+    # ---- schedules ----
+
+    async def save_schedule(self, new: base.NewSchedule) -> base.ScheduleRecord:
+        params = {
+            "name": new.name,
+            "workflow": new.workflow,
+            "cron": new.cron,
+            "timezone": new.timezone,
+            "input": new.input,
+            "starting_deadline": new.starting_deadline,
+            "next_fire_at": _text(new.next_fire_at),
+            "now": _text(_now()),
+        }
+        row = await self._atomic(
+            lambda conn: conn.execute(_QUERIES["save_schedule"], params).fetchone()
+        )
+        return _READ.schedule(row)
+
+    async def get_schedule(self, name: str) -> base.ScheduleRecord | None:
+        params = {"name": name}
+        row = await self._call(
+            lambda conn: conn.execute(_QUERIES["get_schedule"], params).fetchone()
+        )
+        return None if row is None else _READ.schedule(row)
+
+    async def list_schedules(self) -> list[base.ScheduleRecord]:
+        rows = await self._call(lambda conn: conn.execute(_QUERIES["list_schedules"]).fetchall())
+        return [_READ.schedule(row) for row in rows]
+
+    async def pause_schedule(
+        self, name: str, paused: bool, next_fire_at: datetime
+    ) -> base.ScheduleRecord | None:
+        params = {
+            "name": name,
+            "paused": int(paused),
+            "next_fire_at": _text(next_fire_at),
+            "now": _text(_now()),
+        }
+        row = await self._atomic(
+            lambda conn: conn.execute(_QUERIES["pause_schedule"], params).fetchone()
+        )
+        return None if row is None else _READ.schedule(row)
+
+    async def delete_schedule(self, name: str) -> bool:
+        params = {"name": name}
+        row = await self._atomic(
+            lambda conn: conn.execute(_QUERIES["delete_schedule"], params).fetchone()
+        )
+        return row is not None
+
+    async def due_schedules(self, limit: int) -> list[base.ScheduleRecord]:
+        params = {"limit": limit, "now": _text(_now())}
+        rows = await self._call(
+            lambda conn: conn.execute(_QUERIES["due_schedules"], params).fetchall()
+        )
+        return [_READ.schedule(row) for row in rows]
+
+    async def next_tick_at(self) -> datetime | None:
+        text = await self._call(lambda conn: conn.execute(_QUERIES["next_tick_at"]).fetchone()[0])
+        return None if text is None else datetime.fromisoformat(text)
+
+    async def fire_schedule(self, tick: base.ScheduleTick) -> str | None:
+        params = {
+            "name": tick.name,
+            "due": _text(tick.due),
+            "next_fire_at": _text(tick.next_fire_at),
+            "fire": _maybe_text(tick.fire),
+            "run_id": tick.run_id,
+            "idempotency_key": tick.idempotency_key,
+            "version": tick.version,
+            "now": _text(_now()),
+        }
+        run_id = await self._atomic(lambda conn: _fire(conn, params))
+        if run_id is not None:
+            self._work.set()
+        return run_id
+
     # ---- worker side ----
 
     async def register_worker(self, worker: base.WorkerInfo) -> None:
@@ -395,6 +472,17 @@ def _insert_run(conn: sqlite3.Connection, params: _Params) -> tuple[base.RunReco
         return _READ.run(row), True
     existing = conn.execute(_QUERIES["run_by_idempotency_key"], params).fetchone()
     return _READ.run(existing), False
+
+
+def _fire(conn: sqlite3.Connection, params: _Params) -> str | None:
+    """Advance the schedule if the tick still holds, then start the tick's run (if it fires):
+    one transaction, so a tick is never advanced without its run, nor fired twice."""
+    advanced = conn.execute(_QUERIES["advance_schedule"], params).fetchone()
+    if advanced is None or params["fire"] is None:
+        return None
+    values = {**params, "workflow": advanced["workflow"], "input": advanced["input"]}
+    row = conn.execute(_QUERIES["insert_scheduled_run"], values).fetchone()
+    return None if row is None else str(row[0])
 
 
 def _cancel_steps(conn: sqlite3.Connection, ended: sqlite3.Cursor, now: str) -> int:

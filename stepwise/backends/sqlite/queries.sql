@@ -320,3 +320,70 @@ DELETE FROM steps WHERE run_id = :run_id AND status = 'failed';
 -- Fenced like every write: stored only while the run is still held under the token.
 UPDATE runs SET warning = :warning, updated_at = :now
 WHERE id = :run_id AND lease_token = :token AND status = 'running';
+
+-- name: save_schedule --
+-- Create, or update in place: the pause state stays, and so does the next tick unless the
+-- cron expression or the time zone changed.
+INSERT INTO schedules AS s (
+    name, workflow, cron, timezone, input, starting_deadline, next_fire_at, created_at,
+    updated_at
+)
+VALUES (
+    :name, :workflow, :cron, :timezone, :input, :starting_deadline, :next_fire_at, :now, :now
+)
+ON CONFLICT (name) DO UPDATE
+SET workflow = excluded.workflow, cron = excluded.cron, timezone = excluded.timezone,
+    input = excluded.input, starting_deadline = excluded.starting_deadline,
+    next_fire_at = CASE WHEN s.cron = excluded.cron AND s.timezone = excluded.timezone
+        THEN s.next_fire_at ELSE excluded.next_fire_at END,
+    updated_at = excluded.updated_at
+RETURNING *;
+
+-- name: get_schedule --
+SELECT * FROM schedules WHERE name = :name;
+
+-- name: list_schedules --
+SELECT * FROM schedules ORDER BY name;
+
+-- name: pause_schedule --
+-- Resuming (:paused 0) moves the next tick to :next_fire_at: ticks due while paused never fire.
+UPDATE schedules
+SET paused = :paused,
+    next_fire_at = CASE WHEN paused AND NOT :paused THEN :next_fire_at ELSE next_fire_at END,
+    updated_at = :now
+WHERE name = :name
+RETURNING *;
+
+-- name: delete_schedule --
+DELETE FROM schedules WHERE name = :name RETURNING name;
+
+-- name: due_schedules --
+SELECT *
+FROM schedules
+WHERE paused = 0 AND next_fire_at <= :now
+ORDER BY next_fire_at, name
+LIMIT :limit;
+
+-- name: next_tick_at --
+SELECT min(next_fire_at) FROM schedules WHERE paused = 0;
+
+-- name: advance_schedule --
+-- The first half of fire_schedule (Postgres), under BEGIN IMMEDIATE: advance only if the tick
+-- the caller read still holds; the caller inserts the run only when a row was updated.
+UPDATE schedules
+SET next_fire_at = :next_fire_at, last_fired_at = coalesce(:fire, last_fired_at),
+    updated_at = :now
+WHERE name = :name AND next_fire_at = :due AND paused = 0
+RETURNING workflow, input;
+
+-- name: insert_scheduled_run --
+-- The second half: the tick's run, under its idempotency key (a second guard).
+INSERT INTO runs (
+    id, workflow, version, status, input, idempotency_key, available_at, created_at,
+    updated_at, scheduled_at
+)
+VALUES (
+    :run_id, :workflow, :version, 'pending', :input, :idempotency_key, :now, :now, :now, :fire
+)
+ON CONFLICT (workflow, idempotency_key) DO NOTHING
+RETURNING id;
