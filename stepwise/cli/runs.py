@@ -60,7 +60,7 @@ def show(run_id: str, database_url: str, schema: str) -> int:
             doc = _summary(run) | {
                 "input": run.input,
                 "output": run.output,
-                "error": run.error,
+                "error": _without_traceback(run.error),
                 "warning": run.warning,
                 "attempt": run.attempt,
                 "claims": run.claims,
@@ -68,11 +68,12 @@ def show(run_id: str, database_url: str, schema: str) -> int:
                 "waiting": await client.waiting_reason(run),
                 "steps": [
                     {"name": s.key, "status": s.status.value, "attempts": s.attempts}
-                    | ({"error": s.error} if s.error else {})
+                    | ({"error": _without_traceback(s.error)} if s.error else {})
                     for s in steps
                 ],
             }
         console.print_json(doc)
+        console.print_errors(run, steps)
         return 0
 
     return console.execute(work())
@@ -91,6 +92,11 @@ def cancel(run_id: str, database_url: str, schema: str) -> int:
         return 0
 
     return console.execute(work())
+
+
+def _without_traceback(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The error document for the JSON view: its traceback is printed as text instead."""
+    return None if error is None else {k: v for k, v in error.items() if k != "traceback"}
 
 
 def _summary(run: Run) -> dict[str, Any]:

@@ -5,6 +5,7 @@ text, and the worker's log line ends with it. On both backends."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from harness.workers import Procs
 from stepwise import RunStatus, StepStatus
 from stepwise.core import codec, tracebacks
 from tests.conftest import Engine
@@ -100,3 +102,24 @@ def test_one_line_keeps_the_location_when_it_cuts() -> None:
     assert len(line) == 80
     assert line.endswith("… at f.py:3 in g")
     assert line.startswith("ValueError: xxx")
+
+
+def test_the_cli_prints_the_users_line_and_the_traceback_as_text(
+    procs: Procs, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    ran = procs.cli("run", str(FLOWS), "step-fails", "--database-url", url)
+    assert ran.returncode == 1, ran.stderr
+    where = at("step raises", "charge_card")
+    assert f"{where}: StepFailed: step 'charge'" in ran.stderr
+    assert "\nTraceback (most recent call last):\n" in ran.stderr
+    run_id = ran.stderr.split("run ", 1)[1].split()[0]
+
+    shown = procs.cli("runs", "show", run_id, "--database-url", url)
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)  # stdout stays JSON, without the escaped traceback
+    assert doc["error"]["at"].endswith(where)  # the worker's working directory is elsewhere
+    assert "traceback" not in doc["error"]
+    assert "traceback" not in doc["steps"][0]["error"]
+    assert f"{where}: ValueError: card declined for 250 cents\nin step 'charge'\n" in shown.stderr
+    assert '\n  File "' in shown.stderr
