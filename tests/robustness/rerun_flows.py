@@ -46,3 +46,11 @@ async def gated(ctx: WorkflowContext[dict[str, str]]) -> list[str]:
     first = await ctx.step.run("first", gated_step(ledger, run_id, "first"))
     second = await ctx.step.run("second", gated_step(ledger, run_id, "second", ctx.input["gate"]))
     return [first["execution"], second["execution"]]
+
+
+@workflow("rerun-whole", retry=RetryPolicy(max_attempts=2, initial_interval=0.05))
+async def whole(ctx: WorkflowContext[dict[str, str]]) -> str:
+    """Fails as a whole (not in a step) while the downstream is down: its retry policy, not a
+    step's, tries it again."""
+    ledgered(ctx.input["ledger"], ctx.run_id, "body", ctx.input["down"])()
+    return "done"

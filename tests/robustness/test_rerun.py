@@ -105,3 +105,21 @@ async def test_a_fork_reuses_the_steps_before_the_named_one(
         assert done.output == ["prepare done", "charge done", "notify done"]
         with pytest.raises(StepNotFound, match=r"'chrage'.*'prepare', 'charge', 'notify'"):
             await client.fork(run.id, from_step="chrage")
+
+
+async def test_a_retried_run_gets_a_fresh_workflow_retry_budget(
+    backend_url: str, procs: Procs, tmp_path: Path
+) -> None:
+    """Two attempts by its policy, a retry, two more: the policy counts from the retry."""
+    ledger, down = tmp_path / "ledger", tmp_path / "down"
+    down.touch()
+    procs.worker(FLOWS, backend_url, lease=1)
+    async with Client.connect(backend_url) as client:
+        run = await client.start("rerun-whole", {"ledger": str(ledger), "down": str(down)})
+        assert (await client.wait_finished(run.id, timeout=60)).status is RunStatus.FAILED
+        assert starts(ledger) == {"body": 2}
+        await client.retry(run.id)
+        failed = await client.wait_finished(run.id, timeout=60)
+        assert (failed.status, failed.attempt, failed.first_attempt) == (RunStatus.FAILED, 4, 3)
+        assert starts(ledger) == {"body": 4}
+        assert [a.attempt for a in await client.attempts(run.id)] == [2]
