@@ -33,8 +33,8 @@ from stepwise.errors import DatabaseUnavailable, UnknownWorkflow
 from stepwise.worker import recovery
 from stepwise.worker.deadlines import DeadlineSweep
 from stepwise.worker.leases import Heartbeat
-from stepwise.worker.schedules import Ticker
 from stepwise.worker.retention import Retention
+from stepwise.worker.schedules import Ticker
 from stepwise.worker.watchdog import LoopWatchdog
 
 log = logging.getLogger(__name__)
