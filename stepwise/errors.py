@@ -208,14 +208,25 @@ class StepFailed(StepError):
     """A step failed after all its retries.
 
     ``error_type`` and ``error_message`` describe the original exception; on replay the original
-    object is gone, so these fields are what a workflow should branch on.
+    object is gone, so these fields are what a workflow should branch on. ``retryable`` is False
+    when the step's policy judged the error not retryable: then a workflow-level retry would
+    only fail the same way, and is not made.
     """
 
-    def __init__(self, step: str, error_type: str, error_message: str, attempts: int = 1) -> None:
+    def __init__(
+        self,
+        step: str,
+        error_type: str,
+        error_message: str,
+        attempts: int = 1,
+        *,
+        retryable: bool = True,
+    ) -> None:
         super().__init__(step, f"failed after {attempts} attempt(s): {error_type}: {error_message}")
         self.error_type = error_type
         self.error_message = error_message
         self.attempts = attempts
+        self.retryable = retryable
 
 
 class ReplayDiverged(StepwiseError):

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stepwise import backoff
-from stepwise.errors import NonRetryableError
+from stepwise.errors import NonRetryableError, StepFailed
 
 MAX_INTERVAL_SECONDS = 365 * 24 * 3600.0
 """The longest wait a policy may ask for: any wait plus now stays a representable datetime."""
@@ -57,7 +57,10 @@ class RetryPolicy(BaseModel):
         return self.max_attempts is None or failed_attempts < self.max_attempts
 
     def retryable(self, error: BaseException) -> bool:
-        """Whether retrying could help with ``error``."""
+        """Whether retrying could help with ``error`` (for a workflow: whether the step whose
+        failure it raises could have been helped)."""
+        if isinstance(error, StepFailed) and not error.retryable:
+            return False
         return not isinstance(error, (NonRetryableError, *self.non_retryable))
 
     def retry_at(

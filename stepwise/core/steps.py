@@ -73,6 +73,8 @@ _NOT_RETRIED = (StepResultError, NestedStepError)
 
 FINAL = "final"
 """The key, in a stored step error, that marks the failure the workflow received."""
+RETRYABLE = "retryable"
+"""The key, in a stored final step error, that says whether its policy deemed it retryable."""
 
 
 class MemoKeys:
@@ -333,7 +335,13 @@ class StepApi:
         if stored is not None and stored.status is StepStatus.FAILED:
             doc = codec.loads(stored.error) if stored.error else {}
             if doc.get(FINAL) or not policy.allows_another(attempts):
-                raise StepFailed(key, doc.get("type", "Error"), doc.get("message", ""), attempts)
+                raise StepFailed(
+                    key,
+                    doc.get("type", "Error"),
+                    doc.get("message", ""),
+                    attempts,
+                    retryable=doc.get(RETRYABLE, True),
+                )
         started = datetime.now(UTC)
         with ex.tracking():
             while True:
@@ -360,10 +368,15 @@ class StepApi:
                     # A retry that would start after the deadline makes this failure final.
                     retry_at = policy.retry_at(attempts, ex.run.deadline_at, exc)
                     retrying = retry_at is not None
-                    await self._record_failure(key, exc, attempts, started, t0, retrying=retrying)
+                    retryable = policy.retryable(exc)
+                    await self._record_failure(
+                        key, exc, attempts, started, t0, retrying=retrying, retryable=retryable
+                    )
                     if retry_at is None:
                         message = codec.message_of(exc)
-                        raise StepFailed(key, type(exc).__name__, message, attempts) from exc
+                        raise StepFailed(
+                            key, type(exc).__name__, message, attempts, retryable=retryable
+                        ) from exc
                     await asyncio.sleep((retry_at - datetime.now(UTC)).total_seconds())
                     continue
                 await ex.journal.commit(
@@ -440,11 +453,14 @@ class StepApi:
         t0: float,
         *,
         retrying: bool,
+        retryable: bool = True,
     ) -> None:
         ex = self._ex
         error = codec.error_document(exc, step=key)
         if not retrying:
             error[FINAL] = True
+            if not retryable:
+                error[RETRYABLE] = False
         op = StepFinished(
             ex.token,
             ex.run_id,

@@ -170,7 +170,8 @@ async def test_a_raised_non_retryable_error_fails_the_step_at_once(engine: Engin
 
 async def test_a_final_failure_stays_final_on_replay(engine: Engine) -> None:
     """The workflow caught the failure and went on; after a durable sleep the run is replayed
-    from the top: the step must fail again from its record, not run again with attempts left."""
+    from the top: the step must fail again from its record, not run again with attempts left,
+    and still say that it is not retryable."""
     calls = 0
 
     def charge() -> None:
@@ -183,13 +184,13 @@ async def test_a_final_failure_stays_final_on_replay(engine: Engine) -> None:
         try:
             await ctx.step.run("charge", charge, retry=FAST)
         except StepFailed as exc:
-            outcome = [exc.error_type, exc.attempts]
+            outcome = [exc.error_type, exc.attempts, exc.retryable]
         await ctx.step.sleep("cool-down", 0.05)  # the run is put aside and replayed
         return outcome
 
     run = await engine.run(flow)
     assert run.status is RunStatus.SUCCEEDED, run.error
-    assert run.output == ["Declined", 1]
+    assert run.output == ["Declined", 1, False]
     assert calls == 1
 
 
@@ -207,6 +208,32 @@ async def test_non_retryable_errors_skip_the_workflow_retry(engine: Engine) -> N
     assert run.attempt == 1
     assert run.error is not None
     assert (run.error["type"], run.error["message"]) == ("Declined", "attempt 1")
+
+
+async def test_a_steps_non_retryable_failure_skips_the_workflow_retry(engine: Engine) -> None:
+    """Rerunning the workflow would run the step again, which its policy says cannot help."""
+    calls = 0
+
+    def parse() -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError("not a number")
+
+    policy = RetryPolicy(max_attempts=3, initial_interval=0.01, non_retryable=ValueError)
+
+    @workflow(
+        "step-not-retryable",
+        registry=Registry(),
+        retry=RetryPolicy(max_attempts=3, initial_interval=0.01),
+    )
+    async def flow(ctx: Any) -> None:
+        await ctx.step.run("parse", parse, retry=policy)
+
+    run = await engine.run(flow)
+    assert run.status is RunStatus.FAILED
+    assert (run.attempt, calls) == (1, 1)
+    assert run.error is not None
+    assert run.error["type"] == "StepFailed"
 
 
 async def test_unlimited_attempts_retry_until_the_step_succeeds(engine: Engine) -> None:
