@@ -83,6 +83,28 @@ class Seconds(click.ParamType[float]):
             self.fail(exc.problem, param, ctx)
 
 
+class Duration(click.ParamType[float]):
+    """A duration as seconds: ``30d``, ``12h``, ``1h30m``, ``90s``, or a plain number of
+    seconds; above zero and up to 100 years."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            try:
+                number = limits.parse_duration(str(value).strip()).total_seconds()
+            except ValueError as exc:
+                self.fail(str(exc), param, ctx)
+        try:
+            return limits.seconds(number, "")
+        except InvalidArgument as exc:
+            self.fail(exc.problem, param, ctx)
+
+
 class AppList(click.ParamType[str]):
     """A workflow file or module; ``$STEPWISE_APP`` lists several, comma-separated."""
 

@@ -1,4 +1,5 @@
-"""``stepwise runs …``: list, show and cancel runs. These commands never create a database."""
+"""``stepwise runs …``: list, show, cancel, retry, fork and prune runs. These commands never
+create a database."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from stepwise.core import limits
 
 @click.group("runs")
 def runs() -> None:
-    """List, show, cancel runs."""
+    """List, show, cancel, retry, fork and prune runs."""
 
 
 @runs.command("list")
@@ -89,6 +90,57 @@ def cancel(run_id: str, database_url: str, schema: str) -> int:
         async with Client.connect(database_url, schema=schema, create=False) as client:
             run = await client.cancel(run_id)
         print(f"run {run.id} {run.status.value}")
+        return 0
+
+    return console.execute(work())
+
+
+@runs.command("retry")
+@click.argument("run_id")
+@options.database
+def retry(run_id: str, database_url: str, schema: str) -> int:
+    """Start failed or canceled RUN_ID again where it stopped: completed steps keep their
+    results, the others run again."""
+
+    async def work() -> int:
+        async with Client.connect(database_url, schema=schema, create=False) as client:
+            run = await client.retry(run_id)
+        print(f"run {run.id} {run.status.value} (attempt {run.attempt})")
+        return 0
+
+    return console.execute(work())
+
+
+@runs.command("fork")
+@click.argument("run_id")
+@options.option("--from-step", required=True, help="run this step and those after it again")
+@options.database
+def fork(run_id: str, from_step: str, database_url: str, schema: str) -> int:
+    """Start a new run of RUN_ID's workflow and input that reuses the results of the steps
+    before --from-step."""
+
+    async def work() -> int:
+        async with Client.connect(database_url, schema=schema, create=False) as client:
+            run = await client.fork(run_id, from_step=from_step)
+        print(f"run {run.id} {run.status.value} (forked from {run_id} at {from_step!r})")
+        return 0
+
+    return console.execute(work())
+
+
+@runs.command("prune")
+@options.option(
+    "--older-than", type=options.Duration(), required=True,
+    help="delete runs that finished longer ago than this (30d, 12h, 90m)",
+)  # fmt: skip
+@options.database
+def prune(older_than: float, database_url: str, schema: str) -> int:
+    """Delete finished runs, with their steps, in small batches that never block workers."""
+
+    async def work() -> int:
+        async with Client.connect(database_url, schema=schema, create=False) as client:
+            pruned = await client.prune(older_than=older_than)
+        print(f"pruned {pruned} run(s)")
         return 0
 
     return console.execute(work())

@@ -52,6 +52,10 @@ if TYPE_CHECKING:
     "--poll-interval", type=options.SECONDS, default=1.0,
     help="seconds between looks for work when no notification comes",
 )  # fmt: skip
+@options.option(
+    "--retention", type=options.Duration(), default=None, envvar="STEPWISE_RETENTION",
+    help="delete runs finished longer ago than this (30d, 12h; off by default: keep them all)",
+)  # fmt: skip
 @options.max_payload_bytes
 @options.health(0, "the health and metrics endpoint")
 @options.database
@@ -64,6 +68,7 @@ def worker(
     max_recovery_attempts: int,
     on_divergence: divergence.OnDivergence,
     poll_interval: float,
+    retention: float | None,
     max_payload_bytes: int,
     health_port: int,
     health_host: str,
@@ -98,6 +103,7 @@ def worker(
                 listener=metrics,
                 max_recovery_attempts=max_recovery_attempts,
                 on_divergence=on_divergence,
+                retention=retention,
             )
             stop = _stop_on_signals()
             server = None

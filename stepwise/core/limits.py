@@ -10,6 +10,7 @@ decodes it; an integer past SQLite's 64 bits cannot even be bound to a query.
 from __future__ import annotations
 
 import math
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,21 @@ MAX_LIST_LIMIT = 10_000
 MAX_KEY_LENGTH = 255
 """Idempotency keys and versions: what Stripe allows, and well under a btree index entry."""
 MAX_INPUT_DEPTH = 100
+
+DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
+"""``90s``, ``10m``, ``1h30m``, ``30d``: whole numbers with units, largest first by habit (a
+WorkflowRun's deadline and TTL, a worker's retention, ``runs prune --older-than``)."""
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_MESSAGE = "must be a duration like 90s, 10m or 1h30m"
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"1h30m"`` → 90 minutes; ``ValueError`` for anything ``DURATION_PATTERN`` refuses."""
+    if re.fullmatch(DURATION_PATTERN, text) is None:
+        raise ValueError(f"{DURATION_MESSAGE}, not {text!r}")
+    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+    return timedelta(seconds=seconds)
 
 
 def seconds(value: float | timedelta, name: str, *, zero: bool = False) -> float:

@@ -273,9 +273,7 @@ class Execution:
             return await self._write(ReleaseRun(self.token, self.run_id), "released")
         policy = self.definition.retry
         tried = self.run.attempt - self.run.first_attempt + 1  # Client.retry: a fresh budget
-        available = (
-            None if policy is None else policy.retry_at(tried, self.run.deadline_at, error)
-        )
+        available = None if policy is None else policy.retry_at(tried, self.run.deadline_at, error)
         if available is not None:
             retry = RetryRun(self.token, self.run_id, available, codec.encode_error(error))
             return await self._write(retry, "retrying")

@@ -9,14 +9,16 @@ descriptions are the user-facing reference: they show up in ``kubectl explain wf
 from __future__ import annotations
 
 import enum
-import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from stepwise.core.definitions import NAME_PATTERN
+from stepwise.core.limits import DURATION_MESSAGE as DURATION_MESSAGE
+from stepwise.core.limits import DURATION_PATTERN as DURATION_PATTERN
+from stepwise.core.limits import parse_duration as parse_duration
 
 GROUP = "stepwise.dev"
 VERSION = "v1alpha1"
@@ -27,21 +29,7 @@ SINGULAR = "workflowrun"
 SHORT_NAMES = ("wfr",)
 CATEGORIES = ("stepwise",)
 
-DURATION_PATTERN = r"^([0-9]+(ms|s|m|h|d))+$"
-"""``90s``, ``10m``, ``1h30m``, ``2d``: whole numbers with units, largest first by habit."""
-_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-DURATION_MESSAGE = "must be a duration like 90s, 10m or 1h30m"
 SPEC_IMMUTABLE_MESSAGE = "spec is immutable; create a new WorkflowRun"
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"1h30m"`` → 90 minutes; ``ValueError`` for anything ``DURATION_PATTERN`` refuses."""
-    if re.fullmatch(DURATION_PATTERN, text) is None:
-        raise ValueError(f"{DURATION_MESSAGE}, not {text!r}")
-    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
-    return timedelta(seconds=seconds)
 
 
 class _Model(BaseModel):
