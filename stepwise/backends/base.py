@@ -25,7 +25,7 @@ Invariants every implementation keeps:
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -219,11 +219,39 @@ class RunFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class ConcurrencyLimit:
+    """At most ``concurrency`` runs of a workflow RUNNING at once across all workers: in all,
+    or per value of the input's top-level field ``key`` (its JSON text for a non-string)."""
+
+    concurrency: int
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrencyUse:
+    """A run's group under the limit in force for its workflow: the limit, the run's key
+    (None for a workflow-wide limit) and how many runs of the group are RUNNING."""
+
+    limit: ConcurrencyLimit
+    key: str | None
+    running: int
+
+
+WORKER_LIVENESS_SECONDS = 90.0
+"""A worker that has not heartbeated for this long no longer counts: it serves no workflow
+(``serving_workers``), and its concurrency limits are no longer in force."""
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerInfo:
     id: str
     hostname: str
     workflows: Sequence[str]
     concurrency: int
+    limits: Mapping[str, ConcurrencyLimit] = field(default_factory=dict)
+    """The concurrency limits this worker declares, by workflow. Claims obey, per workflow,
+    the strictest limit any live worker declares (the smallest ``concurrency``; at equal
+    ``concurrency`` a workflow-wide cap before a keyed one)."""
 
 
 # ---- fenced writes, applied by ``Backend.write`` in one transaction -------------------------
@@ -464,12 +492,21 @@ class Backend(Protocol):
         """How many workers that heartbeated within ``within_seconds`` serve ``workflow``."""
         ...
 
+    async def concurrency_use(self, run_id: str) -> ConcurrencyUse | None:
+        """The concurrency group of the run (see ``WorkerInfo.limits``) and how full it is;
+        None when no limit is in force for its workflow, or no run has that id."""
+        ...
+
     async def claim_runs(
         self, worker_id: str, workflows: Sequence[str], limit: int, lease_seconds: float
     ) -> list[ClaimedRun]:
         """Atomically take up to ``limit`` runs of the given workflows that are PENDING or
         SLEEPING and available, or RUNNING with an expired lease; each gets a new token and a
-        lease of ``lease_seconds``; each comes with its stored steps."""
+        lease of ``lease_seconds``; each comes with its stored steps.
+
+        Concurrency limits (``WorkerInfo.limits``) hold across all claimers: a due run is taken
+        only while fewer than N runs of its group are RUNNING; taking over an expired lease
+        keeps the run's own slot (its old holder may still be running)."""
         ...
 
     async def heartbeat(

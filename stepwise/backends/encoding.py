@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import typing
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -40,6 +41,17 @@ _Row = Mapping[str, Any]
 
 def time_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def limits_document(limits: Mapping[str, base.ConcurrencyLimit]) -> str:
+    """A worker's concurrency limits as stored: ``{"<workflow>": {"concurrency", "key"}}``."""
+    return json.dumps({name: dataclasses.asdict(limit) for name, limit in limits.items()})
+
+
+def concurrency_use(row: _Row) -> base.ConcurrencyUse:
+    """A ``concurrency_use`` row (both dialects name its columns alike)."""
+    limit = base.ConcurrencyLimit(row["concurrency"], row["key_field"])
+    return base.ConcurrencyUse(limit, row["key"], row["running"])
 
 
 def document(op: base.WriteOp) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from stepwise.backends import DEFAULT_URL, open_backend
 from stepwise.backends.base import (
+    WORKER_LIVENESS_SECONDS,
     AttemptRecord,
     Backend,
     NewRun,
@@ -46,10 +47,12 @@ from stepwise.errors import (
 
 log = logging.getLogger(__name__)
 
-WORKER_LIVENESS_SECONDS = 90.0
+SLOT_WAIT = "waiting for a concurrency slot"
+"""How ``Client.waiting_reason`` starts when a run waits for its concurrency group, which a
+worker serves: the run is not stuck, it queues."""
+
 PRUNE_BATCH_SIZE = 500
 """Runs deleted per transaction by ``prune``: small, so each batch holds its locks briefly."""
-"""A worker that has not heartbeated for this long no longer counts as serving its workflows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,12 +353,19 @@ class Client:
 
     async def waiting_reason(self, run: RunRecord[Any]) -> str | None:
         """Why a pending run is not progressing, when that is visible: no live worker serves
-        its workflow (a rolling deploy may bring one)."""
+        its workflow (a rolling deploy may bring one), or its concurrency group is full."""
         if run.status is not RunStatus.PENDING:
             return None
-        if await self.backend.serving_workers(run.workflow, WORKER_LIVENESS_SECONDS):
+        if not await self.backend.serving_workers(run.workflow, WORKER_LIVENESS_SECONDS):
+            return f"no live worker serves workflow {run.workflow!r}"
+        use = await self.backend.concurrency_use(run.id)
+        if use is None or use.running < use.limit.concurrency:
             return None
-        return f"no live worker serves workflow {run.workflow!r}"
+        group = f" with {use.limit.key}={use.key!r}" if use.limit.key is not None else ""
+        return (
+            f"{SLOT_WAIT}: {use.running} of {use.limit.concurrency} runs of "
+            f"workflow {run.workflow!r}{group} are running"
+        )
 
 
 def _deadline_at(deadline: datetime | timedelta | None) -> datetime | None:

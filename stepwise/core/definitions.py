@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from stepwise.backends.base import ConcurrencyLimit
 from stepwise.core import codec, cron, limits
 from stepwise.core.retry import RetryPolicy
 from stepwise.errors import InvalidArgument, InvalidInput
@@ -53,6 +54,9 @@ class WorkflowDefinition:
     """Start a run at every tick (``@workflow(name, schedule=…)``); workers keep the schedule
     named after the workflow in the database."""
     schedule_input: Any = None
+    concurrency: ConcurrencyLimit | None = None
+    """At most N runs RUNNING at once across all workers, in all or per key
+    (``@workflow(name, concurrency=N, concurrency_key=FIELD)``); None: no limit."""
 
     @property
     def origin(self) -> str:

@@ -8,12 +8,14 @@ pending until some worker that knows them comes (a rolling deploy), which
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from stepwise.core import cron
+from stepwise.backends.base import ConcurrencyLimit
+from stepwise.core import cron, limits
 from stepwise.core.definitions import NAME_RULE, WorkflowDefinition, WorkflowFn, is_valid_name
 from stepwise.core.retry import RetryPolicy
 from stepwise.errors import DefinitionError, InvalidArgument, InvalidInput, UnknownWorkflow
@@ -44,6 +46,13 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._by_name)
 
+    def limits(self) -> dict[str, ConcurrencyLimit]:
+        """The concurrency limits of the workflows that declare one, by name: what a worker
+        registers in the database, where every claim obeys them."""
+        return {
+            name: d.concurrency for name, d in self._by_name.items() if d.concurrency is not None
+        }
+
 
 default_registry = Registry()
 """Where ``@workflow`` registers unless told otherwise."""
@@ -63,6 +72,31 @@ def _input_model_from_annotation(fn: WorkflowFn) -> type[BaseModel] | None:
     return None
 
 
+_KEY_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
+
+
+def _concurrency_limit(
+    name: str, concurrency: int | None, key: str | None
+) -> ConcurrencyLimit | None:
+    """The limit ``@workflow`` declares. The key is a field name, not a function of the
+    input: the database computes it at claim time, so a run started by a client that does not
+    know the workflow (kubectl, another service) is limited all the same."""
+    if concurrency is None:
+        if key is not None:
+            raise DefinitionError(f"workflow {name!r}: concurrency_key needs concurrency=N")
+        return None
+    try:
+        limits.count(concurrency, "concurrency", high=limits.MAX_CONCURRENCY)
+    except (InvalidArgument, TypeError) as exc:
+        raise DefinitionError(f"workflow {name!r}: {exc}") from None
+    if key is not None and (not isinstance(key, str) or not _KEY_FIELD.fullmatch(key)):
+        raise DefinitionError(
+            f"workflow {name!r}: concurrency_key must name a top-level field of the input "
+            f"(letters, digits, '_' or '-'), got {limits.shown(key)}"
+        )
+    return ConcurrencyLimit(concurrency, key)
+
+
 def workflow(
     name: str,
     *,
@@ -72,6 +106,8 @@ def workflow(
     schedule: str | None = None,
     schedule_input: typing.Any = None,
     schedule_timezone: str = "UTC",
+    concurrency: int | None = None,
+    concurrency_key: str | None = None,
     registry: Registry | None = None,
 ) -> Callable[[WorkflowFn], WorkflowDefinition]:
     """Register ``async def f(ctx)`` as workflow ``name``.
@@ -80,7 +116,9 @@ def workflow(
     ``ctx.version``; ``retry`` retries the whole workflow (off by default: steps retry on
     their own); ``input`` (or an annotation ``ctx: WorkflowContext[Model]``) validates input;
     ``schedule`` (cron, read in ``schedule_timezone``) starts a run with ``schedule_input`` at
-    every tick once a worker serving the workflow has started (see ``docs/schedules.md``).
+    every tick once a worker serving the workflow has started (see ``docs/schedules.md``);
+    ``concurrency`` caps the runs of the workflow running at once across all workers, per
+    value of the input's top-level field ``concurrency_key`` when given (docs/concepts.md).
     """
     if not is_valid_name(name):
         raise DefinitionError(f"workflow name {name!r} is invalid: {NAME_RULE}")
@@ -88,6 +126,7 @@ def workflow(
         timetable = None if schedule is None else cron.parse(schedule, schedule_timezone)
     except InvalidArgument as exc:
         raise DefinitionError(f"workflow {name!r}: {exc}") from None
+    limit = _concurrency_limit(name, concurrency, concurrency_key)
 
     def decorate(fn: WorkflowFn) -> WorkflowDefinition:
         if not inspect.iscoroutinefunction(fn):
@@ -104,6 +143,7 @@ def workflow(
             input_model=input or _input_model_from_annotation(fn),
             schedule=timetable,
             schedule_input=schedule_input,
+            concurrency=limit,
         )
         if timetable is not None:
             try:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from stepwise.backends.base import RunRecord, RunStatus, StepRecord, StepStatus
+from stepwise.client.client import SLOT_WAIT
 from stepwise.core import tracebacks
 from stepwise.operator.models import (
     Condition,
@@ -283,7 +284,9 @@ def conditions(
         wanted.append((SUCCEEDED, "False", phase.value, _cap(detail, MAX_MESSAGE_CHARS)))
     else:
         wanted.append((SUCCEEDED, "Unknown", phase.value, f"the run is {lowered}"))
-    if phase is Phase.PENDING and waiting_reason:
+    if phase is Phase.PENDING and waiting_reason and waiting_reason.startswith(SLOT_WAIT):
+        wanted.append((WORKER_AVAILABLE, "True", "ConcurrencyLimit", waiting_reason))
+    elif phase is Phase.PENDING and waiting_reason:
         wanted.append((WORKER_AVAILABLE, "False", NO_WORKER, waiting_reason))
     elif phase is Phase.PENDING:
         wanted.append((WORKER_AVAILABLE, "True", "WorkerServing", "a live worker serves it"))

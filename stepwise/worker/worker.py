@@ -131,7 +131,13 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set, then shut down gracefully."""
-        info = WorkerInfo(self.id, socket.gethostname(), self.registry.names(), self.concurrency)
+        info = WorkerInfo(
+            self.id,
+            socket.gethostname(),
+            self.registry.names(),
+            self.concurrency,
+            self.registry.limits(),
+        )
         await self._retrying(lambda: self.backend.register_worker(info))
         chores = [
             asyncio.create_task(self._heartbeat.run(stop), name="stepwise-heartbeat"),

@@ -31,13 +31,15 @@ EXPECTED_COLUMNS = {
         "attempt", "claims", "lease_token", "lease_owner", "lease_expires_at", "deadline_at",
         "available_at", "created_at", "started_at", "finished_at", "updated_at",
         "first_attempt", "forked_from",
-        "recoveries", "progress_at_claim", "warning", "scheduled_at",
+        "recoveries", "progress_at_claim", "warning", "scheduled_at", "concurrency_key",
     },
     "steps": {
         "seq", "run_id", "key", "status", "output", "error", "attempts", "started_at",
         "finished_at", "wake_at",
     },
-    "workers": {"id", "hostname", "workflows", "concurrency", "started_at", "heartbeat_at"},
+    "workers": {
+        "id", "hostname", "workflows", "concurrency", "started_at", "heartbeat_at", "limits",
+    },
     "run_attempts": {"run_id", "attempt", "status", "error", "finished_at", "retried_at"},
     "schedules": {
         "name", "workflow", "cron", "timezone", "input", "starting_deadline", "paused",

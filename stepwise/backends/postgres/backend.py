@@ -377,6 +377,7 @@ class PostgresBackend:
             worker.hostname,
             list(worker.workflows),
             worker.concurrency,
+            encoding.limits_document(worker.limits),
         )
 
     async def unregister_worker(self, worker_id: str) -> None:
@@ -385,6 +386,13 @@ class PostgresBackend:
     async def serving_workers(self, workflow: str, within_seconds: float) -> int:
         count: int = await self._fetchval("serving_workers", workflow, within_seconds)
         return count
+
+    async def concurrency_use(self, run_id: str) -> base.ConcurrencyUse | None:
+        key = _uuid(run_id)
+        if key is None:
+            return None
+        rows = await self._fetch("concurrency_use", key, base.WORKER_LIVENESS_SECONDS)
+        return encoding.concurrency_use(rows[0]) if rows else None
 
     async def record_warning(self, token: str, run_id: str, warning: str) -> bool:
         key = _uuid(run_id)
@@ -399,7 +407,14 @@ class PostgresBackend:
     ) -> list[base.ClaimedRun]:
         if limit <= 0 or not workflows:
             return []
-        rows = await self._fetch("claim_runs", worker_id, list(workflows), limit, lease_seconds)
+        rows = await self._fetch(
+            "claim_runs",
+            worker_id,
+            list(workflows),
+            limit,
+            lease_seconds,
+            base.WORKER_LIVENESS_SECONDS,
+        )
         return [_claimed_run(row) for row in rows]
 
     async def heartbeat(

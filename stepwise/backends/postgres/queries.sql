@@ -220,12 +220,13 @@ WITH doomed AS (
 DELETE FROM runs USING doomed WHERE runs.id = doomed.id;
 
 -- name: register_worker --
-INSERT INTO workers (id, hostname, workflows, concurrency, started_at, heartbeat_at)
-VALUES ($1, $2, $3, $4, now(), now())
+-- $5: the concurrency limits it declares, {"<workflow>": {"concurrency", "key"}} (migration 0007).
+INSERT INTO workers (id, hostname, workflows, concurrency, limits, started_at, heartbeat_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, now(), now())
 ON CONFLICT (id) DO UPDATE
 SET hostname = excluded.hostname, workflows = excluded.workflows,
-    concurrency = excluded.concurrency, started_at = excluded.started_at,
-    heartbeat_at = excluded.heartbeat_at;
+    concurrency = excluded.concurrency, limits = excluded.limits,
+    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at;
 
 -- name: unregister_worker --
 DELETE FROM workers WHERE id = $1;
@@ -235,16 +236,40 @@ SELECT count(*)
 FROM workers
 WHERE heartbeat_at >= now() - make_interval(secs => $2) AND $1 = ANY (workflows);
 
+-- name: concurrency_use --
+-- The limit in force for run $1's workflow (worker limits outlive a heartbeat by $2 seconds),
+-- the run's key under it and how many runs of its group are running; no row without a limit.
+SELECT l.concurrency, l.key_field, g.key, (
+    SELECT count(*)
+    FROM runs AS x
+    WHERE x.workflow = r.workflow AND x.status = 'running'
+      AND (l.key_field IS NULL OR x.concurrency_key IS NOT DISTINCT FROM g.key)
+) AS running
+FROM runs AS r
+JOIN stepwise_limits(NULL, now() - make_interval(secs => $2)) AS l ON l.workflow = r.workflow
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN l.key_field IS NOT NULL THEN r.input ->> l.key_field END AS key
+) AS g
+WHERE r.id = $1;
+
 -- name: claim_runs --
 -- Take up to $3 runs of the workflows $2 that are due (pending or sleeping) or whose lease
 -- expired, deadline not passed, oldest available first; lease them to worker $1 for $4 seconds
 -- with a fresh token each, and return them with their steps (in first-started order).
 -- SKIP LOCKED: claimers never wait for each other or for a write in flight.
+-- Concurrency limits (migration 0007; $5: how many seconds a worker's limits outlive its last
+-- heartbeat): due runs
+-- of a group already full are passed over, so they never hide other runs behind them; the
+-- runs picked are then admitted by stepwise_admit, which counts each group under its lock.
 -- Steps are read through stepwise_claimed_steps, after the run is locked (migration 0002):
 -- this statement's own snapshot predates the lock and could miss an accepted write. Taking
 -- over an expired lease counts a recovery, reset when more steps are completed than at the
 -- previous claim.
-WITH expired AS (
+WITH limited AS MATERIALIZED (
+    SELECT *
+    FROM stepwise_limits($1, now() - make_interval(secs => $5))
+    WHERE workflow = ANY ($2::text[])
+), expired AS (
     SELECT id, available_at, created_at
     FROM runs
     WHERE status = 'running' AND lease_expires_at <= now()
@@ -254,34 +279,58 @@ WITH expired AS (
     LIMIT $3
     FOR NO KEY UPDATE SKIP LOCKED
 ), due AS (
-    SELECT id, available_at, created_at
-    FROM runs
-    WHERE status IN ('pending', 'sleeping') AND available_at <= now()
-      AND workflow = ANY ($2::text[])
-      AND (deadline_at IS NULL OR deadline_at > now())
-    ORDER BY available_at, created_at
+    SELECT r.id, r.available_at, r.created_at
+    FROM runs AS r
+    WHERE r.status IN ('pending', 'sleeping') AND r.available_at <= now()
+      AND r.workflow = ANY ($2::text[])
+      AND (r.deadline_at IS NULL OR r.deadline_at > now())
+      AND NOT EXISTS (
+          SELECT FROM limited AS l
+          WHERE l.workflow = r.workflow AND l.concurrency <= (
+              SELECT count(*) FROM (
+                  SELECT FROM runs AS x
+                  WHERE x.workflow = r.workflow AND x.status = 'running'
+                    AND (l.key_field IS NULL
+                        OR x.concurrency_key IS NOT DISTINCT FROM r.input ->> l.key_field)
+                  LIMIT l.concurrency
+              ) AS running
+          )
+      )
+    ORDER BY r.available_at, r.created_at
     LIMIT $3
-    FOR NO KEY UPDATE SKIP LOCKED
+    FOR NO KEY UPDATE OF r SKIP LOCKED
 ), picked AS (
     SELECT id
     FROM (SELECT * FROM expired UNION ALL SELECT * FROM due) AS candidates
     ORDER BY available_at, created_at
     LIMIT $3
+), admitted AS (
+    -- Without a limit in force (the common case) the picked runs are taken as they are.
+    SELECT picked.id, NULL::text AS concurrency_key
+    FROM picked
+    WHERE NOT EXISTS (SELECT FROM limited)
+    UNION ALL
+    SELECT a.id, a.concurrency_key
+    FROM stepwise_admit(
+        ARRAY(SELECT id FROM picked), $1, now() - make_interval(secs => $5)
+    ) AS a
+    WHERE EXISTS (SELECT FROM limited)
 ), claimed AS (
     UPDATE runs AS r
     SET status = 'running', lease_token = gen_random_uuid(), lease_owner = $1,
+        concurrency_key = admitted.concurrency_key,
         lease_expires_at = now() + make_interval(secs => $4), claims = r.claims + 1,
         recoveries = CASE WHEN progress.completed > r.progress_at_claim THEN 0
                 ELSE r.recoveries END
             + CASE WHEN r.status = 'running' THEN 1 ELSE 0 END,
         progress_at_claim = progress.completed,
         started_at = coalesce(r.started_at, now()), updated_at = now()
-    FROM picked
+    FROM admitted
     CROSS JOIN LATERAL (
         SELECT count(*) FILTER (WHERE s.status = 'completed') AS completed
-        FROM stepwise_claimed_steps(picked.id) AS s
+        FROM stepwise_claimed_steps(admitted.id) AS s
     ) AS progress
-    WHERE r.id = picked.id
+    WHERE r.id = admitted.id
     RETURNING r.*
 )
 SELECT claimed.*,

@@ -388,6 +388,7 @@ class SqliteBackend:
             "hostname": worker.hostname,
             "workflows": json.dumps(list(worker.workflows)),
             "concurrency": worker.concurrency,
+            "limits": encoding.limits_document(worker.limits),
             "now": _text(_now()),
         }
         await self._call(lambda conn: conn.execute(_QUERIES["register_worker"], params))
@@ -402,6 +403,14 @@ class SqliteBackend:
             lambda conn: conn.execute(_QUERIES["serving_workers"], params).fetchone()[0]
         )
         return count
+
+    async def concurrency_use(self, run_id: str) -> base.ConcurrencyUse | None:
+        since = _now() - timedelta(seconds=base.WORKER_LIVENESS_SECONDS)
+        params = {"id": run_id, "since": _text(since)}
+        row = await self._call(
+            lambda conn: conn.execute(_QUERIES["concurrency_use"], params).fetchone()
+        )
+        return None if row is None else encoding.concurrency_use(row)
 
     async def claim_runs(
         self, worker_id: str, workflows: Sequence[str], limit: int, lease_seconds: float
@@ -514,23 +523,34 @@ def _claim(
 ) -> list[base.ClaimedRun]:
     # An idle worker polls: look without the write lock first, so polling never holds up the
     # other processes' writers. The candidates are read again under the lock.
-    params = {"workflows": workflows, "limit": limit, "now": _text(_now())}
+    now = _now()
+    params = {
+        "workflows": workflows,
+        "limit": limit,
+        "now": _text(now),
+        "worker": worker_id,
+        "since": _text(now - timedelta(seconds=base.WORKER_LIVENESS_SECONDS)),
+    }
     if conn.execute(_QUERIES["claim_candidates"], params).fetchone() is None:
         return []
 
     def take(conn: sqlite3.Connection) -> list[base.ClaimedRun]:
         now = _now()
         params["now"] = _text(now)
-        tokens = {
-            row["id"]: str(uuid.uuid4())
+        keys = {
+            row["id"]: row["concurrency_key"]
             for row in conn.execute(_QUERIES["claim_candidates"], params)
         }
-        if not tokens:
+        if not keys:
             return []
+        tokens = {run_id: str(uuid.uuid4()) for run_id in keys}
         leased = {"owner": worker_id, "expires_at": _text(now + lease), "now": _text(now)}
         conn.executemany(
             _QUERIES["claim_run"],
-            [{"id": run_id, "token": token, **leased} for run_id, token in tokens.items()],
+            [
+                {"id": run_id, "token": token, "concurrency_key": keys[run_id], **leased}
+                for run_id, token in tokens.items()
+            ],
         )
         ids = {"ids": json.dumps(list(tokens))}
         runs = {row["id"]: _READ.run(row) for row in conn.execute(_QUERIES["runs_by_ids"], ids)}

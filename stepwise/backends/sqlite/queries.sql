@@ -163,12 +163,12 @@ WHERE id IN (
 );
 
 -- name: register_worker --
-INSERT INTO workers (id, hostname, workflows, concurrency, started_at, heartbeat_at)
-VALUES (:id, :hostname, :workflows, :concurrency, :now, :now)
+INSERT INTO workers (id, hostname, workflows, concurrency, limits, started_at, heartbeat_at)
+VALUES (:id, :hostname, :workflows, :concurrency, :limits, :now, :now)
 ON CONFLICT (id) DO UPDATE
 SET hostname = excluded.hostname, workflows = excluded.workflows,
-    concurrency = excluded.concurrency, started_at = excluded.started_at,
-    heartbeat_at = excluded.heartbeat_at;
+    concurrency = excluded.concurrency, limits = excluded.limits,
+    started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at;
 
 -- name: unregister_worker --
 DELETE FROM workers WHERE id = :id;
@@ -179,23 +179,89 @@ FROM workers
 WHERE heartbeat_at >= :since
   AND EXISTS (SELECT 1 FROM json_each(workers.workflows) WHERE value = :workflow);
 
+-- name: concurrency_use --
+-- The limit in force for run :id's workflow (the strictest declared by a worker that
+-- heartbeated since :since, as in claim_candidates), the run's key under it and how many runs
+-- of its group are running; no row without a limit.
+WITH declared AS (
+    SELECT l.key AS workflow, json_extract(l.value, '$.concurrency') AS concurrency,
+        json_extract(l.value, '$.key') AS key_field
+    FROM workers AS w, json_each(w.limits) AS l
+    WHERE w.heartbeat_at >= :since
+), grouped AS (
+    SELECT r.workflow, d.concurrency, d.key_field,
+        CASE WHEN d.key_field IS NOT NULL
+            THEN CAST(json_extract(r.input, '$."' || d.key_field || '"') AS TEXT)
+        END AS key
+    FROM runs AS r
+    JOIN declared AS d ON d.workflow = r.workflow
+    WHERE r.id = :id
+    ORDER BY d.concurrency, d.key_field IS NOT NULL, d.key_field
+    LIMIT 1
+)
+SELECT g.concurrency, g.key_field, g.key, (
+    SELECT count(*)
+    FROM runs AS x
+    WHERE x.workflow = g.workflow AND x.status = 'running'
+      AND (g.key_field IS NULL OR x.concurrency_key IS g.key)
+) AS running
+FROM grouped AS g;
+
 -- name: claim_candidates --
 -- Runs of the given workflows that are due (or whose lease expired) and whose deadline has not
 -- passed, oldest available first. Two halves, so each can use its partial index.
-SELECT id FROM (
-    SELECT id, available_at, created_at, rowid AS seq
+-- Concurrency limits (migration 0007): the limit in force for a workflow is the strictest one
+-- declared by the claimer :worker or a worker that heartbeated since :since (smallest N; at
+-- equal N a workflow-wide cap first). A takeover of an expired lease keeps its run's slot; due
+-- runs of a group are taken, oldest first, only into the slots its running runs leave free.
+-- Read under the write lock, the counts stay true until the claim commits.
+WITH declared AS (
+    SELECT l.key AS workflow, json_extract(l.value, '$.concurrency') AS concurrency,
+        json_extract(l.value, '$.key') AS key_field,
+        row_number() OVER (
+            PARTITION BY l.key
+            ORDER BY json_extract(l.value, '$.concurrency'),
+                json_extract(l.value, '$.key') IS NOT NULL, json_extract(l.value, '$.key')
+        ) AS strictness
+    FROM workers AS w, json_each(w.limits) AS l
+    WHERE w.id = :worker OR w.heartbeat_at >= :since
+), candidates AS (
+    SELECT id, workflow, status, input, available_at, created_at, rowid AS seq
     FROM runs
     WHERE workflow IN (SELECT value FROM json_each(:workflows))
       AND status IN ('pending', 'sleeping') AND available_at <= :now
       AND (deadline_at IS NULL OR deadline_at > :now)
     UNION ALL
-    SELECT id, available_at, created_at, rowid AS seq
+    SELECT id, workflow, status, input, available_at, created_at, rowid AS seq
     FROM runs
     WHERE workflow IN (SELECT value FROM json_each(:workflows))
       AND status = 'running' AND lease_expires_at <= :now
       AND (deadline_at IS NULL OR deadline_at > :now)
+), grouped AS (
+    SELECT c.id, c.workflow, c.status, c.available_at, c.created_at, c.seq, d.concurrency,
+        d.key_field,
+        CASE WHEN d.key_field IS NOT NULL
+            THEN CAST(json_extract(c.input, '$."' || d.key_field || '"') AS TEXT)
+        END AS concurrency_key
+    FROM candidates AS c
+    LEFT JOIN declared AS d ON d.workflow = c.workflow AND d.strictness = 1
+), ranked AS (
+    SELECT g.*,
+        row_number() OVER (
+            PARTITION BY g.workflow, g.concurrency_key, g.status = 'running'
+            ORDER BY g.available_at, g.created_at, g.seq
+        ) AS place
+    FROM grouped AS g
 )
-ORDER BY available_at, created_at, seq
+SELECT r.id, r.concurrency_key
+FROM ranked AS r
+WHERE r.concurrency IS NULL OR r.status = 'running' OR r.place <= r.concurrency - (
+    SELECT count(*)
+    FROM runs AS x
+    WHERE x.workflow = r.workflow AND x.status = 'running'
+      AND (r.key_field IS NULL OR x.concurrency_key IS r.concurrency_key)
+)
+ORDER BY r.available_at, r.created_at, r.seq
 LIMIT :limit;
 
 -- name: claim_run --
@@ -203,7 +269,7 @@ LIMIT :limit;
 -- the previous claim (the claim holds the write lock: it sees every accepted write).
 UPDATE runs
 SET status = 'running', lease_token = :token, lease_owner = :owner,
-    lease_expires_at = :expires_at, claims = claims + 1,
+    lease_expires_at = :expires_at, claims = claims + 1, concurrency_key = :concurrency_key,
     recoveries = iif(progress.completed > progress_at_claim, 0, recoveries)
         + iif(status = 'running', 1, 0),
     progress_at_claim = progress.completed,
