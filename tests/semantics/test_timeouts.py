@@ -14,6 +14,7 @@ import functools
 import logging
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +37,7 @@ SHORT = 0.2
 PATIENCE = 30.0
 """How long a blocked function waits for its release before giving up (never reached)."""
 DROPPED = "its thread returned after its attempt ended"
+CONCEPTS = Path(__file__).parents[2] / "docs" / "concepts.md"
 
 
 async def test_an_async_step_past_its_timeout_is_cancelled_and_retried(engine: Engine) -> None:
@@ -254,3 +256,25 @@ async def test_a_timeout_out_of_range_fails_the_run_at_the_call(
     assert "timeout of step 'call'" in run.error["message"]
     assert not ran
     assert await engine.client.steps(run.id) == []
+
+
+def _concepts_example() -> dict[str, Any]:
+    """The Python block of docs/concepts.md's "Timeouts and retry policies", executed."""
+    text = CONCEPTS.read_text()
+    section = text.split("## Timeouts and retry policies\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"__name__": "concepts_timeouts_example"}
+    exec(compile(code, str(CONCEPTS), "exec"), namespace)
+    return namespace
+
+
+async def test_the_documented_example_runs(engine: Engine) -> None:
+    example = _concepts_example()
+    paid = await engine.run(example["pay_order"], {"id": 7, "card": "ok", "amount": 12})
+    assert paid.output == {"order": 7, "charged": 12}
+    declined = await engine.run(example["pay_order"], {"id": 8, "card": "declined", "amount": 1})
+    assert declined.status is RunStatus.FAILED
+    assert declined.error is not None
+    assert "CardDeclined: card of order 8 declined" in declined.error["message"]
+    (step,) = await engine.client.steps(declined.id)
+    assert step.attempts == 1
