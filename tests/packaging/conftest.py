@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.workers import child_env
+from tests.docsnippets import snippets, write
 
 REPO = Path(__file__).resolve().parents[2]
 DISTRIBUTION = "stepwise-workflows"
@@ -23,18 +24,6 @@ DISTRIBUTION = "stepwise-workflows"
 
 # A virtualenv's python must see only its own packages, never this tree through PYTHONPATH.
 ISOLATED = {"PYTHONPATH": ""}
-FLOWS = """
-from stepwise import workflow
-
-
-def greeting(name):
-    return f"hello {name}"
-
-
-@workflow("plain-greet")
-async def greet(ctx):
-    return await ctx.step.run("greet", greeting, ctx.input["name"])
-"""
 SOURCES = ("stepwise", "docs", "examples", "pyproject.toml", "README.md", ".gitignore")
 
 
@@ -99,9 +88,16 @@ def installs(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Installs:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A user's project folder holding one workflow module, ``plain_flows.py``."""
-    (tmp_path / "plain_flows.py").write_text(FLOWS)
+    """A user's project folder: the README's ``greetings.py`` and ``test_greetings.py``."""
+    write(readme_project(), tmp_path)
     return tmp_path
+
+
+def readme_project() -> dict[str, str]:
+    """The files of the README's "Use it in your own project"."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Use it in your own project\n", 1)[1].split("\n## ", 1)[0]
+    return snippets(section)
 
 
 def run_in(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -30,10 +30,10 @@ def test_the_extra_brings_its_modules(extra: str, installs: Installs, tmp_path: 
 
 def test_postgres_runs_a_workflow(installs: Installs, project: Path, postgres_url: str) -> None:
     stepwise = installs.bin("postgres") / "stepwise"
-    argv = [str(stepwise), "run", "plain_flows.py", "plain-greet", "--input", '{"name": "pg"}']
+    argv = [str(stepwise), "run", "greetings.py", "greet", "--input", '{"name": "ada"}']
     done = run_in([*argv, "--database-url", postgres_url], project)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == "hello pg"
+    assert json.loads(done.stdout) == "hello ada"
     assert not (project / "stepwise.db").exists()
 
 
@@ -46,7 +46,7 @@ def _get(url: str) -> str:
 def test_worker_serves_health_and_metrics(installs: Installs, project: Path, procs: Procs) -> None:
     port = free_port()
     worker = procs.spawn(
-        [str(installs.bin("worker") / "stepwise"), "worker", "--app", "plain_flows.py",
+        [str(installs.bin("worker") / "stepwise"), "worker", "--app", "greetings.py",
          "--database-url", f"sqlite:///{project / 'runs.db'}", "--health-port", str(port),
          "--health-host", "127.0.0.1"],
         name="worker-extra",
