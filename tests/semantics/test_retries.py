@@ -259,6 +259,21 @@ async def test_unlimited_attempts_retry_until_the_step_succeeds(engine: Engine) 
     assert (step.status, step.attempts, step.output) == (StepStatus.COMPLETED, 41, 41)
 
 
+async def test_an_unlimited_workflow_policy_retries_past_three_attempts(engine: Engine) -> None:
+    forever = RetryPolicy(max_attempts=None, initial_interval=0.01, max_interval=0.01)
+
+    @workflow("workflow-unlimited", registry=Registry(), retry=forever)
+    async def flow(ctx: Any) -> int:
+        if ctx.attempt < 6:
+            raise ConnectionError(f"attempt {ctx.attempt}")
+        attempt: int = ctx.attempt
+        return attempt
+
+    run = await engine.run(flow)
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    assert run.output == 6
+
+
 def test_unlimited_attempts_always_allow_another() -> None:
     policy = RetryPolicy(max_attempts=None)
     assert all(policy.allows_another(n) for n in (1, 3, 10**6))
