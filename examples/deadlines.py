@@ -31,9 +31,11 @@ def authorize_with_backup(order: str, amount: float) -> dict[str, Any]:
 @workflow("authorize-payment")
 async def authorize_payment(ctx: Any) -> dict[str, Any]:
     order, amount = ctx.input["order"], ctx.input["amount"]
+    authorization: dict[str, Any]
     try:
-        return await ctx.step.run(
+        authorization = await ctx.step.run(
             "primary", authorize_with_primary, order, amount, retry=SLOW_RETRIES
         )
     except StepFailed:
-        return await ctx.step.run("backup", authorize_with_backup, order, amount)
+        authorization = await ctx.step.run("backup", authorize_with_backup, order, amount)
+    return authorization
