@@ -1,7 +1,8 @@
-"""A user's workflow module with typed steps. ``test_typed_results`` runs it on both backends,
-in this process and in worker processes it kills, and type-checks it with ``mypy --strict``:
-every ``assert_type`` below holds for mypy, and at run time the same values have those types,
-on the first run and on replay."""
+"""A user's workflow module with typed steps, and a workflow with a typed input and output.
+``test_typed_results`` and ``test_typed_io`` run it on both backends, in this process and in
+worker processes they kill, and type-check it with ``mypy --strict``: every ``assert_type``
+below holds for mypy, and at run time the same values have those types, on the first run and
+on replay."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from stepwise import WorkflowContext, workflow
+from stepwise import Client, RunHandle, WorkflowContext, workflow
 
 SEEN: list[list[Any]] = []
 """What each execution of ``typed-invoice`` received from its steps."""
@@ -118,3 +119,45 @@ async def typed_crash(ctx: WorkflowContext[Any]) -> dict[str, Any]:
     values = await typed_steps(ctx)
     await ctx.step.run("wait-for-gate", wait_for_gate, ctx.input["gate"], ctx.input["started"])
     return described(values)
+
+
+class Order(BaseModel):
+    id: UUID
+    cents: int
+    placed: datetime
+    note: str = ""
+
+
+@dataclasses.dataclass
+class Receipt:
+    order: UUID
+    charged: Decimal
+    status: Status
+
+
+ORDERS: list[Order] = []
+"""What each execution of ``typed-charge`` received as ``ctx.input``."""
+
+
+def charge_card(cents: int) -> Decimal:
+    return Decimal(cents) / 100
+
+
+@workflow("typed-charge")
+async def typed_charge(ctx: WorkflowContext[Order]) -> Receipt:
+    order = ctx.input
+    assert_type(order, Order)
+    ORDERS.append(order)
+    charged = await ctx.step.run("charge", charge_card, order.cents)
+    if order.note == "sleep":
+        await ctx.step.sleep("replay-after-this", 0.1)
+    return Receipt(order.id, charged, Status.PAID)
+
+
+async def charge_and_wait(client: Client, order: Order) -> Receipt:
+    """What a caller writes: the handle knows the workflow's output type."""
+    run = await client.start(typed_charge, order)
+    assert_type(run, RunHandle[Receipt])
+    receipt = await run.result(timeout=60)
+    assert_type(receipt, Receipt)
+    return receipt
