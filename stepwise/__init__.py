@@ -7,7 +7,7 @@ else is public. ``import stepwise`` pulls in neither kopf nor a database driver.
 from __future__ import annotations
 
 from stepwise.backends.base import RunStatus, StepStatus
-from stepwise.client.client import Client, Run, RunAttempt, Step
+from stepwise.client.client import Client, Run, RunAttempt, RunHandle, Step
 from stepwise.core.context import WorkflowContext
 from stepwise.core.definitions import WorkflowDefinition
 from stepwise.core.registry import Registry, default_registry, workflow
@@ -71,6 +71,7 @@ __all__ = [
     "RunAttempt",
     "RunCanceled",
     "RunFailed",
+    "RunHandle",
     "RunNotFound",
     "RunNotRetryable",
     "RunStatus",

@@ -28,6 +28,7 @@ PUBLIC = [
     "RunAttempt",
     "RunCanceled",
     "RunFailed",
+    "RunHandle",
     "RunNotFound",
     "RunNotRetryable",
     "RunStatus",

@@ -10,10 +10,10 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from stepwise.backends import DEFAULT_URL, open_backend
 from stepwise.backends.base import (
@@ -30,7 +30,7 @@ from stepwise.backends.base import (
 from stepwise.backoff import Backoff
 from stepwise.client import schedules
 from stepwise.core import codec, limits, tracebacks
-from stepwise.core.definitions import WorkflowDefinition, checked_name
+from stepwise.core.definitions import InT, OutT, WorkflowDefinition, checked_name
 from stepwise.core.registry import Registry
 from stepwise.errors import (
     DatabaseUnavailable,
@@ -76,6 +76,27 @@ class Step(StepRecord[Any]):
     def error_text(self) -> str | None:
         """The error as text, the user's file:line first, then its traceback."""
         return None if self.error is None else tracebacks.render(self.error)
+
+
+@dataclass(frozen=True, slots=True)
+class RunHandle(Run, Generic[OutT]):
+    """What ``Client.start`` returns: the run as stored then, and the way to its output.
+    ``await client.start(charge, order)`` is a ``RunHandle[Receipt]`` when ``charge`` declares
+    ``-> Receipt``, and ``await run.result()`` a ``Receipt``."""
+
+    client: Client = field(repr=False, compare=False, kw_only=True)
+    output_type: codec.Declared | None = field(repr=False, compare=False, kw_only=True)
+    """The declared return type of the workflow object the run was started with (None: it
+    was started by name, or the workflow declares none: plain JSON)."""
+
+    async def result(self, *, timeout: float | None = None) -> OutT:
+        """The run's output once it succeeded, decoded to the declared return type;
+        ``RunFailed``/``RunCanceled`` otherwise, ``WaitTimeout`` after ``timeout`` seconds."""
+        output = await self.client.wait(self.id, timeout=timeout)
+        if self.output_type is None:
+            return cast(OutT, output)
+        text = codec.dumps(output)
+        return cast(OutT, codec.decode_result(codec.WORKFLOW_RESULT, text, self.output_type))
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,17 +186,22 @@ class Client:
 
     async def start(
         self,
-        workflow: str | WorkflowDefinition,
-        input: Any = None,  # noqa: A002 - mirrors ctx.input
+        workflow: WorkflowDefinition[InT, OutT] | str,
+        input: InT | None = None,  # noqa: A002 - mirrors ctx.input
         *,
         idempotency_key: str | None = None,
         deadline: datetime | timedelta | None = None,
         version: str | None = None,
         run_id: str | None = None,
-    ) -> Run:
+    ) -> RunHandle[OutT]:
         """Store a new run for workers to pick up; with an ``idempotency_key`` already used for
         this workflow, return the run it started instead of starting another, provided the input
         is the same (``IdempotencyConflict`` otherwise: one key, one request).
+
+        Given the workflow object, ``input`` is checked against its declared input type (a
+        model instance or a dict of its fields) and the handle's ``result()`` is of its declared
+        return type; given a name, ``input`` and ``result()`` are plain JSON (pydantic models,
+        dataclasses, datetimes… are encoded as JSON).
 
         Every argument is checked before anything is stored: ``InvalidArgument`` (a name no
         ``@workflow`` can have, a key or version over 255 characters or holding NUL, a
@@ -203,7 +229,10 @@ class Client:
         same = created or codec.same_json(record.input, new.input)
         if idempotency_key is not None and not same:
             raise IdempotencyConflict(idempotency_key, record.id, record.workflow)
-        return _decoded(Run, record)
+        run = _decoded(Run, record)
+        returns = workflow.output_type if isinstance(workflow, WorkflowDefinition) else None
+        values = {f.name: getattr(run, f.name) for f in fields(run)}
+        return RunHandle(**values, client=self, output_type=returns)
 
     async def get(self, run_id: str) -> Run:
         run = await self.find(run_id)

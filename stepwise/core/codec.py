@@ -40,6 +40,8 @@ DEFAULT_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
 """The largest step result, run input or run output stored, as JSON: 4 MiB, like Inngest's
 step outputs (Temporal allows 2 MB per payload). Setting: ``max_payload_bytes`` of ``Worker``
 and ``Client``, ``STEPWISE_MAX_PAYLOAD_BYTES``."""
+WORKFLOW_RESULT = "<workflow result>"
+"""How errors about a workflow's own result name it, where they name a step."""
 MAX_PAYLOAD_BYTES = 200 * 1024 * 1024
 """The highest that setting goes: Postgres holds no value of 255 MB or more in a write batch."""
 
@@ -124,7 +126,7 @@ def declared_result(fn: Callable[..., Any]) -> Declared | None:
         return _declared[target]
     except KeyError:
         pass
-    adapter = _adapter(_return_hint(target))
+    adapter = declared_type(_return_hint(target))
     _declared[target] = adapter
     return adapter
 
@@ -141,7 +143,9 @@ def _return_hint(fn: Callable[..., Any]) -> Any:
     return hint
 
 
-def _adapter(hint: Any) -> Declared | None:
+def declared_type(hint: Any) -> Declared | None:
+    """The adapter of type ``hint`` (shared by all who declare it), or None for ``Any`` and
+    for types pydantic cannot serialise: those values stay plain JSON."""
     if hint is Any:
         return None
     try:

@@ -1,25 +1,39 @@
 """What a workflow is: its name (and the rule names follow), function, version, retry policy
-and input model. ``@workflow`` (``registry``) makes one from an ``async def f(ctx)``."""
+and the types of its input and output. ``@workflow`` (``registry``) makes one from an
+``async def f(ctx)``.
+
+A workflow declares its types by annotation, ``async def charge(ctx: WorkflowContext[Order])
+-> Receipt``, and the step results' machinery (``codec.Declared``, a pydantic ``TypeAdapter``)
+carries them: the input is validated where the run is started (when the client has the
+definition) and again where it runs, so ``ctx.input`` is an ``Order``; the output is stored as
+JSON and a client that started the run with the definition gets a ``Receipt`` back.
+"""
 
 from __future__ import annotations
 
+import inspect
 import re
 import typing
+import weakref
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
+from typing_extensions import TypeVar as TypeVarWithDefault
 
 from stepwise.backends.base import ConcurrencyLimit
 from stepwise.core import codec, cron, limits
+from stepwise.core.context import WorkflowContext
 from stepwise.core.retry import RetryPolicy
 from stepwise.errors import InvalidArgument, InvalidInput
 
-if TYPE_CHECKING:
-    from stepwise.core.context import WorkflowContext
+InT = TypeVarWithDefault("InT", default=Any)
+"""What ``ctx.input`` is: the type argument of the ``ctx`` annotation."""
+OutT = TypeVarWithDefault("OutT", default=Any)
+"""What the workflow function returns."""
 
-WorkflowFn = Callable[["WorkflowContext[Any]"], Coroutine[Any, Any, Any]]
+WorkflowFn = Callable[[WorkflowContext[InT]], Coroutine[Any, Any, OutT]]
 
 NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$"
 """Workflow names: what a Kubernetes resource field and a URL path can carry unescaped."""
@@ -44,12 +58,17 @@ def checked_name(name: object) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class WorkflowDefinition:
+class WorkflowDefinition(Generic[InT, OutT]):
+    """``@workflow("charge") async def charge(ctx: WorkflowContext[Order]) -> Receipt`` is a
+    ``WorkflowDefinition[Order, Receipt]``: ``client.start(charge, order)`` type-checks the
+    input and its ``result()`` is a ``Receipt``."""
+
     name: str
-    fn: WorkflowFn
+    fn: WorkflowFn[InT, OutT]
     version: str | None
     retry: RetryPolicy | None
-    input_model: type[BaseModel] | None
+    input_model: Any
+    """The input type given as ``@workflow(input=…)``; None: the ``ctx`` annotation says."""
     schedule: cron.Cron | None = None
     """Start a run at every tick (``@workflow(name, schedule=…)``); workers keep the schedule
     named after the workflow in the database."""
@@ -63,24 +82,85 @@ class WorkflowDefinition:
         """Where the function is defined, for error messages."""
         return f"{self.fn.__module__}.{self.fn.__qualname__}"
 
-    def validate_input(self, value: Any) -> Any:
-        """``value`` checked against the input model (if any) and put through the JSON round
-        trip, so a workflow sees the same input whether it runs now or on another worker."""
+    @property
+    def input_type(self) -> codec.Declared | None:
+        """The declared input type: ``input=`` or the ``ctx`` annotation (None: plain JSON)."""
         if self.input_model is not None:
+            return codec.declared_type(self.input_model)
+        return declared_input(self.fn)
+
+    @property
+    def output_type(self) -> codec.Declared | None:
+        """The declared return type (None: plain JSON)."""
+        return codec.declared_result(self.fn)
+
+    def validate_input(self, value: Any) -> Any:
+        """``value`` (a model, a dataclass, a dict…) checked against the input type and put
+        through the JSON round trip, so a workflow sees the same input whether it runs now or
+        on another worker; ``InvalidInput`` naming the workflow and each wrong field."""
+        declared = self.input_type
+        if declared is not None:
             try:
-                value = self.input_model.model_validate(value)
+                value = declared.adapter.validate_python(value)
             except ValidationError as exc:
-                raise InvalidInput(
-                    f"input of workflow {self.name!r} does not match "
-                    f"{self.input_model.__name__}: {exc}"
-                ) from None
+                raise self._mismatch(declared, exc) from None
         try:
+            if declared is not None:
+                value = declared.adapter.dump_python(value, mode="json", warnings=False)
             return codec.loads(codec.dumps(value))
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"input of workflow {self.name!r} is not JSON: {exc}") from None
 
-    def parse_input(self, stored: Any) -> Any:
-        """The value a workflow receives as ``ctx.input``: a model instance when it declares one."""
-        if self.input_model is None:
-            return stored
-        return self.input_model.model_validate(stored)
+    def parse_input(self, stored: str) -> Any:
+        """The value a workflow receives as ``ctx.input``, from the stored JSON text: of the
+        declared input type, or plain JSON; ``InvalidInput`` when it does not fit (a run
+        started by name, or by ``kubectl``, is checked only here)."""
+        declared = self.input_type
+        try:
+            return (
+                codec.loads(stored) if declared is None else declared.adapter.validate_json(stored)
+            )
+        except ValidationError as exc:
+            raise self._mismatch(declared, exc) from None
+        except ValueError as exc:
+            raise InvalidInput(f"input of workflow {self.name!r} is not JSON: {exc}") from None
+
+    def _mismatch(self, declared: codec.Declared | None, exc: ValidationError) -> InvalidInput:
+        name = declared.name if declared is not None else "its input type"
+        return InvalidInput(
+            f"input of workflow {self.name!r} does not match {name}: {_problems(exc)}"
+        )
+
+
+def _problems(exc: ValidationError) -> str:
+    """Each error of ``exc`` naming its field: ``cents: Input should be a valid integer (got
+    'ten')``, without the documentation URL pydantic's own text adds to every error."""
+    lines = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"]) or "the value"
+        got = "" if error["type"] == "missing" else f" (got {limits.shown(error['input'])})"
+        lines.append(f"{field}: {error['msg']}{got}")
+    return "; ".join(lines)
+
+
+_declared_inputs: weakref.WeakKeyDictionary[Callable[..., Any], codec.Declared | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def declared_input(fn: Callable[..., Any]) -> codec.Declared | None:
+    """The ``Order`` in ``async def f(ctx: WorkflowContext[Order])``, read once per function
+    (None: no annotation, ``Any``, or one that resolves only for a type checker)."""
+    try:
+        return _declared_inputs[fn]
+    except KeyError:
+        pass
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # a name only a type checker sees
+        hints = {}
+    params = list(inspect.signature(fn).parameters)
+    args = typing.get_args(hints.get(params[0])) if params else ()
+    declared = codec.declared_type(args[0]) if args else None
+    _declared_inputs[fn] = declared
+    return declared

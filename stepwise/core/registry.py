@@ -12,11 +12,16 @@ import re
 import typing
 from collections.abc import Callable
 
-from pydantic import BaseModel
-
 from stepwise.backends.base import ConcurrencyLimit
 from stepwise.core import cron, limits
-from stepwise.core.definitions import NAME_RULE, WorkflowDefinition, WorkflowFn, is_valid_name
+from stepwise.core.definitions import (
+    NAME_RULE,
+    InT,
+    OutT,
+    WorkflowDefinition,
+    WorkflowFn,
+    is_valid_name,
+)
 from stepwise.core.retry import RetryPolicy
 from stepwise.errors import DefinitionError, InvalidArgument, InvalidInput, UnknownWorkflow
 
@@ -58,20 +63,6 @@ default_registry = Registry()
 """Where ``@workflow`` registers unless told otherwise."""
 
 
-def _input_model_from_annotation(fn: WorkflowFn) -> type[BaseModel] | None:
-    """The ``Model`` in ``async def f(ctx: WorkflowContext[Model])``, if the hint resolves."""
-    try:
-        hints = typing.get_type_hints(fn)
-    except (NameError, TypeError):
-        return None
-    params = list(inspect.signature(fn).parameters)
-    hint = hints.get(params[0]) if params else None
-    args = typing.get_args(hint)
-    if args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
-        return args[0]
-    return None
-
-
 _KEY_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 
 
@@ -102,19 +93,20 @@ def workflow(
     *,
     version: str | None = None,
     retry: RetryPolicy | None = None,
-    input: type[BaseModel] | None = None,  # noqa: A002 - the public keyword reads best
+    input: typing.Any = None,  # noqa: A002 - the public keyword reads best
     schedule: str | None = None,
     schedule_input: typing.Any = None,
     schedule_timezone: str = "UTC",
     concurrency: int | None = None,
     concurrency_key: str | None = None,
     registry: Registry | None = None,
-) -> Callable[[WorkflowFn], WorkflowDefinition]:
+) -> Callable[[WorkflowFn[InT, OutT]], WorkflowDefinition[InT, OutT]]:
     """Register ``async def f(ctx)`` as workflow ``name``.
 
     ``version`` is recorded on runs started from this definition and read back as
     ``ctx.version``; ``retry`` retries the whole workflow (off by default: steps retry on
-    their own); ``input`` (or an annotation ``ctx: WorkflowContext[Model]``) validates input;
+    their own); ``input`` (or the annotation ``ctx: WorkflowContext[T]``, any type pydantic
+    validates: a model, a dataclass, ``list[int]``…) validates input and types ``ctx.input``;
     ``schedule`` (cron, read in ``schedule_timezone``) starts a run with ``schedule_input`` at
     every tick once a worker serving the workflow has started (see ``docs/schedules.md``);
     ``concurrency`` caps the runs of the workflow running at once across all workers, per
@@ -128,7 +120,7 @@ def workflow(
         raise DefinitionError(f"workflow {name!r}: {exc}") from None
     limit = _concurrency_limit(name, concurrency, concurrency_key)
 
-    def decorate(fn: WorkflowFn) -> WorkflowDefinition:
+    def decorate(fn: WorkflowFn[InT, OutT]) -> WorkflowDefinition[InT, OutT]:
         if not inspect.iscoroutinefunction(fn):
             raise DefinitionError(f"workflow {name!r}: {fn!r} must be an 'async def' function")
         if len(inspect.signature(fn).parameters) != 1:
@@ -140,7 +132,7 @@ def workflow(
             fn=fn,
             version=version,
             retry=retry,
-            input_model=input or _input_model_from_annotation(fn),
+            input_model=input,
             schedule=timetable,
             schedule_input=schedule_input,
             concurrency=limit,

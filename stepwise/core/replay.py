@@ -188,9 +188,13 @@ class Execution:
 
     async def _execute(self) -> str:
         try:
-            value = self.definition.parse_input(codec.loads(self.run.input))
-        except Exception as exc:
-            error = InvalidInput(f"input of workflow {self.run.workflow!r} is invalid: {exc}")
+            value = self.definition.parse_input(self.run.input)
+        except Exception as exc:  # a validator of the user's may raise anything
+            error = (
+                exc
+                if isinstance(exc, InvalidInput)
+                else InvalidInput(f"input of workflow {self.run.workflow!r} is invalid: {exc}")
+            )
             return await self._write(self._finish(RunStatus.FAILED, error=error), "failed")
         self._steps = StepApi(self)
         ctx: WorkflowContext[Any] = WorkflowContext(
@@ -261,10 +265,12 @@ class Execution:
                 self._finish(RunStatus.FAILED, error=StepNotAwaited(forgotten)), "failed"
             )
         if error is None:
+            declared = self.definition.output_type
             try:
                 output = codec.encode_result(
-                    "<workflow result>", task.result(), self.journal.max_payload_bytes
+                    codec.WORKFLOW_RESULT, task.result(), self.journal.max_payload_bytes, declared
                 )
+                codec.decode_result(codec.WORKFLOW_RESULT, output, declared)  # as clients will
             except StepResultError as exc:
                 return await self._write(self._finish(RunStatus.FAILED, error=exc), "failed")
             op = FinishRun(self.token, self.run_id, RunStatus.SUCCEEDED, output=output)

@@ -64,11 +64,18 @@ def test_mypy_strict_sees_typed_step_results(tmp_path: Path) -> None:
     snippet = tmp_path / "user_code.py"
     snippet.write_text(
         "from typing import Any\n"
-        "from stepwise import WorkflowContext\n"
+        "from stepwise import Client, WorkflowContext\n"
         "from tests.semantics.typed_flows import INVOICE_ID, fetch_invoice, fetch_lines\n"
+        "from tests.semantics.typed_flows import Order, typed_charge\n"
         "async def flow(ctx: WorkflowContext[Any]) -> None:\n"
         "    reveal_type(await ctx.step.run('a', fetch_invoice, INVOICE_ID))\n"
         "    reveal_type(ctx.step.run('b', fetch_lines, 2))\n"
+        "async def caller(client: Client, order: Order) -> None:\n"
+        "    reveal_type(typed_charge)\n"
+        "    reveal_type(await client.start(typed_charge, order))\n"
+        "    reveal_type(await (await client.start(typed_charge, order)).result())\n"
+        "    reveal_type(await client.start('typed-charge', {'cents': 1}))\n"
+        "    await client.start(typed_charge, {'cents': 1})\n"
     )
     revealed = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", str(snippet)],
@@ -77,13 +84,21 @@ def test_mypy_strict_sees_typed_step_results(tmp_path: Path) -> None:
         text=True,
         timeout=300,
     )
-    assert revealed.returncode == 0, revealed.stdout + revealed.stderr
     lines = revealed.stdout.splitlines()
     notes = [line.split("note: ", 1)[1] for line in lines if "note: " in line]
     assert notes == [
         'Revealed type is "tests.semantics.typed_flows.Invoice"',
         'Revealed type is "typing.Awaitable[list[tests.semantics.typed_flows.Line]]"',
-    ]
+        'Revealed type is "stepwise.core.definitions.WorkflowDefinition['
+        'tests.semantics.typed_flows.Order, tests.semantics.typed_flows.Receipt]"',
+        'Revealed type is "stepwise.client.client.RunHandle[tests.semantics.typed_flows.Receipt]"',
+        'Revealed type is "tests.semantics.typed_flows.Receipt"',
+        'Revealed type is "stepwise.client.client.RunHandle[Any]"',
+    ], revealed.stdout
+    # A dict where the workflow declares an Order is caught by the type checker.
+    errors = [line for line in lines if ": error: " in line]
+    assert len(errors) == 1, revealed.stdout
+    assert errors[0].startswith(f"{snippet}:13: error: "), revealed.stdout
 
 
 async def test_declared_types_come_back_on_the_first_run(engine: Engine) -> None:
