@@ -22,13 +22,8 @@ it again instead of trying the step anew: the workflow sees what it saw the firs
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-import dataclasses
 import functools
-import inspect
-import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
@@ -43,7 +38,7 @@ from stepwise.backends.base import (
     StepStarted,
     StepStatus,
 )
-from stepwise.core import codec, limits
+from stepwise.core import calls, codec, limits
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal
 from stepwise.core.retry import DEFAULT_STEP_RETRY, RetryPolicy
@@ -56,12 +51,9 @@ from stepwise.errors import (
     StepTimeout,
 )
 
-log = logging.getLogger(__name__)
-
 MAX_NAME_LENGTH = 200
 
 T = TypeVar("T")
-E = TypeVar("E")
 
 _running_step: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "stepwise_running_step", default=None
@@ -110,76 +102,6 @@ class MemoKeys:
 def _seconds(duration: float | timedelta) -> float:
     """A finite, bounded duration: nan would sleep forever, a century overflows wake-up times."""
     return limits.seconds(duration, "ctx.step.sleep duration", zero=True)
-
-
-async def _call(fn: Callable[[], Any], encode: Callable[[Any], E]) -> E:
-    """``fn``'s result, as ``encode`` stores it. Async callables run on the loop; sync ones in a
-    thread, so they never block other steps, and their result is encoded in that thread too:
-    encoding a large result blocks for as long as it takes (300 MB: about 0.75 s), which on
-    the loop would stall every run of the worker and could let its leases lapse."""
-    if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
-    ):
-        return encode(await fn())
-    result: E | _Awaitable = await _in_thread(lambda: _encoded_unless_awaitable(fn(), encode))
-    if isinstance(result, _Awaitable):
-        return encode(await result.awaitable)  # a sync function that returned a coroutine
-    return result
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Awaitable:
-    """What a sync step function returned when it is awaitable: awaited on the loop."""
-
-    awaitable: Awaitable[Any]
-
-
-def _encoded_unless_awaitable(value: Any, encode: Callable[[Any], E]) -> E | _Awaitable:
-    return _Awaitable(value) if inspect.isawaitable(value) else encode(value)
-
-
-async def _in_thread(fn: Callable[[], Any]) -> Any:
-    """``fn()`` in a daemon thread of its own, with this context (so it sees ``_running_step``).
-
-    Not ``asyncio.to_thread``: the default executor's threads are joined at exit, so a step that
-    never returns would keep a stopping worker alive past its grace period. An abandoned thread
-    finishes (or not) on its own; nobody awaits its result any more, and the run's lease was
-    released, so nothing it produces is stored.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[tuple[Any, BaseException | None]] = loop.create_future()
-    context = contextvars.copy_context()
-    key = context.get(_running_step)
-
-    def work() -> None:
-        try:
-            outcome: tuple[Any, BaseException | None] = (context.run(fn), None)
-        except BaseException as exc:  # a step's failure, whatever it is
-            outcome = (None, exc)
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the worker is gone
-            loop.call_soon_threadsafe(_resolve, future, outcome, key)
-
-    threading.Thread(target=work, name="stepwise-step", daemon=True).start()
-    # The error is raised here, not set on the future: a GeneratorExit that leaves a future's
-    # iterator is mistaken by CPython for a coroutine being closed, and escapes every handler.
-    value, error = await future
-    if error is not None:
-        raise error
-    return value
-
-
-def _resolve(
-    future: asyncio.Future[tuple[Any, BaseException | None]],
-    outcome: tuple[Any, BaseException | None],
-    key: str | None,
-) -> None:
-    if not future.done():
-        future.set_result(outcome)
-        return
-    # The attempt ended without it (timed out, or the run was stopped): nothing stores this.
-    log.warning(
-        "step %r: its thread returned after its attempt ended; dropped what it returned", key
-    )
 
 
 def cancel_requested() -> bool:
@@ -440,7 +362,7 @@ class StepApi:
 
         token = _running_step.set(key)
         try:
-            return await _call(fn, encode)
+            return await calls.call(fn, encode, key)
         finally:
             _running_step.reset(token)
 

@@ -134,7 +134,7 @@ async def test_a_late_sync_result_never_lands_in_the_journal(
         result: str = await ctx.step.run("fetch", fetch, retry=TWICE, timeout=SHORT)
         return result
 
-    with caplog.at_level(logging.WARNING, logger="stepwise.core.steps"):
+    with caplog.at_level(logging.WARNING, logger="stepwise.core.calls"):
         run = await engine.run(flow)
     assert run.status is RunStatus.SUCCEEDED, run.error
     assert run.output == "second"
@@ -173,7 +173,7 @@ async def test_a_late_sync_result_never_revives_a_failed_step(
         outcome.append(await ctx.step.run("let-it-finish", let_it_finish))
         return outcome
 
-    with caplog.at_level(logging.WARNING, logger="stepwise.core.steps"):
+    with caplog.at_level(logging.WARNING, logger="stepwise.core.calls"):
         run = await engine.run(flow)
     assert run.status is RunStatus.SUCCEEDED, run.error
     assert run.output == ["StepTimeout", True]
