@@ -12,7 +12,9 @@ One task serves the whole operator (a kopf daemon per resource would be thousand
 * every ``resync_interval`` (and whenever the watch says "re-read everything", e.g. after a
   reconnect) every unfinished resource is marked: the fallback when a notification is lost,
   and how status catches up after the operator was down;
-* a finished resource with ``ttlSecondsAfterFinished`` is deleted when its time comes.
+* a finished resource with ``ttlSecondsAfterFinished`` is deleted when its time comes;
+* a new value of the ``stepwise.dev/retry`` annotation retries the run, once per value: the
+  value handled is kept in the status (``retryRequest``), so a restart does not act again.
 
 The status the mirror last wrote is kept per resource, so "changed" is decided without asking
 the API server; the mirror is the only writer of the status (kopf's bookkeeping lives in
@@ -35,10 +37,10 @@ from typing import Any
 
 from stepwise.backoff import Backoff
 from stepwise.client.client import Client
-from stepwise.errors import StepwiseError
+from stepwise.errors import RunNotFound, RunNotRetryable, StepwiseError
 from stepwise.operator import status as status_mod
 from stepwise.operator.kubeapi import KubeApi, KubeError, NotFound, ObjectRef
-from stepwise.operator.models import Phase
+from stepwise.operator.models import RETRY_ANNOTATION, Phase
 
 log = logging.getLogger("stepwise.operator")
 
@@ -69,6 +71,14 @@ class Tracked:
     status: dict[str, Any]
     """The resource's status as last seen (on first sight) or last written by the mirror."""
     deleting: bool = False
+    retry: str | None = None
+    """The value of the retry annotation, as last seen."""
+    retried: str | None = None
+    """The value of the retry annotation last acted on (the status' ``retryRequest``)."""
+
+    @property
+    def retry_wanted(self) -> bool:
+        return self.retry is not None and self.retry != self.retried and not self.deleting
 
     @property
     def finished(self) -> bool:
@@ -157,12 +167,16 @@ class Mirror:
                 ttl=spec.get("ttlSecondsAfterFinished"),
                 status=copy.deepcopy(dict(body.get("status") or {})),
             )
+            tracked.retried = tracked.status.get("retryRequest")
             self._tracked[uid] = tracked
             if tracked.status.get("runId") and not tracked.finished:
                 self.mark(uid)  # catch up after a restart
         tracked.generation = meta.get("generation")
         tracked.ttl = spec.get("ttlSecondsAfterFinished")
         tracked.deleting = meta.get("deletionTimestamp") is not None
+        tracked.retry = (meta.get("annotations") or {}).get(RETRY_ANNOTATION)
+        if tracked.retry_wanted and tracked.status.get("runId"):
+            self.mark(uid)
         self._schedule_expiry(tracked)
 
     def forget(self, uid: str) -> None:
@@ -287,6 +301,8 @@ class Mirror:
         tracked = self._tracked.get(uid)
         if tracked is None or tracked.deleting:
             return
+        if tracked.retry_wanted:
+            await self._retry(tracked)
         stored = await self.client.stored(uid)
         if stored is None:
             return  # the create handler has not started it yet; it marks it when it has
@@ -301,6 +317,8 @@ class Mirror:
             waiting_reason=reason,
             now=datetime.now(UTC),
         )
+        if tracked.retried is not None:
+            new["retryRequest"] = tracked.retried
         if new == tracked.status:
             return
         await self.kube.replace_status(tracked.ref, new)
@@ -312,6 +330,22 @@ class Mirror:
         if tracked.finished:
             self._last.pop(uid, None)
             self._schedule_expiry(tracked)
+
+    async def _retry(self, tracked: Tracked) -> None:
+        """Act on a new value of the retry annotation: retry the run, or say in a Warning why
+        it cannot be; either way that value is handled."""
+        value, uid = tracked.retry, tracked.ref.uid
+        why = f"{RETRY_ANNOTATION}={value}"
+        try:
+            run = await self.client.retry(uid)
+        except (RunNotRetryable, RunNotFound) as exc:
+            self.announce(tracked.ref, reason="RetryRefused", message=f"{why}: {exc}", warning=True)
+        else:
+            log.info("retrying run %s of %s/%s (%s)", uid, *_where(tracked), why)
+            message = f"retrying run {run.id} from where it stopped (attempt {run.attempt}, {why})"
+            self.announce(tracked.ref, reason="Retried", message=message, warning=False)
+            self._expiry.discard(uid)
+        tracked.retried = value
 
     def _schedule_expiry(self, tracked: Tracked) -> None:
         uid = tracked.ref.uid
@@ -328,8 +362,8 @@ class Mirror:
 
     async def _expire(self, uid: str) -> None:
         tracked = self._tracked.get(uid)
-        if tracked is None or tracked.deleting:
-            return
+        if tracked is None or tracked.deleting or not tracked.finished:
+            return  # gone, going, or retried since its expiry was scheduled
         log.info("deleting %s/%s: finished %ss ago", *_where(tracked), tracked.ttl)
         await self.kube.delete(tracked.ref)
 

@@ -28,6 +28,8 @@ PLURAL = "workflowruns"
 SINGULAR = "workflowrun"
 SHORT_NAMES = ("wfr",)
 CATEGORIES = ("stepwise",)
+RETRY_ANNOTATION = f"{GROUP}/retry"
+"""Set it (to a new value each time, e.g. ``$(date +%s)``) to retry a failed or canceled run."""
 
 SPEC_IMMUTABLE_MESSAGE = "spec is immutable; create a new WorkflowRun"
 
@@ -187,6 +189,11 @@ class WorkflowRunStatus(_Model):
         },
     )
     observed_generation: int | None = None
+    retry_request: str | None = Field(
+        default=None,
+        description=f"The last value of the {RETRY_ANNOTATION} annotation the operator acted on: "
+        "set the annotation to a new value to retry a failed or canceled run.",
+    )
 
 
 class WorkflowRun(_Model):

@@ -6,6 +6,7 @@ Step durations come from the input, so a test decides how long a run stays in fl
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from stepwise import NO_RETRY, WorkflowContext, workflow
@@ -47,6 +48,19 @@ async def fails(ctx: WorkflowContext[Any]) -> None:
         raise ValueError(ctx.input.get("why", "boom"))
 
     await ctx.step.run("explode", boom, retry=NO_RETRY)
+
+
+@workflow("downstream")
+async def downstream(ctx: WorkflowContext[Any]) -> str:
+    """``prepare``, then ``call``, which fails while the file ``input["down"]`` exists."""
+    prepared = await ctx.step.run("prepare", lambda: "prepared")
+
+    def call() -> str:
+        if Path(ctx.input["down"]).exists():
+            raise ConnectionError("the downstream is down")
+        return "called"
+
+    return f"{prepared}, {await ctx.step.run('call', call, retry=NO_RETRY)}"
 
 
 @workflow("big-output")
