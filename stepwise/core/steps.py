@@ -200,22 +200,21 @@ class StepApi:
         on replay.
 
         The arguments are bound at the call, so ``ctx.step.run(f"p-{i}", process, i)`` in a loop
-        gets each ``i`` (a ``lambda: process(i)`` would see the loop's last one). ``retry`` is
-        ours, never passed on. ``fn`` may be sync (runs in a thread) or async. Its result must
-        be something pydantic serialises to JSON; the workflow receives it after a JSON round
-        trip, as the type ``fn`` declares (see ``codec.declared_result``). A failure is retried
-        per ``retry`` (3 attempts with backoff by default), then raised as ``StepFailed``. An
-        attempt running longer than ``timeout`` (seconds or a timedelta) fails with
-        ``StepTimeout``. ``retry`` and ``timeout`` are ours, never passed on: to give ``fn``
-        a keyword of one of these names, bind it with ``functools.partial``. The step runs only
-        when awaited (alone or in ``gather``); one never awaited fails the run
-        (``StepNotAwaited``).
+        gets each ``i`` (a ``lambda: process(i)`` would see the loop's last one). ``fn`` may be
+        sync (runs in a thread) or async. Its result must be something pydantic serialises to
+        JSON; the workflow receives it after a JSON round trip, as the type ``fn`` declares (see
+        ``codec.declared_result``). A failure is retried per ``retry`` (3 attempts with backoff
+        by default), then raised as ``StepFailed``. An attempt running longer than ``timeout``
+        (seconds or a timedelta) fails with ``StepTimeout``. ``retry`` and ``timeout`` are
+        ours, never passed on: to give ``fn`` a keyword of one of these names, bind it with
+        ``functools.partial``. The step runs only when awaited (alone or in ``gather``); one
+        never awaited fails the run (``StepNotAwaited``).
         """
         _refuse_nested(name)
         if not callable(fn):
             raise StepNotCallable(str(name), fn)
+        seconds = None if timeout is None else limits.seconds(timeout, f"timeout of step {name!r}")
         key = self._keys.next(name)
-        seconds = None if timeout is None else limits.seconds(timeout, f"timeout of step {key!r}")
         call = functools.partial(fn, *args, **kwargs) if args or kwargs else fn
         policy = retry or DEFAULT_STEP_RETRY
         step = self._run(key, call, policy, codec.declared_result(fn), seconds)
