@@ -96,6 +96,8 @@ class Worker:
         self.ready = False
         """True once registered and claiming: what the readiness probe reports."""
         self._slot_freed = asyncio.Event()
+        self._group_freed = asyncio.Event()
+        """A run of a workflow with a concurrency limit ended here since the last claim."""
         self._heartbeat = Heartbeat(
             backend,
             self.id,
@@ -179,6 +181,7 @@ class Worker:
                     await _first(stopping, self._slot_freed.wait())
                     continue
                 sent_at = time.monotonic()
+                self._group_freed.clear()
                 try:
                     claimed = await self.backend.claim_runs(
                         self.id, names, free, self.lease_seconds
@@ -193,7 +196,7 @@ class Worker:
                 for item in claimed:
                     self._start(item, Lease(self.lease_seconds, sent_at))
                 if len(claimed) < free:
-                    await _first(stopping, self.backend.wait_for_work(self.poll_interval))
+                    await _first(stopping, self._idle())
         finally:
             stopping.cancel()
 
@@ -220,13 +223,26 @@ class Worker:
         )
         task = asyncio.create_task(execution.execute(), name=f"stepwise-run-{claimed.run.id}")
         self.active[claimed.lease_token] = (execution, task)
-        task.add_done_callback(lambda t: self._done(claimed.lease_token, t))
+        limited = definition.concurrency is not None
+        task.add_done_callback(lambda t: self._done(claimed.lease_token, t, limited))
 
-    def _done(self, token: str, task: asyncio.Task[str]) -> None:
+    def _done(self, token: str, task: asyncio.Task[str], limited: bool) -> None:
         self.active.pop(token, None)
         self._slot_freed.set()
+        if limited:
+            self._group_freed.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("execution of a run crashed", exc_info=task.exception())
+
+    async def _idle(self) -> None:
+        """Until work may be claimable: the backend says so (or the poll interval passed), or
+        a run of a workflow with a concurrency limit ended here. The database announces no
+        freed slot (a finished run wakes no one), so the worker that freed it claims again."""
+        freed = asyncio.create_task(self._group_freed.wait())
+        try:
+            await _first(freed, self.backend.wait_for_work(self.poll_interval))
+        finally:
+            freed.cancel()
 
     async def _shutdown(self) -> None:
         """Release in-flight runs at their next step boundary; force it after the grace."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from stepwise import Client, RunStatus, workflow
+from stepwise import Client, RunStatus, Worker, workflow
 from stepwise.backends import open_backend
 from stepwise.backends.base import (
     Backend,
@@ -287,3 +287,27 @@ def test_a_run_waiting_for_a_slot_has_a_worker_on_kubernetes() -> None:
         "ConcurrencyLimit",
         reason,
     )
+
+
+@pytest.mark.timeout(180)
+async def test_a_finished_run_hands_its_slot_on_without_waiting_for_a_poll(
+    backend_url: str,
+) -> None:
+    """The worker whose limited run ended claims again at once: nothing else announces the
+    freed slot (the poll interval here is far longer than the test may take)."""
+    registry = Registry()
+
+    @workflow("one-at-a-time", concurrency=1, registry=registry)
+    async def one_at_a_time(ctx: Any) -> int:
+        result: int = await ctx.step.run("double", lambda n: 2 * n, ctx.input)
+        return result
+
+    async with Client.connect(backend_url) as client:
+        runs = [await client.start("one-at-a-time", n) for n in range(3)]
+        stop = asyncio.Event()
+        serving = asyncio.create_task(Worker(client, registry, poll_interval=600).run(stop))
+        try:
+            assert [await client.wait(run.id, timeout=60) for run in runs] == [0, 2, 4]
+        finally:
+            stop.set()
+            await serving
