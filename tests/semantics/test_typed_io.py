@@ -157,20 +157,28 @@ async def test_an_output_that_does_not_fit_its_declared_type_fails_the_run(
 
 
 async def test_the_typed_result_comes_back_after_a_worker_is_killed(
-    backend_url: str, procs: Procs
+    backend_url: str, procs: Procs, tmp_path: Path
 ) -> None:
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    order = ORDER.model_copy(update={"note": f"gate:{gate}|{started}"})
     async with Client.connect(backend_url) as client:
         first = procs.worker(FLOWS, backend_url, lease=1, name="worker-1")
-        run = await client.start(
-            typed_flows.typed_charge, ORDER.model_copy(update={"note": "sleep"})
-        )
+        run = await client.start(typed_flows.typed_charge, order)
 
-        async def charged() -> bool:
+        async def charged_and_held() -> bool:
             steps = {s.key: s.status for s in await client.steps(run.id)}
-            return steps.get("charge") is StepStatus.COMPLETED
+            held = "wait-for-gate" in steps and started.exists()
+            return steps.get("charge") is StepStatus.COMPLETED and held
 
-        await async_wait_until(charged, 60, lambda: f"the charge step is stored\n{procs.tails()}")
+        await async_wait_until(
+            charged_and_held, 60, lambda: f"the charge is stored, the gate holds\n{procs.tails()}"
+        )
         first.kill()
+        gate.touch()
         procs.worker(FLOWS, backend_url, lease=1, name="worker-2")
         receipt = await run.result(timeout=60)
+        finished = await client.get(run.id)
+        steps = {s.key: s for s in await client.steps(run.id)}
     assert (type(receipt), receipt) == (Receipt, RECEIPT)
+    assert finished.claims == 2  # worker-2 replayed: the stored input became an Order there too
+    assert steps["charge"].attempts == 1

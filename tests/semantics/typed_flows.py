@@ -151,6 +151,9 @@ async def typed_charge(ctx: WorkflowContext[Order]) -> Receipt:
     charged = await ctx.step.run("charge", charge_card, order.cents)
     if order.note == "sleep":
         await ctx.step.sleep("replay-after-this", 0.1)
+    elif order.note.startswith("gate:"):  # gate:GATE|STARTED: held until the test says
+        gate, started = order.note.removeprefix("gate:").split("|")
+        await ctx.step.run("wait-for-gate", wait_for_gate, gate, started)
     return Receipt(order.id, charged, Status.PAID)
 
 
