@@ -297,7 +297,9 @@ class RunFailed(StepwiseError):
     def __init__(self, run_id: str, error: dict[str, Any] | None) -> None:
         detail = (error or {}).get("message", "unknown error")
         kind = (error or {}).get("type", "Error")
-        super().__init__(f"run {run_id} failed: {kind}: {detail}")
+        at = (error or {}).get("at")  # where in the user's code (``core.tracebacks``)
+        where = f" at {at}" if at else ""
+        super().__init__(f"run {run_id} failed: {kind}: {detail}{where}")
         self.run_id = run_id
         self.error = error
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,6 +24,7 @@ from stepwise import (
     Client,
     InvalidInput,
     Registry,
+    RunFailed,
     RunStatus,
     StepStatus,
     WorkflowContext,
@@ -182,3 +184,18 @@ async def test_the_typed_result_comes_back_after_a_worker_is_killed(
     assert (type(receipt), receipt) == (Receipt, RECEIPT)
     assert finished.claims == 2  # worker-2 replayed: the stored input became an Order there too
     assert steps["charge"].attempts == 1
+
+
+async def test_a_failed_runs_result_raises_run_failed_naming_the_users_line(
+    serving: Engine,
+) -> None:
+    run = await serving.client.start(
+        typed_flows.typed_charge, ORDER.model_copy(update={"cents": -1})
+    )
+    with pytest.raises(RunFailed) as failed:
+        await run.result(timeout=30)
+    lines = FLOWS.read_text().splitlines()
+    [line] = [n for n, text in enumerate(lines, 1) if 'raise ValueError(f"cannot charge' in text]
+    assert str(failed.value).endswith(
+        f"ValueError: cannot charge -1 cents at {os.path.relpath(FLOWS)}:{line} in charge_card"
+    )

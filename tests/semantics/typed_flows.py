@@ -18,7 +18,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from stepwise import Client, RunHandle, WorkflowContext, workflow
+from stepwise import NO_RETRY, Client, RunHandle, WorkflowContext, workflow
 
 SEEN: list[list[Any]] = []
 """What each execution of ``typed-invoice`` received from its steps."""
@@ -140,6 +140,8 @@ ORDERS: list[Order] = []
 
 
 def charge_card(cents: int) -> Decimal:
+    if cents < 0:
+        raise ValueError(f"cannot charge {cents} cents")
     return Decimal(cents) / 100
 
 
@@ -148,7 +150,7 @@ async def typed_charge(ctx: WorkflowContext[Order]) -> Receipt:
     order = ctx.input
     assert_type(order, Order)
     ORDERS.append(order)
-    charged = await ctx.step.run("charge", charge_card, order.cents)
+    charged = await ctx.step.run("charge", charge_card, order.cents, retry=NO_RETRY)
     if order.note == "sleep":
         await ctx.step.sleep("replay-after-this", 0.1)
     elif order.note.startswith("gate:"):  # gate:GATE|STARTED: held until the test says
