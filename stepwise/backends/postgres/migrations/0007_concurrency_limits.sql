@@ -37,9 +37,11 @@ $$;
 -- order (no deadlock between claims; claims of other groups never wait), and counted by a
 -- statement of its own: a VOLATILE plpgsql function takes a fresh snapshot per statement, so
 -- the count sees every claim of the group that held the lock before and has committed.
+-- ROWS 1: the claim's estimate of the runs it admits stays that of the runs it picked, so the
+-- planner looks each one up by id; the default (1000) made it scan the whole runs table.
 CREATE FUNCTION stepwise_admit(candidates uuid[], claimer text, live_since timestamptz)
 RETURNS TABLE (id uuid, concurrency_key text)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE ROWS 1 AS $$
 DECLARE
     grp record;
     held integer;
