@@ -13,6 +13,7 @@ from stepwise.core.definitions import WorkflowDefinition
 from stepwise.core.registry import Registry, default_registry, workflow
 from stepwise.core.retry import NO_RETRY, RetryPolicy
 from stepwise.errors import (
+    AmbiguousRunId,
     ConfigurationError,
     CrashLoop,
     DatabaseDamaged,
@@ -52,6 +53,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "NO_RETRY",
+    "AmbiguousRunId",
     "Client",
     "ConfigurationError",
     "CrashLoop",

@@ -26,6 +26,7 @@
     ├── WriteRefused                the database refused a run's write; the run is failed
     ├── ReplayDiverged              a replay did not request the steps its history holds
     ├── RunNotFound                 no run with that id
+    ├── AmbiguousRunId              a run id prefix that more than one run has (lists them)
     ├── ScheduleNotFound            no schedule with that name
     ├── RunNotRetryable             retrying a run that is not failed or canceled
     ├── RunFailed                   waiting on a run that failed (carries the stored error)
@@ -261,6 +262,17 @@ class RunNotFound(StepwiseError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run with id {run_id!r}")
         self.run_id = run_id
+
+
+class AmbiguousRunId(StepwiseError):
+    """More than one run has an id that starts with ``prefix``: ``candidates`` lists them
+    (the first few, with ``more`` when there are others)."""
+
+    def __init__(self, prefix: str, candidates: list[str], *, more: bool = False) -> None:
+        shown = ", ".join(candidates) + (" and more" if more else "")
+        super().__init__(f"run id prefix {prefix!r} is ambiguous: it starts {shown}")
+        self.prefix = prefix
+        self.candidates = candidates
 
 
 class RunNotRetryable(StepwiseError):

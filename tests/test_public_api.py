@@ -9,6 +9,7 @@ import stepwise
 
 PUBLIC = [
     "NO_RETRY",
+    "AmbiguousRunId",
     "Client",
     "ConfigurationError",
     "CrashLoop",

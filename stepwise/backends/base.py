@@ -216,6 +216,10 @@ class RunFilter:
     workflow: str | None = None
     statuses: Sequence[RunStatus] = ()
     limit: int = 100
+    since: datetime | None = None
+    """Only runs created at or after this moment."""
+    until: datetime | None = None
+    """Only runs created before this moment."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +398,11 @@ class Backend(Protocol):
 
     async def list_runs(self, query: RunFilter) -> list[RunRecord]:
         """Newest first."""
+        ...
+
+    async def run_ids_between(self, low: str, high: str, limit: int) -> list[str]:
+        """Up to ``limit`` run ids from ``low`` to ``high`` (both canonical UUID text), in
+        order: the runs whose id starts with a prefix, found through the primary key."""
         ...
 
     async def list_steps(self, run_id: str) -> list[StepRecord]:

@@ -11,11 +11,11 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from typing import Any
 
 from stepwise.backends.base import RunStatus
-from stepwise.client.client import Run, Step
+from stepwise.client.client import Run
 from stepwise.core.events import ExecutionListener
 from stepwise.errors import StepwiseError
 
@@ -54,16 +54,6 @@ def report(run: Run) -> int:
     if run.error_text:
         print(run.error_text, file=sys.stderr)
     return 1
-
-
-def print_errors(run: Run, steps: Sequence[Step]) -> None:
-    """The errors of a run and of its failed steps as text on stderr, each led by the user's
-    file:line and followed by its traceback (``tracebacks.render``), so stdout stays JSON."""
-    shown = [(f"run {run.id}", run.error_text)]
-    shown += [(f"step {s.key!r}", s.error_text) for s in steps]
-    for what, text in shown:
-        if text:
-            print(f"\n{what} error:\n{text}", file=sys.stderr)
 
 
 class StepPrinter(ExecutionListener):

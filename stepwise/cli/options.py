@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -103,6 +104,41 @@ class Duration(click.ParamType[float]):
             return limits.seconds(number, "")
         except InvalidArgument as exc:
             self.fail(exc.problem, param, ctx)
+
+
+class Moment(click.ParamType[datetime]):
+    """A moment: ISO 8601 (``2026-01-31``, ``2026-01-31T08:00``, local time unless it names
+    its zone) or a duration ago (``90s``, ``30m``, ``2h``, ``7d``: ``limits.parse_duration``)."""
+
+    name = "moment"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            ago = limits.parse_duration(text)
+        except OverflowError:  # more days than a timedelta holds
+            self.fail(f"must be at most {limits.MAX_SECONDS:.0f} seconds ago", param, ctx)
+        except ValueError:
+            pass
+        else:
+            try:
+                return datetime.now(UTC) - timedelta(seconds=limits.seconds(ago, "", zero=True))
+            except InvalidArgument as exc:
+                self.fail(exc.problem, param, ctx)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(
+                f"{text!r} is neither a date and time (2026-01-31T08:00) nor a duration ago "
+                "(30m, 2h, 7d)",
+                param,
+                ctx,
+            )
+        return moment if moment.tzinfo is not None else moment.astimezone()
 
 
 class AppList(click.ParamType[str]):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import timedelta
 from typing import Any
 
 import click
 
-from stepwise.cli import console, options
+from stepwise.cli import console, follow, options
 from stepwise.client.client import Client
 from stepwise.core import limits
 from stepwise.core.definitions import checked_name
@@ -54,13 +55,20 @@ def run(
             started = await client.start(definition, input_)
             where = client.backend.display_url
             print(f"run {started.id} of {definition.name} on {where}", file=sys.stderr)
-            finished = await run_to_completion(
-                client,
-                default_registry,
-                started.id,
-                listener=console.StepPrinter(started.id),
-                concurrency=concurrency,
-            )
+            announced = follow.Progress(steps=False)  # sleeps and retries; steps print below
+            following = asyncio.create_task(follow.follow(client, started.id, announced, None))
+            try:
+                finished = await run_to_completion(
+                    client,
+                    default_registry,
+                    started.id,
+                    listener=console.StepPrinter(started.id),
+                    concurrency=concurrency,
+                )
+            finally:
+                following.cancel()
+                await asyncio.gather(following, return_exceptions=True)
+            announced.update(finished, await client.steps(started.id))
         return console.report(finished)
 
     return console.execute(work())
@@ -74,7 +82,7 @@ def run(
     help="a second start with this key returns the first run",
 )  # fmt: skip
 @options.option("--deadline", type=options.SECONDS, default=None, help="seconds from now")
-@options.option("--wait", is_flag=True, help="wait for the result and print it")
+@options.option("--wait", is_flag=True, help="show the run's progress, then print its result")
 @options.option("--timeout", type=options.SECONDS_OR_ZERO, default=None, help="seconds to wait")
 @options.max_payload_bytes
 @options.database
@@ -108,7 +116,8 @@ def start(
             if not wait:
                 return 0
             try:
-                finished = await client.wait_finished(started.id, timeout=timeout)
+                progress = follow.Progress(steps=True)
+                finished = await follow.follow(client, started.id, progress, timeout)
             except WaitTimeout as exc:
                 print(str(exc), file=sys.stderr)
                 return 1

@@ -1,16 +1,22 @@
 """``stepwise runs …``: list, show, cancel, retry, fork and prune runs. These commands never
-create a database."""
+create a database.
+
+Wherever a command takes a RUN_ID, a unique prefix of it will do (``runs show 4b0e6a8e``):
+``Client.resolve`` finds the run, or says which runs the prefix is ambiguous between.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import UTC, datetime
 
 import click
 
 from stepwise.backends.base import RunStatus
-from stepwise.cli import console, options
+from stepwise.cli import console, options, view
 from stepwise.client.client import Client, Run
 from stepwise.core import limits
+
+MOMENT = options.Moment()
 
 
 @click.group("runs")
@@ -25,56 +31,91 @@ def runs() -> None:
     help="only runs in this status (repeatable)",
 )  # fmt: skip
 @options.option(
+    "--since", type=MOMENT, default=None,
+    help="only runs created at or after this: 2026-01-31T08:00 (local time), or 30m, 2h, 7d ago",
+)  # fmt: skip
+@options.option("--until", type=MOMENT, default=None, help="only runs created before this")
+@options.option(
     "--limit", type=options.Count(limits.MAX_LIST_LIMIT), default=50, help="at most this many"
 )
+@options.option("--json", "as_json", is_flag=True, help="print a JSON list instead of a table")
 @options.database
 def list_(
-    workflow: str | None, statuses: tuple[str, ...], limit: int, database_url: str, schema: str
+    workflow: str | None,
+    statuses: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    as_json: bool,
+    database_url: str,
+    schema: str,
 ) -> int:
     """List runs, newest first."""
 
     async def work() -> int:
         async with Client.connect(database_url, schema=schema, create=False) as client:
             found = await client.list(
-                workflow=workflow, status=[RunStatus(s) for s in statuses], limit=limit
+                workflow=workflow,
+                status=[RunStatus(s) for s in statuses],
+                limit=limit,
+                since=since,
+                until=until,
             )
-        for run in found:
-            print(
-                f"{run.id}  {run.workflow:<24} {run.status.value:<10} "
-                f"{run.created_at:%Y-%m-%d %H:%M:%S}"
+        if as_json:
+            console.print_json([_listed(run) for run in found])
+            return 0
+        rows = [("ID", "WORKFLOW", "STATUS", "CREATED", "DURATION")]
+        rows += [
+            (
+                run.id,
+                run.workflow,
+                run.status.value + (f" ({run.attempt})" if run.attempt > 1 else ""),
+                view.stamp(run.created_at),
+                view.duration(view.seconds_between(run.started_at, run.finished_at)),
             )
+            for run in found
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         return 0
 
     return console.execute(work())
 
 
+def _listed(run: Run) -> dict[str, object]:
+    return {
+        "id": run.id,
+        "workflow": run.workflow,
+        "status": run.status.value,
+        "attempt": run.attempt,
+        "created_at": run.created_at.isoformat(),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
 @runs.command("show")
 @click.argument("run_id")
+@options.option("--json", "as_json", is_flag=True, help="print the full document as JSON")
 @options.database
-def show(run_id: str, database_url: str, schema: str) -> int:
-    """Show RUN_ID: its input, output, error and every step."""
+def show(run_id: str, as_json: bool, database_url: str, schema: str) -> int:
+    """Show RUN_ID (or a unique prefix): every step with its status, attempts, duration and
+    output, every error with its traceback, and when a sleeping step wakes."""
 
     async def work() -> int:
         async with Client.connect(database_url, schema=schema, create=False) as client:
-            run = await client.get(run_id)
-            steps = await client.steps(run.id)
-            doc = _summary(run) | {
-                "input": run.input,
-                "output": run.output,
-                "error": _without_traceback(run.error),
-                "warning": run.warning,
-                "attempt": run.attempt,
-                "claims": run.claims,
-                "recoveries": run.recoveries,
-                "waiting": await client.waiting_reason(run),
-                "steps": [
-                    {"name": s.key, "status": s.status.value, "attempts": s.attempts}
-                    | ({"error": _without_traceback(s.error)} if s.error else {})
-                    for s in steps
-                ],
-            }
-        console.print_json(doc)
-        console.print_errors(run, steps)
+            run = await client.get(await client.resolve(run_id))
+            shown = view.Shown(
+                run=run,
+                steps=await client.steps(run.id),
+                attempts=await client.attempts(run.id),
+                waiting=await client.waiting_reason(run),
+            )
+        if as_json:
+            console.print_json(view.document(shown))
+        else:
+            print(view.render(shown, datetime.now(UTC)))
         return 0
 
     return console.execute(work())
@@ -84,11 +125,11 @@ def show(run_id: str, database_url: str, schema: str) -> int:
 @click.argument("run_id")
 @options.database
 def cancel(run_id: str, database_url: str, schema: str) -> int:
-    """Cancel RUN_ID: a run in flight stops at its next step."""
+    """Cancel RUN_ID (or a unique prefix): a run in flight stops at its next step."""
 
     async def work() -> int:
         async with Client.connect(database_url, schema=schema, create=False) as client:
-            run = await client.cancel(run_id)
+            run = await client.cancel(await client.resolve(run_id))
         print(f"run {run.id} {run.status.value}")
         return 0
 
@@ -99,12 +140,12 @@ def cancel(run_id: str, database_url: str, schema: str) -> int:
 @click.argument("run_id")
 @options.database
 def retry(run_id: str, database_url: str, schema: str) -> int:
-    """Start failed or canceled RUN_ID again where it stopped: completed steps keep their
-    results, the others run again."""
+    """Start failed or canceled RUN_ID (or a unique prefix) again where it stopped: completed
+    steps keep their results, the others run again."""
 
     async def work() -> int:
         async with Client.connect(database_url, schema=schema, create=False) as client:
-            run = await client.retry(run_id)
+            run = await client.retry(await client.resolve(run_id))
         print(f"run {run.id} {run.status.value} (attempt {run.attempt})")
         return 0
 
@@ -121,8 +162,9 @@ def fork(run_id: str, from_step: str, database_url: str, schema: str) -> int:
 
     async def work() -> int:
         async with Client.connect(database_url, schema=schema, create=False) as client:
-            run = await client.fork(run_id, from_step=from_step)
-        print(f"run {run.id} {run.status.value} (forked from {run_id} at {from_step!r})")
+            source = await client.resolve(run_id)
+            run = await client.fork(source, from_step=from_step)
+        print(f"run {run.id} {run.status.value} (forked from {source} at {from_step!r})")
         return 0
 
     return console.execute(work())
@@ -144,18 +186,3 @@ def prune(older_than: float, database_url: str, schema: str) -> int:
         return 0
 
     return console.execute(work())
-
-
-def _without_traceback(error: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The error document for the JSON view: its traceback is printed as text instead."""
-    return None if error is None else {k: v for k, v in error.items() if k != "traceback"}
-
-
-def _summary(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "workflow": run.workflow,
-        "status": run.status.value,
-        "created_at": run.created_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-    }

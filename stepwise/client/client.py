@@ -33,6 +33,7 @@ from stepwise.core import codec, limits, tracebacks
 from stepwise.core.definitions import InT, OutT, WorkflowDefinition, checked_name
 from stepwise.core.registry import Registry
 from stepwise.errors import (
+    AmbiguousRunId,
     DatabaseUnavailable,
     IdempotencyConflict,
     InvalidArgument,
@@ -286,12 +287,30 @@ class Client:
         workflow: str | None = None,
         status: RunStatus | list[RunStatus] | None = None,
         limit: int = 100,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[Run]:
-        """Runs, newest first, optionally of one workflow and in some statuses."""
+        """Runs, newest first, optionally of one workflow, in some statuses, created from
+        ``since`` (included) to ``until`` (excluded)."""
         limits.count(limit, "limit", high=limits.MAX_LIST_LIMIT)
         statuses = [status] if isinstance(status, RunStatus) else list(status or [])
-        records = await self.backend.list_runs(RunFilter(workflow, statuses, limit))
-        return [_decoded(Run, r) for r in records]
+        query = RunFilter(workflow, statuses, limit, since=since, until=until)
+        return [_decoded(Run, r) for r in await self.backend.list_runs(query)]
+
+    async def resolve(self, run_id: str) -> str:
+        """The id of the one run whose id is ``run_id`` or starts with it (``4b0e6a8e``):
+        ``RunNotFound`` when none does, ``AmbiguousRunId`` listing them when several do."""
+        prefix = run_id.strip().lower()
+        if not _is_id_prefix(prefix):
+            raise RunNotFound(run_id)
+        low = prefix + _NO_ID[len(prefix) :]
+        high = prefix + _NO_ID[len(prefix) :].replace("0", "f")
+        found = await self.backend.run_ids_between(low, high, _CANDIDATES + 1)
+        if not found:
+            raise RunNotFound(run_id)
+        if len(found) > 1:
+            raise AmbiguousRunId(run_id, found[:_CANDIDATES], more=len(found) > _CANDIDATES)
+        return found[0]
 
     async def cancel(self, run_id: str) -> Run:
         """Cancel an unfinished run: its worker stops at the next step boundary. A finished
@@ -404,6 +423,19 @@ def _deadline_at(deadline: datetime | timedelta | None) -> datetime | None:
     if deadline is not None and not isinstance(deadline, datetime):
         raise TypeError(f"deadline must be a datetime or a timedelta, got {deadline!r}")
     return deadline
+
+
+_NO_ID = "00000000-0000-0000-0000-000000000000"
+_HEX = frozenset("0123456789abcdef")
+_CANDIDATES = 10
+"""The runs an ambiguous prefix lists at most."""
+
+
+def _is_id_prefix(text: str) -> bool:
+    """Whether ``text`` (lowercase) can start a run id: hex digits, dashes where UUIDs have them."""
+    return 0 < len(text) <= len(_NO_ID) and all(
+        c == "-" if t == "-" else c in _HEX for c, t in zip(text, _NO_ID, strict=False)
+    )
 
 
 def _uuid_text(run_id: str) -> str:

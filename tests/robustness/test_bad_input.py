@@ -115,7 +115,7 @@ async def test_unknown_workflow_waits_visibly(served: Served) -> None:
 
     await served.assert_still_serving()
     shown = await asyncio.to_thread(
-        served.procs.cli, "runs", "show", run_id, "--database-url", served.url
+        served.procs.cli, "runs", "show", run_id, "--json", "--database-url", served.url
     )
     assert shown.returncode == 0, shown.stderr
     doc = json.loads(shown.stdout)

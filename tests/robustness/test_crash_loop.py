@@ -70,7 +70,7 @@ async def test_a_step_that_kills_its_worker_fails_the_run_naming_the_step(
     resource = status.build(
         *stored, previous=None, generation=1, waiting_reason=None, now=datetime.now(UTC)
     )
-    shown = procs.cli("runs", "show", run.id, "--database-url", backend_url)
+    shown = procs.cli("runs", "show", run.id, "--json", "--database-url", backend_url)
 
     assert finished.status is RunStatus.FAILED, procs.tails()
     assert finished.error is not None

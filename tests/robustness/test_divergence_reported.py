@@ -59,7 +59,7 @@ async def test_a_renamed_step_is_reported_by_the_next_release(
         finished = await client.wait_finished(run.id, timeout=60)
 
     shown = await asyncio.to_thread(
-        procs.cli, "runs", "show", run.id, "--database-url", backend_url
+        procs.cli, "runs", "show", run.id, "--json", "--database-url", backend_url
     )
     assert shown.returncode == 0, shown.stderr
     warning = json.loads(shown.stdout)["warning"]

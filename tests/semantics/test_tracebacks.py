@@ -117,9 +117,11 @@ def test_the_cli_prints_the_users_line_and_the_traceback_as_text(
 
     shown = procs.cli("runs", "show", run_id, "--database-url", url)
     assert shown.returncode == 0, shown.stderr
-    doc = json.loads(shown.stdout)  # stdout stays JSON, without the escaped traceback
+    # The readable view prints each error as text: the user's line first, the traceback's
+    # own lines after it, never one escaped string.
+    assert f"{where}: ValueError: card declined for 250 cents\n  in step 'charge'\n" in shown.stdout
+    assert '\n    File "' in shown.stdout
+    assert "\\n" not in shown.stdout
+    doc = json.loads(procs.cli("runs", "show", run_id, "--json", "--database-url", url).stdout)
     assert doc["error"]["at"].endswith(where)  # the worker's working directory is elsewhere
-    assert "traceback" not in doc["error"]
-    assert "traceback" not in doc["steps"][0]["error"]
-    assert f"{where}: ValueError: card declined for 250 cents\nin step 'charge'\n" in shown.stderr
-    assert '\n  File "' in shown.stderr
+    assert "Traceback (most recent call last)" in doc["steps"][0]["error"]["traceback"]

@@ -243,8 +243,14 @@ class PostgresBackend:
 
     async def list_runs(self, query: base.RunFilter) -> list[base.RunRecord]:
         statuses = [status.value for status in query.statuses]
-        rows = await self._fetch("list_runs", query.workflow, statuses, query.limit)
+        rows = await self._fetch(
+            "list_runs", query.workflow, statuses, query.limit, query.since, query.until
+        )
         return [_READ.run(row) for row in rows]
+
+    async def run_ids_between(self, low: str, high: str, limit: int) -> list[str]:
+        rows = await self._fetch("run_ids_between", low, high, limit)
+        return [row["id"] for row in rows]
 
     async def list_steps(self, run_id: str) -> list[base.StepRecord]:
         key = _uuid(run_id)

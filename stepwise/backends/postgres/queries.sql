@@ -78,7 +78,17 @@ SELECT *
 FROM runs
 WHERE ($1::text IS NULL OR workflow = $1)
   AND (cardinality($2::text[]) = 0 OR status = ANY ($2::text[]))
+  AND ($4::timestamptz IS NULL OR created_at >= $4)
+  AND ($5::timestamptz IS NULL OR created_at < $5)
 ORDER BY created_at DESC, id
+LIMIT $3;
+
+-- name: run_ids_between --
+-- The ids that start with a prefix: $1 and $2 are the prefix padded with 0s and fs.
+SELECT id::text AS id
+FROM runs
+WHERE id BETWEEN $1::uuid AND $2::uuid
+ORDER BY id
 LIMIT $3;
 
 -- name: list_steps --

@@ -233,9 +233,18 @@ class SqliteBackend:
             "workflow": query.workflow,
             "statuses": json.dumps([s.value for s in query.statuses]) if query.statuses else None,
             "limit": query.limit,
+            "since": None if query.since is None else encoding.time_text(query.since),
+            "until": None if query.until is None else encoding.time_text(query.until),
         }
         rows = await self._call(lambda conn: conn.execute(_QUERIES["list_runs"], params).fetchall())
         return [_READ.run(row) for row in rows]
+
+    async def run_ids_between(self, low: str, high: str, limit: int) -> list[str]:
+        params = {"low": low, "high": high, "limit": limit}
+        rows = await self._call(
+            lambda conn: conn.execute(_QUERIES["run_ids_between"], params).fetchall()
+        )
+        return [row["id"] for row in rows]
 
     async def list_steps(self, run_id: str) -> list[base.StepRecord]:
         params = {"run_id": run_id}

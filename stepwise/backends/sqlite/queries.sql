@@ -58,7 +58,17 @@ SELECT *
 FROM runs
 WHERE (:workflow IS NULL OR workflow = :workflow)
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:since IS NULL OR created_at >= :since)
+  AND (:until IS NULL OR created_at < :until)
 ORDER BY created_at DESC, rowid DESC
+LIMIT :limit;
+
+-- name: run_ids_between --
+-- The ids that start with a prefix: ``low`` and ``high`` are the prefix padded with 0s and fs.
+SELECT id
+FROM runs
+WHERE id BETWEEN :low AND :high
+ORDER BY id
 LIMIT :limit;
 
 -- name: list_steps --

@@ -1,0 +1,230 @@
+"""A run as people read it (``stepwise runs show``), and as programs read it (``--json``).
+
+The readable view answers what an operator asks of a run that went wrong: which step, on which
+attempt, after how long, with what error and where in their code (``tracebacks.render``), and
+when a sleeping step wakes. Outputs are cut to one line; ``--json`` holds everything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from stepwise.backends.base import StepStatus
+from stepwise.client.client import Run, RunAttempt, Step
+from stepwise.core import tracebacks
+
+OUTPUT_WIDTH = 60
+MARKS = {
+    StepStatus.COMPLETED: "✓",
+    StepStatus.FAILED: "✗",
+    StepStatus.RUNNING: "▶",
+    StepStatus.SLEEPING: "⏾",
+    StepStatus.CANCELED: "■",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """Everything ``runs show`` reads about one run."""
+
+    run: Run
+    steps: Sequence[Step]
+    attempts: Sequence[RunAttempt]
+    waiting: str | None
+
+
+def document(shown: Shown) -> dict[str, Any]:
+    """The full document of ``runs show --json``: nothing cut, errors with their tracebacks."""
+    run = shown.run
+    return {
+        "id": run.id,
+        "workflow": run.workflow,
+        "version": run.version,
+        "status": run.status.value,
+        "created_at": _iso(run.created_at),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "deadline_at": _iso(run.deadline_at),
+        "available_at": _iso(run.available_at),
+        "input": run.input,
+        "output": run.output,
+        "error": run.error,
+        "warning": run.warning,
+        "attempt": run.attempt,
+        "claims": run.claims,
+        "recoveries": run.recoveries,
+        "idempotency_key": run.idempotency_key,
+        "forked_from": run.forked_from,
+        "scheduled_at": _iso(run.scheduled_at),
+        "waiting": shown.waiting,
+        "attempts": [
+            {
+                "attempt": a.attempt,
+                "status": a.status.value,
+                "error": a.error,
+                "finished_at": _iso(a.finished_at),
+                "retried_at": _iso(a.retried_at),
+            }
+            for a in shown.attempts
+        ],
+        "steps": [
+            {
+                "name": s.key,
+                "status": s.status.value,
+                "attempts": s.attempts,
+                "started_at": _iso(s.started_at),
+                "finished_at": _iso(s.finished_at),
+                "seconds": seconds_between(s.started_at, s.finished_at),
+                "wake_at": _iso(s.wake_at),
+                "output": s.output,
+                "error": s.error,
+            }
+            for s in shown.steps
+        ],
+    }
+
+
+def render(shown: Shown, now: datetime) -> str:
+    """The readable view: the run, a table of its steps, then every error in full."""
+    run = shown.run
+    status = run.status.value
+    if run.attempt > 1:
+        status += f" (attempt {run.attempt})"
+    if shown.waiting:
+        status += f": {shown.waiting}"
+    elif run.status.value in ("pending", "sleeping") and run.available_at > now:
+        status += f", due {when(run.available_at, now)}"
+    facts = [
+        ("run", run.id),
+        ("workflow", run.workflow + (f" (version {run.version})" if run.version else "")),
+        ("status", status),
+        ("created", stamp(run.created_at)),
+        ("started", stamp(run.started_at) if run.started_at else None),
+        ("finished", _finished(run)),
+        ("deadline", stamp(run.deadline_at) if run.deadline_at else None),
+        ("claims", _claims(run)),
+        ("forked from", run.forked_from),
+        ("scheduled", stamp(run.scheduled_at) if run.scheduled_at else None),
+        ("input", cut(run.input)),
+        ("output", cut(run.output) if run.output is not None else None),
+        ("warning", _warning(run.warning)),
+    ]
+    lines = [f"{name:<12}{value}" for name, value in facts if value is not None]
+    if shown.steps:
+        lines += ["", *_table(shown.steps, now)]
+    lines += _errors(shown)
+    return "\n".join(lines)
+
+
+def _table(steps: Sequence[Step], now: datetime) -> list[str]:
+    rows = [("", "STEP", "STATUS", "ATTEMPTS", "DURATION", "OUTPUT / ERROR")]
+    for s in steps:
+        rows.append(
+            (
+                MARKS.get(s.status, " "),
+                s.key,
+                s.status.value,
+                str(s.attempts),
+                duration(seconds_between(s.started_at, s.finished_at)),
+                _outcome(s, now),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        + "  "
+        + row[-1]
+        for row in rows
+    ]
+
+
+def _outcome(step: Step, now: datetime) -> str:
+    if step.error is not None:
+        return tracebacks.one_line(step.error, limit=OUTPUT_WIDTH * 2)
+    if step.status is StepStatus.SLEEPING and step.wake_at is not None:
+        return f"wakes {when(step.wake_at, now)}"
+    if step.wake_at is not None:
+        return f"slept until {stamp(step.wake_at)}"
+    if step.status is StepStatus.COMPLETED:
+        return cut(step.output)
+    return ""
+
+
+def _errors(shown: Shown) -> list[str]:
+    """Every error in full: earlier attempts of the run, failed steps, then the run's own."""
+    blocks = [
+        (f"attempt {a.attempt} of the run ({a.status.value})", a.error) for a in shown.attempts
+    ]
+    blocks += [(f"step {s.key!r}, attempt {s.attempts}", s.error) for s in shown.steps if s.error]
+    blocks.append(("run", shown.run.error))
+    lines: list[str] = []
+    for title, error in blocks:
+        if error:
+            text = tracebacks.render(error)
+            lines += ["", f"{title} error:", *(f"  {line}" for line in text.splitlines())]
+    return lines
+
+
+def _finished(run: Run) -> str | None:
+    if run.finished_at is None:
+        return None
+    took = seconds_between(run.started_at or run.created_at, run.finished_at)
+    return f"{stamp(run.finished_at)} (after {duration(took)})"
+
+
+def _claims(run: Run) -> str | None:
+    if run.claims <= 1 and not run.recoveries:
+        return None
+    again = f", {run.recoveries} after a worker died" if run.recoveries else ""
+    return f"{run.claims}{again}"
+
+
+def _warning(warning: Any) -> str | None:
+    if not isinstance(warning, dict):
+        return None if warning is None else str(warning)
+    return f"{warning.get('type')}: {warning.get('message')}"
+
+
+def cut(value: Any, width: int = OUTPUT_WIDTH) -> str:
+    """``value`` as JSON on one line, at most ``width`` characters."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S %Z").rstrip()
+
+
+def when(moment: datetime, now: datetime) -> str:
+    """``moment`` and how far from ``now`` it is: ``2026-01-02 10:00:00 UTC (in 4m 10s)``."""
+    left = (moment - now).total_seconds()
+    relative = f"in {duration(left)}" if left >= 0 else f"{duration(-left)} ago"
+    return f"{stamp(moment)} ({relative})"
+
+
+def duration(seconds: float | None) -> str:
+    """``850 ms``, ``12.3 s``, ``4m 10s``, ``2h 03m``; empty for no duration."""
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    """Seconds from ``start`` to ``end``; None unless both are known."""
+    return None if start is None or end is None else (end - start).total_seconds()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
