@@ -7,7 +7,7 @@ else is public. ``import stepwise`` pulls in neither kopf nor a database driver.
 from __future__ import annotations
 
 from stepwise.backends.base import RunStatus, StepStatus
-from stepwise.client.client import Client, Run, RunAttempt, RunHandle, Step
+from stepwise.client.client import Client, Run, RunAttempt, RunHandle, Signal, Step
 from stepwise.core.context import WorkflowContext
 from stepwise.core.definitions import WorkflowDefinition
 from stepwise.core.registry import Registry, default_registry, workflow
@@ -28,6 +28,7 @@ from stepwise.errors import (
     ReplayDiverged,
     RunCanceled,
     RunFailed,
+    RunFinished,
     RunNotFound,
     RunNotRetryable,
     ScheduleNotFound,
@@ -73,12 +74,14 @@ __all__ = [
     "RunAttempt",
     "RunCanceled",
     "RunFailed",
+    "RunFinished",
     "RunHandle",
     "RunNotFound",
     "RunNotRetryable",
     "RunStatus",
     "ScheduleNotFound",
     "SchemaTooNew",
+    "Signal",
     "Step",
     "StepAttemptsExceeded",
     "StepError",

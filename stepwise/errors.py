@@ -29,6 +29,7 @@
     ├── AmbiguousRunId              a run id prefix that more than one run has (lists them)
     ├── ScheduleNotFound            no schedule with that name
     ├── RunNotRetryable             retrying a run that is not failed or canceled
+    ├── RunFinished                 a signal sent to a run that has finished (names its status)
     ├── RunFailed                   waiting on a run that failed (carries the stored error)
     ├── RunCanceled                 waiting on a run that was canceled
     └── WaitTimeout                 a wait ran out of time before the run finished
@@ -282,6 +283,19 @@ class RunNotRetryable(StepwiseError):
         super().__init__(f"run {run_id} is {status}: only a failed or canceled run can be retried")
         self.run_id = run_id
         self.status = status
+
+
+class RunFinished(StepwiseError):
+    """A signal was sent to run ``run_id``, which has finished (``status``): no step of it
+    will ever wait again, so the signal is refused instead of kept forever."""
+
+    def __init__(self, run_id: str, status: str, signal: str) -> None:
+        super().__init__(
+            f"run {run_id} has finished ({status}): signal {signal!r} cannot be delivered"
+        )
+        self.run_id = run_id
+        self.status = status
+        self.signal = signal
 
 
 class StepNotFound(StepError):

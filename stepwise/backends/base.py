@@ -212,6 +212,46 @@ class ScheduleTick:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalRecord(Generic[Payload]):
+    """A signal sent to a run, kept until a wait step of the run consumes it. Backends fill
+    every field from the ``signals`` column of the same name."""
+
+    PAYLOADS: ClassVar[tuple[str, ...]] = ("payload",)
+
+    run_id: str
+    seq: int
+    """Send order: a wait takes the undelivered signal of its name with the lowest."""
+    name: str
+    payload: Payload
+    idempotency_key: str | None
+    sent_at: datetime
+    delivered_to: str | None
+    """The memo key of the wait step that received it; None while it waits in the buffer."""
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewSignal:
+    run_id: str
+    name: str
+    payload: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalWait:
+    """Wait step ``key`` of the run held under ``token`` waits for signal ``name`` until
+    ``wake_at`` (None: without a timeout); ``started_at``: when the wait began."""
+
+    token: str
+    run_id: str
+    key: str
+    name: str
+    wake_at: datetime | None
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class RunFilter:
     workflow: str | None = None
     statuses: Sequence[RunStatus] = ()
@@ -490,6 +530,28 @@ class Backend(Protocol):
         """Apply ``tick`` (see ``ScheduleTick``); the id of the run it started, or None when it
         started none (another worker applied it first, or the tick was skipped). Wakes idle
         workers when it starts one."""
+        ...
+
+    # ---- signals ----
+    async def send_signal(self, new: NewSignal) -> tuple[SignalRecord, bool]:
+        """Store a signal for its run (True), or return the one stored under its idempotency
+        key for that run (False). In one transaction that locks the run: ``RunNotFound``,
+        ``RunFinished`` for a finished run; a parked run with a step waiting for that name is
+        made due (the ``wake_run`` query, the one way to wake a parked run)."""
+        ...
+
+    async def list_signals(self, run_id: str) -> list[SignalRecord]:
+        """In send order."""
+        ...
+
+    async def receive_signal(self, wait: SignalWait) -> StepRecord | None:
+        """Fenced like a write, in one transaction: the wait step consumes the oldest
+        undelivered signal of its name and is stored COMPLETED with its payload; without one it
+        is stored COMPLETED with ``null`` once ``wake_at`` passed, else SLEEPING (waiting). A
+        step already completed is returned unchanged. None: the lease is no longer held.
+
+        A run that parks while a signal its waiting step wants is buffered is due at once
+        (migration 0008), so a signal sent while the run was running is never left behind."""
         ...
 
     # ---- worker side ----

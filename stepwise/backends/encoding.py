@@ -78,6 +78,7 @@ class Reader:
         self._run = _plan(base.RunRecord, time)
         self._step = _plan(base.StepRecord, time)
         self._schedule = _plan(base.ScheduleRecord, time)
+        self._signal = _plan(base.SignalRecord, time)
         self._attempt = _plan(base.AttemptRecord, time)
 
     def run(self, row: _Row) -> base.RunRecord:
@@ -85,6 +86,9 @@ class Reader:
 
     def step(self, row: _Row) -> base.StepRecord:
         return base.StepRecord(**_values(self._step, row))
+
+    def signal(self, row: _Row) -> base.SignalRecord:
+        return base.SignalRecord(**_values(self._signal, row))
 
     def attempt(self, row: _Row) -> base.AttemptRecord:
         return base.AttemptRecord(**_values(self._attempt, row))

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -21,15 +22,17 @@ from stepwise.backends.base import (
     AttemptRecord,
     Backend,
     NewRun,
+    NewSignal,
     RunFilter,
     RunRecord,
     RunStatus,
+    SignalRecord,
     StepRecord,
     Watch,
 )
 from stepwise.backoff import Backoff
 from stepwise.client import schedules
-from stepwise.core import codec, limits, tracebacks
+from stepwise.core import codec, limits, steps, tracebacks
 from stepwise.core.definitions import InT, OutT, WorkflowDefinition, checked_name
 from stepwise.core.registry import Registry
 from stepwise.errors import (
@@ -101,14 +104,21 @@ class RunHandle(Run, Generic[OutT]):
 
 
 @dataclass(frozen=True, slots=True)
+class Signal(SignalRecord[Any]):
+    """A signal sent to a run (``Client.signal``), its payload decoded."""
+
+
+@dataclass(frozen=True, slots=True)
 class RunAttempt(AttemptRecord[Any]):
     """An earlier attempt of a run, closed by ``Client.retry``: its status and error decoded."""
 
 
-_View = TypeVar("_View", Run, Step, RunAttempt)
+_View = TypeVar("_View", Run, Step, RunAttempt, Signal)
 
 
-def _decoded(view: type[_View], record: RunRecord | StepRecord | AttemptRecord) -> _View:
+def _decoded(
+    view: type[_View], record: RunRecord | StepRecord | AttemptRecord | SignalRecord
+) -> _View:
     values = {f.name: getattr(record, f.name) for f in fields(record)}
     for name in record.PAYLOADS:
         if values[name] is not None:
@@ -254,6 +264,11 @@ class Client:
         the run itself)."""
         return [_decoded(RunAttempt, a) for a in await self.backend.list_attempts(run_id)]
 
+    async def signals(self, run_id: str) -> list[Signal]:
+        """The signals sent to the run, in send order, each with the wait step that received
+        it (``delivered_to``, None while it is kept for a wait to come)."""
+        return [_decoded(Signal, s) for s in await self.backend.list_signals(run_id)]
+
     async def stored(self, run_id: str) -> tuple[RunRecord, list[StepRecord]] | None:
         """The run and its steps as stored, payloads still JSON text (None: no such run): for
         a renderer that caps payloads instead of decoding them, as the operator's status does."""
@@ -369,6 +384,31 @@ class Client:
             if batch < batch_size:
                 return pruned
 
+    async def signal(
+        self,
+        run_id: str,
+        name: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Signal:
+        """Send signal ``name`` to the run: its ``ctx.step.wait_for_signal(name)`` waiting now
+        receives ``payload`` (JSON; pydantic models, dataclasses… are encoded) and the run
+        resumes, or else the next one does: signals are kept until a wait takes them, each
+        by one wait, in send order per name. With an ``idempotency_key`` already used for this
+        run, nothing is sent again and the signal stored then is returned.
+
+        ``InvalidInput`` (a payload that is not JSON), ``InvalidArgument`` (a name or key no
+        step can hold), ``RunNotFound``, ``RunFinished`` (the run has finished: the signal
+        could never be received)."""
+        limits.text(name, "signal name", max_length=steps.MAX_NAME_LENGTH)
+        if idempotency_key is not None:
+            limits.text(idempotency_key, "idempotency key", max_length=limits.MAX_KEY_LENGTH)
+        text = _stored_json(f"payload of signal {name!r}", payload, self.max_payload_bytes)
+        new = NewSignal(run_id, name, text, idempotency_key)
+        record, _ = await self.backend.send_signal(new)
+        return _decoded(Signal, record)
+
     async def wait(self, run_id: str, *, timeout: float | None = None) -> Any:
         """The run's output once it succeeded; ``RunFailed``/``RunCanceled`` otherwise, and
         ``WaitTimeout`` when ``timeout`` seconds pass first (the run goes on)."""
@@ -451,12 +491,17 @@ def _stored_input(
 ) -> str:
     """``value`` as the JSON text a run stores: validated by the definition's model when the
     client knows it, and refused when no worker could decode it or no backend store it."""
-    what = f"input of workflow {name!r}"
+    validate = None if definition is None else definition.validate_input
+    return _stored_json(f"input of workflow {name!r}", value, max_bytes, validate)
+
+
+def _stored_json(
+    what: str, value: Any, max_bytes: int, validate: Callable[[Any], Any] | None = None
+) -> str:
+    """``value`` as stored JSON text (``validate``d first when given), or ``InvalidInput``
+    naming ``what``: not JSON, too deep, holding NUL, over ``max_bytes``."""
     try:
-        if definition is not None:
-            stored = definition.validate_input(value)
-        else:
-            stored = codec.loads(codec.dumps(value))
+        stored = codec.loads(codec.dumps(value)) if validate is None else validate(value)
     except RecursionError:
         raise limits.too_deep(what) from None
     except (TypeError, ValueError) as exc:

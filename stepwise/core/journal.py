@@ -33,7 +33,9 @@ from stepwise.backends.base import (
     FinishRun,
     RetryRun,
     RunStatus,
+    SignalWait,
     StepFinished,
+    StepRecord,
     StepSleeping,
     StepStarted,
     StepStatus,
@@ -189,6 +191,28 @@ class Journal:
         except Exception:
             log.exception("run %s: could not store its failure either; giving it up", op.run_id)
 
+    async def receive_signal(self, wait: SignalWait) -> StepRecord:
+        """The wait step as stored by ``Backend.receive_signal`` (a signal consumed, the step
+        completed or left waiting, all in one transaction of its own: the caller needs the
+        outcome, so it cannot wait for a batch), retried while the database is away;
+        ``LeaseLost`` if the run is no longer held under the wait's token."""
+        _check_key(wait.key)
+        failures = 0
+        while True:
+            try:
+                step = await self._backend.receive_signal(wait)
+            except DatabaseUnavailable as exc:
+                failures += 1
+                delay = RETRY_BACKOFF.delay(failures)
+                log.warning("signal wait %r failed, retrying in %.2fs: %s", wait.key, delay, exc)
+                await asyncio.sleep(delay)
+                continue
+            if step is None:
+                if self._on_rejected is not None:
+                    self._on_rejected({wait.token})
+                raise LeaseLost(wait.run_id)
+            return step
+
     async def drain(self) -> None:
         """Wait until every queued write was attempted."""
         while self._flusher is not None and not self._flusher.done():
@@ -198,9 +222,13 @@ class Journal:
 def _check(op: WriteOp) -> None:
     """Refuse an op that no backend can store, before it can fail a batch it shares."""
     if isinstance(op, StepStarted | StepFinished | StepSleeping):
-        problem = limits.unstorable(op.key)
-        if problem is not None:
-            raise StepNameError(op.key, f"a step name must not contain {problem}")
+        _check_key(op.key)
+
+
+def _check_key(key: str) -> None:
+    problem = limits.unstorable(key)
+    if problem is not None:
+        raise StepNameError(key, f"a step name must not contain {problem}")
 
 
 def _payload_bytes(op: WriteOp) -> int:

@@ -32,6 +32,7 @@ from typing import Any, NoReturn, Protocol, TypeVar, overload
 
 from stepwise.backends.base import (
     RunRecord,
+    SignalWait,
     StepFinished,
     StepRecord,
     StepSleeping,
@@ -52,6 +53,8 @@ from stepwise.errors import (
 )
 
 MAX_NAME_LENGTH = 200
+NEVER = datetime(9999, 1, 1, tzinfo=UTC)
+"""When a run waiting for a signal without a timeout is due, unless the signal wakes it."""
 
 T = TypeVar("T")
 
@@ -236,6 +239,20 @@ class StepApi:
         _refuse_nested(name)
         key = self._keys.next(name)
         return self._sleep(key, _seconds(duration))
+
+    def wait_for_signal(
+        self, name: str, *, timeout: float | timedelta | None = None
+    ) -> Awaitable[Any]:
+        """The payload of the next signal ``name`` sent to this run (``client.signal``), or
+        None once ``timeout`` (seconds or a timedelta) passed without one. While it waits, the
+        run is put aside without holding a worker slot, and resumes on any worker when the
+        signal arrives. Signals are buffered: one sent before the wait is delivered to it; each
+        reaches one wait, once, in send order per name. A step: ``name`` is its memo key
+        (``name:1``… when repeated), and a replay returns the payload it received."""
+        _refuse_nested(name)
+        key = self._keys.next(name)
+        seconds = None if timeout is None else limits.seconds(timeout, "timeout", zero=True)
+        return self._wait_for_signal(key, name, seconds)
 
     async def _run(
         self,
@@ -434,3 +451,29 @@ class StepApi:
             )
             return
         ex.suspend_until(wake_at)
+
+    async def _wait_for_signal(self, key: str, name: str, seconds: float | None) -> Any:
+        ex = self._ex
+        ex.boundary()
+        stored = ex.memo.get(key)
+        if stored is not None and stored.status is StepStatus.COMPLETED:
+            ex.listener.step_replayed(ex.run_id, key)
+            return codec.loads(stored.output or "null")
+        now = datetime.now(UTC)
+        if stored is not None:  # waiting since an earlier execution: its timeout stands
+            wake_at, started = stored.wake_at, stored.started_at or now
+        else:
+            wake_at = None if seconds is None else now + timedelta(seconds=seconds)
+            started = now
+            ex.listener.step_started(ex.run_id, key, 1)
+        with ex.tracking():  # stored before the run is put aside, as a step in flight is
+            await ex.may_start(key)
+            wait = SignalWait(ex.token, ex.run_id, key, name, wake_at, started)
+            step = await ex.journal.receive_signal(wait)
+        if step.status is StepStatus.COMPLETED:
+            waited = (datetime.now(UTC) - started).total_seconds()
+            ex.listener.step_finished(
+                ex.run_id, key, ok=True, seconds=waited, error=None, retrying=False
+            )
+            return codec.loads(step.output or "null")
+        ex.suspend_until(NEVER if wake_at is None else wake_at)

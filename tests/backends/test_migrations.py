@@ -35,7 +35,7 @@ EXPECTED_COLUMNS = {
     },
     "steps": {
         "seq", "run_id", "key", "status", "output", "error", "attempts", "started_at",
-        "finished_at", "wake_at",
+        "finished_at", "wake_at", "signal",
     },
     "workers": {
         "id", "hostname", "workflows", "concurrency", "started_at", "heartbeat_at", "limits",
@@ -44,6 +44,10 @@ EXPECTED_COLUMNS = {
     "schedules": {
         "name", "workflow", "cron", "timezone", "input", "starting_deadline", "paused",
         "next_fire_at", "last_fired_at", "created_at", "updated_at",
+    },
+    "signals": {
+        "seq", "run_id", "name", "payload", "idempotency_key", "sent_at", "delivered_to",
+        "delivered_at",
     },
 }  # fmt: skip
 

@@ -21,6 +21,8 @@ SPLIT_IN_SQLITE = {
     "heartbeat": {"heartbeat_runs", "heartbeat_worker"},
     "create_run": {"insert_run", "run_by_idempotency_key"},
     "fire_schedule": {"advance_schedule", "insert_scheduled_run"},
+    "send_signal": {"insert_signal", "signal_by_idempotency_key", "signal_awaited"},
+    "receive_signal": {"completed_step", "deliver_signal", "store_wait"},
     # The migrations' lock: an advisory lock in Postgres, the write lock in SQLite.
     "lock_migrations": {"begin_immediate"},
 }  # fmt: skip

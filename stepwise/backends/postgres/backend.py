@@ -34,7 +34,7 @@ from stepwise.backends import base, encoding, migrations
 from stepwise.backends.postgres import notify
 from stepwise.backends.sqlfiles import load_queries
 from stepwise.backends.urls import hide_password
-from stepwise.errors import ConfigurationError, DatabaseUnavailable
+from stepwise.errors import ConfigurationError, DatabaseUnavailable, RunFinished, RunNotFound
 
 _QUERIES = load_queries("stepwise.backends.postgres")
 _MIGRATIONS_PACKAGE = "stepwise.backends.postgres.migrations"
@@ -373,6 +373,43 @@ class PostgresBackend:
             tick.version,
         )
         return None if run_id is None else str(run_id)
+
+    # ---- signals ----
+
+    async def send_signal(self, new: base.NewSignal) -> tuple[base.SignalRecord, bool]:
+        key = _uuid(new.run_id)
+        if key is None:
+            raise RunNotFound(new.run_id)
+        async with self._connection() as conn, conn.transaction():
+            status = await conn.fetchval(_QUERIES["lock_run"], key)
+            if status is None:
+                raise RunNotFound(new.run_id)
+            if base.RunStatus(status).finished:
+                raise RunFinished(new.run_id, status, new.name)
+            row = await conn.fetchrow(
+                _QUERIES["send_signal"], key, new.name, new.payload, new.idempotency_key
+            )
+            if row["awaited"]:
+                await conn.execute(_QUERIES["wake_run"], key)
+        return _READ.signal(row), row["created"]
+
+    async def list_signals(self, run_id: str) -> list[base.SignalRecord]:
+        key = _uuid(run_id)
+        if key is None:
+            return []
+        return [_READ.signal(row) for row in await self._fetch("list_signals", key)]
+
+    async def receive_signal(self, wait: base.SignalWait) -> base.StepRecord | None:
+        key = _uuid(wait.run_id)
+        if key is None or _uuid(wait.token) is None:
+            return None
+        async with self._connection() as conn, conn.transaction():
+            if await conn.fetchval(_QUERIES["lock_held_run"], key, wait.token) is None:
+                return None
+            row = await conn.fetchrow(
+                _QUERIES["receive_signal"], key, wait.name, wait.key, wait.wake_at, wait.started_at
+            )
+        return _READ.step(row)
 
     # ---- worker side ----
 

@@ -442,3 +442,85 @@ WITH advanced AS (
 SELECT fired.id
 FROM fired
 CROSS JOIN LATERAL (SELECT pg_notify(stepwise_channel('work'), '')) AS wake;
+
+-- name: wake_run --
+-- Make the parked (sleeping) run $1 due now, so a worker claims it and its replay sees what it
+-- was waiting for: a signal sent to it, a child run finished. THE one way to wake a parked run;
+-- run it in the transaction that stored what the run waits for, after lock_run. A run still
+-- running is left alone: it sees that thing when it parks (migration 0008's runs_signal_due
+-- trigger does so for signals). Returns the run's id when it was woken.
+WITH woken AS (
+    UPDATE runs SET available_at = now(), updated_at = now()
+    WHERE id = $1 AND status = 'sleeping' AND available_at > now()
+    RETURNING id
+)
+SELECT woken.id
+FROM woken
+CROSS JOIN LATERAL (
+    SELECT pg_notify(stepwise_channel('work'), ''), pg_notify(stepwise_channel('runs'), id::text)
+) AS wake;
+
+-- name: send_signal --
+-- After lock_run, in its transaction (the lock orders this against the run parking, see
+-- migration 0008). Stores signal $2 for run $1 unless idempotency key $4 was used for the run
+-- already; returns the signal stored under it (created = false) or the new one, and whether a
+-- step of the run waits for that name (then the caller wakes the run: wake_run).
+WITH inserted AS (
+    INSERT INTO signals (run_id, name, payload, idempotency_key)
+    VALUES ($1, $2, $3::json, $4)
+    ON CONFLICT (run_id, idempotency_key) DO NOTHING
+    RETURNING *
+)
+SELECT true AS created, EXISTS (
+        SELECT FROM steps WHERE run_id = $1 AND signal = $2 AND status = 'sleeping'
+    ) AS awaited, inserted.*
+FROM inserted
+UNION ALL
+SELECT false AS created, false AS awaited, signals.*
+FROM signals
+WHERE run_id = $1 AND idempotency_key = $4 AND NOT EXISTS (SELECT FROM inserted);
+
+-- name: list_signals --
+SELECT * FROM signals WHERE run_id = $1 ORDER BY seq;
+
+-- name: lock_held_run --
+-- Fenced like a write: locks run $1 only while it is running under the lease token $2.
+SELECT id FROM runs WHERE id = $1 AND lease_token = $2::uuid AND status = 'running'
+FOR NO KEY UPDATE;
+
+-- name: receive_signal --
+-- After lock_held_run, in its transaction: the wait step $3 of run $1 for signal $2 takes the
+-- oldest undelivered signal of that name and completes with its payload; without one it
+-- completes with null once its timeout $4 (null: none) has passed, or else stays sleeping,
+-- waiting for $2. A step already completed is returned as it is and consumes nothing.
+WITH stored AS (
+    SELECT * FROM steps WHERE run_id = $1 AND key = $3 AND status = 'completed'
+), delivered AS (
+    UPDATE signals SET delivered_to = $3, delivered_at = now()
+    WHERE seq = (
+        SELECT seq FROM signals
+        WHERE run_id = $1 AND name = $2 AND delivered_to IS NULL
+        ORDER BY seq
+        LIMIT 1
+    ) AND NOT EXISTS (SELECT FROM stored)
+    RETURNING payload
+), outcome AS (
+    SELECT coalesce(
+        (SELECT payload FROM delivered), CASE WHEN $4 <= now() THEN 'null'::json END
+    ) AS output
+), received AS (
+    INSERT INTO steps AS s (
+        run_id, key, status, output, attempts, started_at, finished_at, wake_at, signal
+    )
+    SELECT $1, $3, CASE WHEN output IS NULL THEN 'sleeping' ELSE 'completed' END, output, 1,
+        $5, CASE WHEN output IS NOT NULL THEN now() END, $4, $2
+    FROM outcome
+    WHERE NOT EXISTS (SELECT FROM stored)
+    ON CONFLICT (run_id, key) DO UPDATE
+    SET status = excluded.status, output = excluded.output, finished_at = excluded.finished_at,
+        wake_at = excluded.wake_at, signal = excluded.signal
+    RETURNING s.*
+)
+SELECT * FROM received
+UNION ALL
+SELECT * FROM stored;

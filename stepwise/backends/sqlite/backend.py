@@ -35,7 +35,13 @@ from urllib.parse import quote, urlsplit
 
 from stepwise.backends import base, encoding, migrations
 from stepwise.backends.sqlfiles import load_queries
-from stepwise.errors import ConfigurationError, DatabaseDamaged, DatabaseUnavailable
+from stepwise.errors import (
+    ConfigurationError,
+    DatabaseDamaged,
+    DatabaseUnavailable,
+    RunFinished,
+    RunNotFound,
+)
 
 _T = TypeVar("_T")
 
@@ -389,6 +395,41 @@ class SqliteBackend:
             self._work.set()
         return run_id
 
+    # ---- signals ----
+
+    async def send_signal(self, new: base.NewSignal) -> tuple[base.SignalRecord, bool]:
+        params = {
+            "id": new.run_id,
+            "run_id": new.run_id,
+            "name": new.name,
+            "payload": new.payload,
+            "idempotency_key": new.idempotency_key,
+            "now": _text(_now()),
+        }
+        sent, created, woken = await self._atomic(lambda conn: _send_signal(conn, params))
+        if woken:
+            self._work.set()
+        return sent, created
+
+    async def list_signals(self, run_id: str) -> list[base.SignalRecord]:
+        params = {"run_id": run_id}
+        rows = await self._call(
+            lambda conn: conn.execute(_QUERIES["list_signals"], params).fetchall()
+        )
+        return [_READ.signal(row) for row in rows]
+
+    async def receive_signal(self, wait: base.SignalWait) -> base.StepRecord | None:
+        params = {
+            "run_id": wait.run_id,
+            "token": wait.token,
+            "key": wait.key,
+            "name": wait.name,
+            "wake_at": _maybe_text(wait.wake_at),
+            "started_at": _text(wait.started_at),
+            "now": _text(_now()),
+        }
+        return await self._atomic(lambda conn: _receive_signal(conn, params))
+
     # ---- worker side ----
 
     async def register_worker(self, worker: base.WorkerInfo) -> None:
@@ -520,6 +561,52 @@ def _resume(conn: sqlite3.Connection, params: _Params) -> tuple[base.RunRecord, 
     conn.execute(_QUERIES["record_attempt"], params)
     conn.execute(_QUERIES["erase_unfinished_steps"], params)
     return _READ.run(conn.execute(_QUERIES["resume_run"], params).fetchone()), True
+
+
+def _send_signal(conn: sqlite3.Connection, params: _Params) -> tuple[base.SignalRecord, bool, bool]:
+    """Store the signal (or find the one its idempotency key stored) and wake the run if a
+    step waits for it: the signal, whether it is new, whether the run was woken."""
+    run = conn.execute(_QUERIES["lock_run"], params).fetchone()
+    if run is None:
+        raise RunNotFound(params["run_id"])
+    if base.RunStatus(run["status"]).finished:
+        raise RunFinished(params["run_id"], run["status"], params["name"])
+    row = conn.execute(_QUERIES["insert_signal"], params).fetchone()
+    if row is None:
+        existing = conn.execute(_QUERIES["signal_by_idempotency_key"], params).fetchone()
+        return _READ.signal(existing), False, False
+    woken = False
+    if conn.execute(_QUERIES["signal_awaited"], params).fetchone()[0]:
+        woken = conn.execute(_QUERIES["wake_run"], params).fetchone() is not None
+    return _READ.signal(row), True, woken
+
+
+def _receive_signal(conn: sqlite3.Connection, params: _Params) -> base.StepRecord | None:
+    """The wait step as ``Backend.receive_signal`` stores it; None: the lease is not held."""
+    if conn.execute(_QUERIES["lock_held_run"], params).fetchone() is None:
+        return None
+    stored = conn.execute(_QUERIES["completed_step"], params).fetchone()
+    if stored is not None:
+        return _READ.step(stored)
+    delivered = conn.execute(_QUERIES["deliver_signal"], params).fetchone()
+    output = None
+    if delivered is not None:
+        output = delivered["payload"]
+    elif params["wake_at"] is not None and params["wake_at"] <= params["now"]:
+        output = "null"
+    return _READ.step(conn.execute(_QUERIES["store_wait"], {**params, "output": output}).fetchone())
+
+
+def _start_child(conn: sqlite3.Connection, params: _Params) -> tuple[base.RunRecord | None, bool]:
+    """The child and its parent's step, stored together (or the child the step started, if it
+    exists); None when the parent is not held under the token. True: a child was started."""
+    if conn.execute(_QUERIES["run_held"], params).fetchone() is None:
+        return None, False
+    existing = conn.execute(_QUERIES["child_of_step"], params).fetchone()
+    if existing is not None:
+        return _READ.run(existing), False
+    conn.execute(_QUERIES["insert_child_step"], params)
+    return _READ.run(conn.execute(_QUERIES["insert_child"], params).fetchone()), True
 
 
 def _get_run(conn: sqlite3.Connection, run_id: str) -> base.RunRecord | None:

@@ -463,3 +463,62 @@ VALUES (
 )
 ON CONFLICT (workflow, idempotency_key) DO NOTHING
 RETURNING id;
+
+-- name: wake_run --
+-- Make the parked (sleeping) run due now (see the Postgres twin): THE one way to wake a parked
+-- run, in the transaction that stored what it waits for. Returns the run's id when woken.
+UPDATE runs SET available_at = :now, updated_at = :now
+WHERE id = :run_id AND status = 'sleeping' AND available_at > :now
+RETURNING id;
+
+-- name: insert_signal --
+-- Stores the signal unless its idempotency key was used for the run already (no row then).
+INSERT INTO signals (run_id, name, payload, idempotency_key, sent_at)
+VALUES (:run_id, :name, :payload, :idempotency_key, :now)
+ON CONFLICT (run_id, idempotency_key) DO NOTHING
+RETURNING *;
+
+-- name: signal_by_idempotency_key --
+SELECT * FROM signals WHERE run_id = :run_id AND idempotency_key = :idempotency_key;
+
+-- name: signal_awaited --
+-- Whether a step of the run waits for a signal of that name (then the sender wakes the run).
+SELECT EXISTS (
+    SELECT 1 FROM steps WHERE run_id = :run_id AND signal = :name AND status = 'sleeping'
+);
+
+-- name: list_signals --
+SELECT * FROM signals WHERE run_id = :run_id ORDER BY seq;
+
+-- name: lock_held_run --
+-- Fenced like a write: the run, only while it is running under the lease token (the
+-- transaction holds the write lock).
+SELECT id FROM runs WHERE id = :run_id AND lease_token = :token AND status = 'running';
+
+-- name: completed_step --
+SELECT * FROM steps WHERE run_id = :run_id AND key = :key AND status = 'completed';
+
+-- name: deliver_signal --
+-- The oldest undelivered signal of the name goes to the wait step :key; returns its payload.
+UPDATE signals SET delivered_to = :key, delivered_at = :now
+WHERE seq = (
+    SELECT seq FROM signals
+    WHERE run_id = :run_id AND name = :name AND delivered_to IS NULL
+    ORDER BY seq
+    LIMIT 1
+)
+RETURNING payload;
+
+-- name: store_wait --
+-- The wait step: completed with :output (a payload, or null JSON at its timeout), or, when
+-- :output is NULL, sleeping until :wake_at (NULL: no timeout), waiting for signal :name.
+INSERT INTO steps (run_id, key, status, output, attempts, started_at, finished_at, wake_at, signal)
+VALUES (
+    :run_id, :key, iif(:output IS NULL, 'sleeping', 'completed'), :output, 1, :started_at,
+    iif(:output IS NULL, NULL, :now), :wake_at, :name
+)
+ON CONFLICT (run_id, key) DO UPDATE
+SET status = excluded.status, output = excluded.output, finished_at = excluded.finished_at,
+    wake_at = excluded.wake_at, signal = excluded.signal
+WHERE steps.status <> 'completed'
+RETURNING *;
