@@ -15,6 +15,7 @@ from typing import Any
 
 from stepwise.backends.base import StepStatus
 from stepwise.client.client import Run, RunAttempt, Step
+from stepwise.core import steps as step_api
 from stepwise.core import tracebacks
 
 OUTPUT_WIDTH = 60
@@ -155,11 +156,19 @@ def _outcome(step: Step, now: datetime) -> str:
 
 
 def _errors(shown: Shown) -> list[str]:
-    """Every error in full: earlier attempts of the run, failed steps, then the run's own."""
+    """Every error in full: earlier attempts of the run, every failed attempt of each step
+    (the earlier ones without traceback: the step keeps only its last), then the run's own."""
     blocks = [
         (f"attempt {a.attempt} of the run ({a.status.value})", a.error) for a in shown.attempts
     ]
-    blocks += [(f"step {s.key!r}, attempt {s.attempts}", s.error) for s in shown.steps if s.error]
+    for step in shown.steps:
+        if step.error:
+            earlier = step.error.get(step_api.EARLIER, [])
+            blocks += [
+                (f"step {step.key!r}, attempt {e.get(step_api.ATTEMPT)}", e) for e in earlier
+            ]
+            attempt = step.error.get(step_api.ATTEMPT, step.attempts)
+            blocks.append((f"step {step.key!r}, attempt {attempt}", step.error))
     blocks.append(("run", shown.run.error))
     lines: list[str] = []
     for title, error in blocks:

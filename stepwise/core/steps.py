@@ -70,6 +70,15 @@ FINAL = "final"
 """The key, in a stored step error, that marks the failure the workflow received."""
 RETRYABLE = "retryable"
 """The key, in a stored final step error, that says whether its policy deemed it retryable."""
+ATTEMPT = "attempt"
+"""The key, in a stored step error, of the attempt that failed."""
+EARLIER = "earlier"
+"""The key, in a stored step error, of the errors of the step's earlier attempts, oldest first:
+``{"attempt", "type", "message", "at"}`` each, without traceback, so ``runs show`` can show
+every attempt's error although the step row keeps one error."""
+MAX_EARLIER = 20
+"""Earlier attempts a stored step error keeps (the latest): bounded, for unlimited retries."""
+_EARLIER_MESSAGE_CHARS = 500
 
 
 class MemoKeys:
@@ -112,6 +121,25 @@ def cancel_requested() -> bool:
     was raised by user code, and is that code's failure."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+def _earlier_errors(stored: StepRecord | None) -> list[dict[str, Any]]:
+    """The errors of a step's attempts so far, oldest first, from its stored error (attempts
+    made by an execution before this one, on this worker or a dead one)."""
+    if stored is None or stored.error is None:
+        return []
+    doc = codec.loads(stored.error)
+    if not isinstance(doc, dict):
+        return []
+    return [*doc.get(EARLIER, []), _summary(doc)][-MAX_EARLIER:]
+
+
+def _summary(error: dict[str, Any]) -> dict[str, Any]:
+    """An attempt's error as its successors' documents keep it: no traceback, message cut."""
+    kept = {k: error[k] for k in (ATTEMPT, "type", "message", "at") if k in error}
+    if isinstance(kept.get("message"), str):
+        kept["message"] = kept["message"][:_EARLIER_MESSAGE_CHARS]
+    return kept
 
 
 def _refuse_nested(name: object) -> None:
@@ -270,6 +298,7 @@ class StepApi:
             ex.listener.step_replayed(ex.run_id, key)
             return codec.decode_result(key, stored.output or "null", declared)
         attempts = stored.attempts if stored is not None else 0
+        earlier = _earlier_errors(stored)
         if stored is not None and stored.status is StepStatus.FAILED:
             doc = codec.loads(stored.error) if stored.error else {}
             if doc.get(FINAL) or not policy.allows_another(attempts):
@@ -298,7 +327,9 @@ class StepApi:
                 try:
                     output, value = await self._attempt(key, fn, declared, timeout)
                 except _NOT_RETRIED as exc:
-                    await self._record_failure(key, exc, attempts, started, t0, retrying=False)
+                    await self._record_failure(
+                        key, exc, attempts, started, t0, earlier, retrying=False
+                    )
                     raise
                 except BaseException as exc:
                     if isinstance(exc, asyncio.CancelledError) and cancel_requested():
@@ -308,8 +339,9 @@ class StepApi:
                     retrying = retry_at is not None
                     retryable = policy.retryable(exc)
                     await self._record_failure(
-                        key, exc, attempts, started, t0, retrying=retrying, retryable=retryable
-                    )
+                        key, exc, attempts, started, t0, earlier,
+                        retrying=retrying, retryable=retryable,
+                    )  # fmt: skip
                     if retry_at is None:
                         message = codec.message_of(exc)
                         raise StepFailed(
@@ -389,12 +421,19 @@ class StepApi:
         attempts: int,
         started: datetime,
         t0: float,
+        earlier: list[dict[str, Any]],
         *,
         retrying: bool,
         retryable: bool = True,
     ) -> None:
+        """Store a failed attempt; ``earlier`` (the errors of the attempts before it) goes into
+        its error document, and then gains this one."""
         ex = self._ex
         error = codec.error_document(exc, step=key)
+        error[ATTEMPT] = attempts
+        if earlier:
+            error[EARLIER] = earlier[-MAX_EARLIER:]
+        earlier.append(_summary(error))
         if not retrying:
             error[FINAL] = True
             if not retryable:

@@ -42,7 +42,10 @@ def test_runs_show_is_readable_and_json_is_the_full_document(
     assert rows["nap"][2] == "completed"
     assert "slept until" in shown
     # The error in full, as text: the user's line first, then the traceback's own lines.
-    assert "step 'charge', attempt 2 error:" in shown
+    assert "step 'charge', attempt 1 error:" in shown  # every attempt's error, oldest first
+    assert shown.index("step 'charge', attempt 1 error:") < shown.index(
+        "step 'charge', attempt 2 error:"
+    )
     line = (
         FLOWS.read_text()
         .splitlines()
@@ -60,6 +63,7 @@ def test_runs_show_is_readable_and_json_is_the_full_document(
     assert steps["long-output"]["output"] == "x" * 500
     assert steps["charge"]["attempts"] == 2
     assert steps["charge"]["error"]["type"] == "ValueError"
+    assert [e["attempt"] for e in steps["charge"]["error"]["earlier"]] == [1]
     assert "Traceback (most recent call last)" in steps["charge"]["error"]["traceback"]
     assert steps["nap"]["wake_at"] is not None
     assert steps["long-output"]["seconds"] >= 0
