@@ -158,6 +158,8 @@ class NewRun:
     deadline_at: datetime | None = None
     available_at: datetime | None = None
     """None means now (database time)."""
+    scheduled_at: datetime | None = None
+    """The schedule's tick this run is for (a WorkflowSchedule's WorkflowRun)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,6 +204,7 @@ class Client:
         deadline: datetime | timedelta | None = None,
         version: str | None = None,
         run_id: str | None = None,
+        scheduled_at: datetime | None = None,
     ) -> RunHandle[OutT]:
         """Store a new run for workers to pick up; with an ``idempotency_key`` already used for
         this workflow, return the run it started instead of starting another, provided the input
@@ -217,7 +218,10 @@ class Client:
         Every argument is checked before anything is stored: ``InvalidArgument`` (a name no
         ``@workflow`` can have, a key or version over 255 characters or holding NUL, a
         ``run_id`` that is not a UUID, a deadline that is not a positive finite duration) or
-        ``InvalidInput`` (not JSON, too deeply nested, holding NUL, over ``max_payload_bytes``)."""
+        ``InvalidInput`` (not JSON, too deeply nested, holding NUL, over ``max_payload_bytes``).
+
+        ``scheduled_at`` is the schedule tick the run is for, seen as ``ctx.scheduled_at`` (the
+        operator sets it for a WorkflowSchedule's runs)."""
         definition = workflow if isinstance(workflow, WorkflowDefinition) else None
         if definition is None and self._registry is not None and workflow in self._registry:
             definition = self._registry.get(str(workflow))
@@ -235,6 +239,7 @@ class Client:
             input=_stored_input(name, definition, input, self.max_payload_bytes),
             idempotency_key=idempotency_key,
             deadline_at=deadline,
+            scheduled_at=scheduled_at,
         )
         record, created = await self.backend.create_run(new)
         same = created or codec.same_json(record.input, new.input)

@@ -39,11 +39,18 @@ class Cron:
 
     def next_after(self, moment: datetime) -> datetime:
         """The first tick strictly after ``moment``, in UTC."""
-        local = moment.astimezone(ZoneInfo(self.timezone))
-        seconds_first = len(self.expression.split()) == 6
-        it = croniter(self.expression, local, second_at_beginning=seconds_first)
-        tick: datetime = it.get_next(datetime)
+        tick: datetime = self._ticks(moment).get_next(datetime)
         return tick.astimezone(UTC)
+
+    def latest_at_or_before(self, moment: datetime) -> datetime:
+        """The last tick at or before ``moment``, in UTC."""
+        tick: datetime = self._ticks(moment + timedelta(microseconds=1)).get_prev(datetime)
+        return tick.astimezone(UTC)
+
+    def _ticks(self, start: datetime) -> croniter:
+        seconds_first = len(self.expression.split()) == 6
+        local = start.astimezone(ZoneInfo(self.timezone))
+        return croniter(self.expression, local, second_at_beginning=seconds_first)
 
 
 def parse(expression: object, timezone: object = "UTC") -> Cron:

@@ -22,7 +22,7 @@ import kopf
 from stepwise.backends.base import RunStatus
 from stepwise.client.client import Client
 from stepwise.errors import DatabaseUnavailable
-from stepwise.operator import models
+from stepwise.operator import models, schedule_models
 from stepwise.operator.kubeapi import ObjectRef
 from stepwise.operator.mirror import Mirror
 
@@ -41,6 +41,12 @@ class OperatorState:
 
 def idempotency_key(uid: str) -> str:
     return f"workflowrun/{uid}"
+
+
+def scheduled_at(meta: kopf.Meta) -> datetime | None:
+    """The tick of a WorkflowRun that a WorkflowSchedule created (its annotation)."""
+    text = meta.annotations.get(schedule_models.SCHEDULED_AT_ANNOTATION)
+    return None if text is None else datetime.fromisoformat(text)
 
 
 def ref_of(body: kopf.Body) -> ObjectRef:
@@ -82,6 +88,7 @@ async def start_run(
                 idempotency_key=idempotency_key(uid),
                 deadline=parsed.deadline_after(created),
                 version=parsed.version,
+                scheduled_at=scheduled_at(meta),
             )
     except DatabaseUnavailable as exc:
         raise kopf.TemporaryError(str(exc), delay=DATABASE_RETRY_DELAY) from exc

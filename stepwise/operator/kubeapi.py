@@ -84,7 +84,7 @@ class KubeApi:
         self._core = k8s.CoreV1Api(api_client)
         self.instance = instance
         self.requests: Counter[str] = Counter()
-        """Requests made, by kind (``status``, ``event``, ``delete``)."""
+        """Requests made, by kind (``status``, ``event``, ``delete``, ``create``, ``list``)."""
 
     async def replace_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
         """Replace the whole status (a JSON patch ``add /status``, sent as such because the
@@ -126,6 +126,34 @@ class KubeApi:
                 ),
             )
 
+    async def create(self, namespace: str, body: dict[str, Any]) -> bool:
+        """Create a WorkflowRun; False when one of that name exists already (so a schedule
+        that names its runs after their ticks creates each one once, restarts included)."""
+        self.requests["create"] += 1
+        request = self._custom.create_namespaced_custom_object(
+            models.GROUP, models.VERSION, namespace, models.PLURAL, body,
+            _request_timeout=REQUEST_TIMEOUT,
+        )  # fmt: skip
+        try:
+            await _request(request)
+        except KubeError as exc:
+            if isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 409:
+                return False
+            raise
+        return True
+
+    async def list_runs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """The WorkflowRuns of ``namespace`` that carry the labels of ``label_selector``."""
+        self.requests["list"] += 1
+        answer = await _request(
+            self._custom.list_namespaced_custom_object(
+                models.GROUP, models.VERSION, namespace, models.PLURAL,
+                label_selector=label_selector, _request_timeout=REQUEST_TIMEOUT,
+            )
+        )  # fmt: skip
+        items: list[dict[str, Any]] = answer["items"]
+        return items
+
     async def post_event(self, ref: ObjectRef, *, reason: str, message: str, warning: bool) -> None:
         """One core/v1 Event about ``ref``; failures are logged, never raised (an Event is
         a courtesy, not state)."""
@@ -163,13 +191,22 @@ class KubeApi:
     async def _call(self, ref: ObjectRef, request: Awaitable[T]) -> T:
         """Await one request; its failure as ``NotFound`` or ``KubeError``."""
         try:
-            return await request
-        except ApiException as exc:
-            if _gone(exc):
+            return await _request(request)
+        except KubeError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ApiException) and _gone(cause):
                 raise NotFound(f"{models.KIND} {ref.namespace}/{ref.name} ({ref.uid})") from None
-            raise KubeError(f"HTTP {exc.status} {exc.reason}: {_text(exc)}") from exc
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise KubeError(f"cannot reach the API server: {exc!r}") from exc
+            raise
+
+
+async def _request(request: Awaitable[T]) -> T:
+    """Await one request; its failure as ``KubeError`` (the ``ApiException`` as its cause)."""
+    try:
+        return await request
+    except ApiException as exc:
+        raise KubeError(f"HTTP {exc.status} {exc.reason}: {_text(exc)}") from exc
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise KubeError(f"cannot reach the API server: {exc!r}") from exc
 
 
 def _gone(exc: ApiException) -> bool:

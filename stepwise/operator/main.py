@@ -19,10 +19,15 @@ import kopf
 
 from stepwise.client.client import Client
 from stepwise.operator import handlers, kubeapi
+from stepwise.operator import schedules as schedules  # registers its timer
 from stepwise.operator.mirror import Mirror
 
 ANNOTATION_PREFIX = "operator.stepwise.dev"
 FINALIZER = "stepwise.dev/cancel-run"
+
+
+_QUIET = ("Handler 'observe' succeeded", "Timer 'tick' succeeded")
+"""Successes not worth a line: on every watch event, on every schedule's every tick."""
 
 
 class _ObjectLogs(logging.Filter):
@@ -32,7 +37,7 @@ class _ObjectLogs(logging.Filter):
     logs each handler success at INFO."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.getMessage().startswith("Handler 'observe' succeeded"):
+        if record.getMessage().startswith(_QUIET):
             return False
         ref = getattr(record, "k8s_ref", None)
         if isinstance(ref, dict):

@@ -40,8 +40,9 @@ def test_committed_copies_match_the_models() -> None:
         check=False,
     )
     assert cli.returncode == 0, cli.stderr
-    for target in crd.TARGETS:
-        assert (REPO / target).read_text(encoding="utf-8") == crd.render()
+    for resource in crd.RESOURCES:
+        for target in resource.targets:
+            assert (REPO / target).read_text(encoding="utf-8") == crd.render(resource)
 
 
 def test_drift_and_missing_copies_are_reported(
@@ -68,7 +69,7 @@ def test_drift_and_missing_copies_are_reported(
 
 def test_output_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     assert crd.write_all(output="-") == 0
-    assert capsys.readouterr().out == crd.render()
+    assert capsys.readouterr().out == "---\n".join(map(crd.render, crd.RESOURCES))
 
 
 def test_shape_of_the_definition() -> None:
@@ -105,6 +106,37 @@ def test_shape_of_the_definition() -> None:
     for node in _walk(schema):
         assert not {"$ref", "$defs", "anyOf", "allOf", "title", "default"} & node.keys()
         assert not isinstance(node.get("additionalProperties"), bool)
+
+
+def test_shape_of_the_schedule_definition() -> None:
+    definition = yaml.safe_load(crd.render(crd.SCHEDULE))
+    spec = definition["spec"]
+    assert definition["metadata"]["name"] == "workflowschedules.stepwise.dev"
+    assert (spec["names"]["kind"], spec["names"]["shortNames"]) == ("WorkflowSchedule", ["wfs"])
+    (version,) = spec["versions"]
+    assert version["subresources"] == {"status": {}}
+    shown = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
+    assert shown == ["Schedule", "Suspend", "Active", "Last Schedule", "Next", "Age"]
+    schedule_spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert sorted(schedule_spec["required"]) == ["schedule", "workflow"]
+    assert schedule_spec["properties"]["concurrencyPolicy"]["enum"] == [
+        "Allow",
+        "Forbid",
+        "Replace",
+    ]
+    assert set(schedule_spec["properties"]) == {
+        "schedule", "timeZone", "workflow", "input", "concurrencyPolicy",
+        "startingDeadlineSeconds", "successfulRunsHistoryLimit", "failedRunsHistoryLimit",
+        "suspend",
+    }  # fmt: skip
+    for node in _walk(definition):
+        assert not {"$ref", "$defs", "anyOf", "allOf", "title"} & node.keys()
+    defaults = {k: v.get("default") for k, v in schedule_spec["properties"].items()}
+    assert defaults == {
+        "schedule": None, "timeZone": "UTC", "workflow": None, "input": None,
+        "concurrencyPolicy": "Allow", "startingDeadlineSeconds": None,
+        "successfulRunsHistoryLimit": 3, "failedRunsHistoryLimit": 1, "suspend": False,
+    }  # fmt: skip
 
 
 # ---- against the API server -------------------------------------------------------------

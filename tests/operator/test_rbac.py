@@ -20,11 +20,17 @@ NEEDED = [
     ("patch", "workflowruns.stepwise.dev"),  # finalizer, kopf's annotations
     ("delete", "workflowruns.stepwise.dev"),  # ttlSecondsAfterFinished
     ("patch", "workflowruns.stepwise.dev/status"),  # the mirror
+    ("create", "workflowruns.stepwise.dev"),  # a schedule's ticks
+    ("list", "workflowschedules.stepwise.dev"),
+    ("watch", "workflowschedules.stepwise.dev"),
+    ("patch", "workflowschedules.stepwise.dev"),  # kopf's annotations
+    ("patch", "workflowschedules.stepwise.dev/status"),  # the schedule's timer
     ("create", "events"),
 ]
 NOT_NEEDED = [
-    ("create", "workflowruns.stepwise.dev"),
     ("update", "workflowruns.stepwise.dev"),
+    ("create", "workflowschedules.stepwise.dev"),
+    ("delete", "workflowschedules.stepwise.dev"),
     ("get", "workflowruns.stepwise.dev"),
     ("update", "workflowruns.stepwise.dev/status"),
     ("patch", "events"),

@@ -68,3 +68,15 @@ def test_when_no_tick_lies_within_the_deadline_none_fires() -> None:
     now = T0 + timedelta(hours=5, minutes=30)
     step = cron.catch_up(hourly, T0, now, starting_deadline=60)
     assert step == cron.Step(None, T0 + timedelta(hours=6))
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (T0, T0),
+        (T0 + timedelta(minutes=4, seconds=59), T0),
+        (T0 - timedelta(seconds=1), T0 - timedelta(minutes=5)),
+    ],
+)
+def test_latest_tick_at_or_before(moment: datetime, expected: datetime) -> None:
+    assert cron.parse("*/5 * * * *").latest_at_or_before(moment) == expected

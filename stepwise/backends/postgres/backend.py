@@ -229,6 +229,7 @@ class PostgresBackend:
                 new.idempotency_key,
                 new.deadline_at,
                 new.available_at,
+                new.scheduled_at,
             )
             if rows:
                 return _READ.run(rows[0]), rows[0]["created"]

@@ -56,8 +56,10 @@ SELECT 1;
 -- holds the key with created = false. A key taken by a transaction that committed after this
 -- statement's snapshot yields no row at all: the caller asks again.
 WITH inserted AS (
-    INSERT INTO runs (id, workflow, version, input, idempotency_key, deadline_at, available_at)
-    VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()))
+    INSERT INTO runs (
+        id, workflow, version, input, idempotency_key, deadline_at, available_at, scheduled_at
+    )
+    VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8)
     ON CONFLICT (workflow, idempotency_key) DO NOTHING
     RETURNING *
 )

@@ -224,6 +224,7 @@ class SqliteBackend:
             "idempotency_key": new.idempotency_key,
             "deadline_at": _maybe_text(new.deadline_at),
             "available_at": _text(new.available_at or now),
+            "scheduled_at": _maybe_text(new.scheduled_at),
             "now": _text(now),
         }
         record, created = await self._atomic(lambda conn: _insert_run(conn, params))

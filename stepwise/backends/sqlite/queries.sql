@@ -33,11 +33,11 @@ INSERT INTO stepwise_migrations (version, name, applied_at) VALUES (:version, :n
 -- A run with an idempotency key already used for its workflow inserts nothing (no row back).
 INSERT INTO runs (
     id, workflow, version, status, input, idempotency_key, deadline_at, available_at,
-    created_at, updated_at
+    created_at, updated_at, scheduled_at
 )
 VALUES (
     :id, :workflow, :version, 'pending', :input, :idempotency_key, :deadline_at, :available_at,
-    :now, :now
+    :now, :now, :scheduled_at
 )
 ON CONFLICT (workflow, idempotency_key) DO NOTHING
 RETURNING *;
