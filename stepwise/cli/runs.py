@@ -1,5 +1,5 @@
-"""``stepwise runs …``: list, show, cancel, retry, fork and prune runs. These commands never
-create a database.
+"""``stepwise runs …``: list, show, cancel, retry, fork, prune and signal runs. These commands
+never create a database.
 
 Wherever a command takes a RUN_ID, a unique prefix of it will do (``runs show 4b0e6a8e``):
 ``Client.resolve`` finds the run, or says which runs the prefix is ambiguous between.
@@ -21,7 +21,7 @@ MOMENT = options.Moment()
 
 @click.group("runs")
 def runs() -> None:
-    """List, show, cancel, retry, fork and prune runs."""
+    """List, show, cancel, retry, fork, prune and signal runs."""
 
 
 @runs.command("list")
@@ -183,6 +183,37 @@ def prune(older_than: float, database_url: str, schema: str) -> int:
         async with Client.connect(database_url, schema=schema, create=False) as client:
             pruned = await client.prune(older_than=older_than)
         print(f"pruned {pruned} run(s)")
+        return 0
+
+    return console.execute(work())
+
+
+@runs.command("signal")
+@click.argument("run_id")
+@click.argument("name")
+@options.option("--data", type=options.JSON, default=None, help="the payload, as JSON")
+@options.option(
+    "--idempotency-key", type=options.KEY, default=None,
+    help="send at most once per key: a repeated key sends nothing",
+)  # fmt: skip
+@options.database
+def signal(
+    run_id: str,
+    name: str,
+    data: object,
+    idempotency_key: str | None,
+    database_url: str,
+    schema: str,
+) -> int:
+    """Send signal NAME to RUN_ID (or a unique prefix): the workflow's
+    ctx.step.wait_for_signal(NAME) receives --data. A signal sent before the workflow waits is
+    kept until it does."""
+
+    async def work() -> int:
+        async with Client.connect(database_url, schema=schema, create=False) as client:
+            target = await client.resolve(run_id)
+            sent = await client.signal(target, name, data, idempotency_key=idempotency_key)
+        print(f"signal {sent.name!r} #{sent.seq} sent to run {sent.run_id}")
         return 0
 
     return console.execute(work())
