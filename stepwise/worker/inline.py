@@ -30,6 +30,7 @@ async def run_to_completion(
         concurrency=concurrency,
         poll_interval=0.2,
         listener=listener,
+        schedules=False,
     )
     stop = asyncio.Event()
     serving = asyncio.create_task(worker.run(stop), name="stepwise-inline-worker")

@@ -49,7 +49,9 @@ class Worker:
     ``Backend``). ``registry`` defaults to the one ``@workflow`` registers in. A worker stores
     payloads up to ``max_payload_bytes``: by default its client's, else 4 MiB. With
     ``retention`` (seconds or a timedelta) it deletes runs finished longer ago than that
-    (``retention``, off by default)."""
+    (``retention``, off by default). With ``schedules`` (the default) it fires the ticks of due
+    schedules and saves those its workflows declare; the one-run worker of ``stepwise run``
+    does not."""
 
     def __init__(
         self,
@@ -67,6 +69,7 @@ class Worker:
         max_payload_bytes: int | None = None,
         on_divergence: str = divergence.OnDivergence.WARN,
         retention: float | timedelta | None = None,
+        schedules: bool = True,
     ) -> None:
         if isinstance(database, Client):
             backend = database.backend
@@ -107,7 +110,7 @@ class Worker:
             renewed=self.renewed,
         )
         self._sweep = DeadlineSweep(backend, self.lease_seconds)
-        self._ticker = Ticker(backend, registry, self.poll_interval)
+        self._ticker = Ticker(backend, registry, self.poll_interval) if schedules else None
         older_than = None if retention is None else limits.seconds(retention, "retention")
         pruner = database if isinstance(database, Client) else Client(backend)
         self._retention = Retention(pruner, older_than)
@@ -144,9 +147,11 @@ class Worker:
         chores = [
             asyncio.create_task(self._heartbeat.run(stop), name="stepwise-heartbeat"),
             asyncio.create_task(self._sweep.run(stop), name="stepwise-deadline-sweep"),
-            asyncio.create_task(self._ticker.run(stop), name="stepwise-schedule-ticker"),
             asyncio.create_task(self._retention.run(stop), name="stepwise-retention"),
         ]
+        if self._ticker is not None:
+            ticking = self._ticker.run(stop)
+            chores.append(asyncio.create_task(ticking, name="stepwise-schedule-ticker"))
         watchdog = LoopWatchdog(self.lease_seconds)
         watchdog.start()
         log.info(

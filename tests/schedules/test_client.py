@@ -158,3 +158,17 @@ async def test_missed_ticks_within_the_deadline_fire_and_older_ones_are_skipped(
     schedule = await engine.client.schedules.get("catch-up")
     assert schedule.next_fire_at > datetime.now(UTC) - timedelta(seconds=1)
     assert await ticker.fire_due() == 0
+
+
+async def test_the_one_run_worker_neither_saves_nor_fires_schedules(engine: Engine) -> None:
+    """``stepwise run`` and ``stepwise.testing`` run one workflow: a schedule declared in the
+    same file must not start other runs on the side."""
+
+    @workflow("report", registry=engine.registry, schedule="* * * * * *")
+    async def report(ctx: WorkflowContext[Any]) -> str:
+        return "once"
+
+    run = await engine.run(report)
+    assert run.output == "once"
+    assert await engine.client.schedules.list() == []
+    assert [r.id for r in await engine.client.list(workflow="report")] == [run.id]
