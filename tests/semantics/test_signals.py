@@ -8,6 +8,7 @@ refuses signals; a replay returns the payload received; a run parked on a wait h
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -213,3 +214,33 @@ async def test_a_signal_sent_while_the_run_is_running_wakes_it_when_it_parks(
         await engine.client.signal(run.id, "go", "now")
         release.set()
         assert await engine.client.wait(run.id, timeout=10) == ["now", "slow"]
+
+
+async def test_signals_racing_the_waits_of_many_runs_all_arrive(engine: Engine) -> None:
+    """Signals sent at random moments around each run's wait (before it, while the run still
+    runs, once it is parked): every run receives its own signal."""
+    rng = random.Random(12)
+
+    async def jitter(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    @workflow("raced", registry=engine.registry)
+    async def raced(ctx: Any) -> Any:
+        await ctx.step.run("jitter", jitter, ctx.input["before"])
+        return await ctx.step.wait_for_signal("go")
+
+    async def send(run_id: str, delay: float, n: int) -> None:
+        await asyncio.sleep(delay)
+        await engine.client.signal(run_id, "go", n)
+
+    async with serving(engine, concurrency=50):
+        plans = [(rng.uniform(0, 0.05), rng.uniform(0, 0.08)) for _ in range(60)]
+        runs = [await engine.client.start(raced, {"before": before}) for before, _ in plans]
+        await asyncio.gather(
+            *(
+                send(run.id, delay, n)
+                for n, (run, (_, delay)) in enumerate(zip(runs, plans, strict=True))
+            )
+        )
+        outputs = [await engine.client.wait(run.id, timeout=30) for run in runs]
+    assert outputs == list(range(len(runs)))
