@@ -270,9 +270,9 @@ WHERE r.id = $1;
 -- with a fresh token each, and return them with their steps (in first-started order).
 -- SKIP LOCKED: claimers never wait for each other or for a write in flight.
 -- Concurrency limits (migration 0007; $5: how many seconds a worker's limits outlive its last
--- heartbeat): due runs
--- of a group already full are passed over, so they never hide other runs behind them; the
--- runs picked are then admitted by stepwise_admit, which counts each group under its lock.
+-- heartbeat): due runs of a group already full are passed over, so they never hide other runs
+-- behind them; the runs picked are then admitted by stepwise_admit, which counts each group
+-- under its lock.
 -- Steps are read through stepwise_claimed_steps, after the run is locked (migration 0002):
 -- this statement's own snapshot predates the lock and could miss an accepted write. Taking
 -- over an expired lease counts a recovery, reset when more steps are completed than at the
@@ -298,15 +298,8 @@ WITH limited AS MATERIALIZED (
       AND (r.deadline_at IS NULL OR r.deadline_at > now())
       AND NOT EXISTS (
           SELECT FROM limited AS l
-          WHERE l.workflow = r.workflow AND l.concurrency <= (
-              SELECT count(*) FROM (
-                  SELECT FROM runs AS x
-                  WHERE x.workflow = r.workflow AND x.status = 'running'
-                    AND (l.key_field IS NULL
-                        OR x.concurrency_key IS NOT DISTINCT FROM r.input ->> l.key_field)
-                  LIMIT l.concurrency
-              ) AS running
-          )
+          WHERE l.workflow = r.workflow
+            AND stepwise_group_full(r.workflow, l.key_field, l.concurrency, r.input)
       )
     ORDER BY r.available_at, r.created_at
     LIMIT $3

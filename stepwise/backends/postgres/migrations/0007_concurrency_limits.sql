@@ -7,10 +7,14 @@
 -- expired: the takeover inherits the slot, so a slot is never handed to another run while the
 -- old holder may still be running, even one whose heartbeat later revives its lease.
 
--- The key a claim computed for the run, so a group's running runs are counted by index.
+-- The key a claim computed for the run. A group's running runs are counted through the index
+-- of running runs, which replaces 0001's (one index to maintain per lease, as before): by
+-- workflow, lease expiry (the claim's takeovers) and key (the counts, from the index alone).
 ALTER TABLE runs ADD COLUMN concurrency_key text;
 
-CREATE INDEX runs_running_groups ON runs (workflow, concurrency_key) WHERE status = 'running';
+DROP INDEX runs_leased;
+CREATE INDEX runs_leased ON runs (workflow, lease_expires_at, concurrency_key)
+    WHERE status = 'running';
 
 -- What each worker declares: {"<workflow>": {"concurrency": N, "key": FIELD or null}}.
 ALTER TABLE workers ADD COLUMN limits jsonb NOT NULL DEFAULT '{}';
@@ -19,14 +23,36 @@ ALTER TABLE workers ADD COLUMN limits jsonb NOT NULL DEFAULT '{}';
 -- heartbeated since live_since, or of the claimer itself (whatever its heartbeat says): the
 -- smallest N, and at equal N a workflow-wide cap before a keyed one, then the smallest field.
 -- A worker that declares no limit does not lift another worker's.
+-- plpgsql, like the functions below: the claim calls them, and their plans are made once per
+-- connection instead of being planned again inside every claim (a claim is planned per call).
 CREATE FUNCTION stepwise_limits(claimer text, live_since timestamptz)
 RETURNS TABLE (workflow text, concurrency integer, key_field text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE ROWS 1 AS $$
+BEGIN
+    RETURN QUERY
     SELECT DISTINCT ON (l.key) l.key, (l.value ->> 'concurrency')::integer, l.value ->> 'key'
     FROM workers AS w
     CROSS JOIN LATERAL jsonb_each(w.limits) AS l
     WHERE w.id = claimer OR w.heartbeat_at >= live_since
-    ORDER BY l.key, (l.value ->> 'concurrency')::integer, l.value ->> 'key' NULLS FIRST
+    ORDER BY l.key, (l.value ->> 'concurrency')::integer, l.value ->> 'key' NULLS FIRST;
+END;
+$$;
+
+-- Whether the group of a run with this input already has its N runs running, as the calling
+-- statement sees it: the claim's cheap first pass, which stepwise_admit then makes exact.
+CREATE FUNCTION stepwise_group_full(wf text, field text, cap integer, run_input jsonb)
+RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN cap <= (
+        SELECT count(*) FROM (
+            SELECT FROM runs AS x
+            WHERE x.workflow = wf AND x.status = 'running'
+              AND (field IS NULL OR x.concurrency_key IS NOT DISTINCT FROM run_input ->> field)
+            LIMIT cap
+        ) AS running
+    );
+END;
 $$;
 
 -- Of the candidate runs a claim locked, those it may take, with the key of each: runs of
