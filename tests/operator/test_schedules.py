@@ -159,10 +159,13 @@ def test_concurrency_policy(
 ) -> None:
     operator.start()
     worker()
+    # Replace: a tick every 3 s, so a run has started (the operator's create handler) before
+    # the next tick replaces it; a run lasts longer than that.
+    every, delay = ("* * * * * *", 3) if policy == "Forbid" else ("*/3 * * * * *", 10)
     apply_schedule(
         operator, "slow",
         {
-            "schedule": "* * * * * *", "workflow": "chain", "input": {"steps": 1, "delay": 3},
+            "schedule": every, "workflow": "chain", "input": {"steps": 1, "delay": delay},
             "concurrencyPolicy": policy,
         },
     )  # fmt: skip
