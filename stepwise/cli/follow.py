@@ -39,7 +39,8 @@ class Progress:
 
     def update(self, run: Run, steps: Sequence[Step]) -> None:
         now = datetime.now(UTC)
-        if self._attempt is not None and run.attempt > self._attempt:
+        # Seen first: the attempts since the run (re)started were retries made before this look.
+        if run.attempt > (run.first_attempt if self._attempt is None else self._attempt):
             why = f" after {tracebacks.one_line(run.error, limit=ERROR_WIDTH)}" if run.error else ""
             self._say(
                 f"  ↻ workflow retried{why}: attempt {run.attempt} due "

@@ -27,7 +27,7 @@ async def story(ctx: WorkflowContext) -> Any:
     return {"length": len(long)}
 
 
-@workflow("cli-flaky", retry=RetryPolicy(max_attempts=2, initial_interval=0.1))
+@workflow("cli-flaky", retry=RetryPolicy(max_attempts=2, initial_interval=1.0))
 async def flaky(ctx: WorkflowContext) -> str:
     """Fails its first attempt as a whole (the marker file is not there yet), then succeeds."""
     await ctx.step.run("prepare", lambda: 1)
