@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs unit dev-cluster dev-cluster-down k8s-tools node-tools images bench crds clean
+.PHONY: demo test lint docs unit dev-cluster dev-cluster-down k8s-tools node-tools browser-tools images bench crds clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing stepwise with its test tools"
@@ -25,6 +25,10 @@ k8s-tools:
 node-tools:
 	bash scripts/node-tools.sh
 
+# The dashboard's browser tests: headless Chromium and chromedriver from apt (needs root).
+browser-tools:
+	bash scripts/browser-tools.sh
+
 images: $(STAMP) node-tools
 	bash scripts/images.sh >/dev/null
 
@@ -34,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: $(STAMP) k8s-tools images
+test: $(STAMP) k8s-tools images browser-tools
 	bash scripts/ensure-postgres.sh
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory docs
