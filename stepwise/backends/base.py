@@ -142,6 +142,31 @@ class AttemptRecord(Generic[Payload]):
 
 
 @dataclass(frozen=True, slots=True)
+class LogEntry:
+    """A line a run logged (``ctx.log``, or plain ``logging`` inside its steps), from the
+    ``run_logs`` column of the same name. ``step`` is None for a line of the workflow body;
+    ``attempt`` is then the workflow-level attempt, else the step's. ``dropped`` is set only
+    on the marker that counts the lines dropped past the run's cap (its ``message`` is empty)."""
+
+    run_id: str
+    seq: int
+    at: datetime
+    level: int
+    logger: str
+    step: str | None
+    attempt: int | None
+    message: str
+    dropped: int | None
+
+    @property
+    def text(self) -> str:
+        """The message; for the marker, how many lines it stands for."""
+        if self.dropped is None:
+            return self.message
+        return f"{self.dropped} more log line(s) dropped: the run reached its cap of log lines"
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedRun:
     run: RunRecord
     lease_token: str
@@ -385,7 +410,34 @@ class RetryRun:
     error: str
 
 
-WriteOp = StepStarted | StepFinished | StepSleeping | FinishRun | SuspendRun | ReleaseRun | RetryRun
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """A line the run logged, stored after its stored lines, at most ``max_records`` per run
+    (then counted in one marker). A body line (``key`` None) is stored once per (``attempt``,
+    ``ordinal``): a replay that logs it again stores nothing."""
+
+    token: str
+    run_id: str
+    key: str | None
+    attempt: int
+    ordinal: int | None
+    level: int
+    logger: str
+    message: str
+    at: datetime
+    max_records: int
+
+
+WriteOp = (
+    StepStarted
+    | StepFinished
+    | StepSleeping
+    | FinishRun
+    | SuspendRun
+    | ReleaseRun
+    | RetryRun
+    | LogLine
+)
 
 
 @dataclass(slots=True)
@@ -587,6 +639,14 @@ class Backend(Protocol):
     ) -> set[str]:
         """Extend the leases of the runs held under ``tokens`` and the worker's own heartbeat;
         return the tokens no longer held (run canceled, or claimed by another worker)."""
+        ...
+
+    async def list_logs(self, run_id: str, after: int, limit: int) -> list[LogEntry]:
+        """The run's log lines after seq ``after``, in order, at most ``limit``."""
+        ...
+
+    async def last_logs(self, run_id: str, limit: int) -> list[LogEntry]:
+        """The run's last ``limit`` log lines, in order."""
         ...
 
     async def record_warning(self, token: str, run_id: str, warning: str) -> bool:

@@ -32,6 +32,7 @@ KINDS: dict[type[base.WriteOp], str] = {
     base.SuspendRun: "suspend_run",
     base.ReleaseRun: "release_run",
     base.RetryRun: "retry_run",
+    base.LogLine: "log_line",
 }
 """Each op's name: the ``kind`` of its document and the named query that applies it."""
 
@@ -79,6 +80,7 @@ class Reader:
         self._step = _plan(base.StepRecord, time)
         self._schedule = _plan(base.ScheduleRecord, time)
         self._signal = _plan(base.SignalRecord, time)
+        self._log = _plan(base.LogEntry, time)
         self._attempt = _plan(base.AttemptRecord, time)
 
     def run(self, row: _Row) -> base.RunRecord:
@@ -95,6 +97,9 @@ class Reader:
 
     def schedule(self, row: _Row) -> base.ScheduleRecord:
         return base.ScheduleRecord(**_values(self._schedule, row))
+
+    def log(self, row: _Row) -> base.LogEntry:
+        return base.LogEntry(**_values(self._log, row))
 
     def claimed(self, row: _Row, steps: list[base.StepRecord]) -> base.ClaimedRun:
         return base.ClaimedRun(self.run(row), str(row["lease_token"]), steps)

@@ -21,6 +21,7 @@ from stepwise.backends.base import (
     WORKER_LIVENESS_SECONDS,
     AttemptRecord,
     Backend,
+    LogEntry,
     NewRun,
     NewSignal,
     RunFilter,
@@ -263,6 +264,20 @@ class Client:
 
     async def steps(self, run_id: str) -> list[Step]:
         return [_decoded(Step, s) for s in await self.backend.list_steps(run_id)]
+
+    async def logs(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogEntry]:
+        """The run's log lines (``ctx.log``, and plain ``logging`` inside its steps) in order,
+        after the line whose ``seq`` is ``after``, at most ``limit``: pass the last ``seq``
+        read to read on, as ``stepwise runs logs -f`` does."""
+        limits.count(limit, "limit", high=limits.MAX_LIST_LIMIT)
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise InvalidArgument("after", f"must be a seq (an int, at least 0), got {after!r}")
+        return await self.backend.list_logs(run_id, after, limit)
+
+    async def log_tail(self, run_id: str, lines: int = 20) -> list[LogEntry]:
+        """The run's last ``lines`` log lines, in order."""
+        limits.count(lines, "lines", high=limits.MAX_LIST_LIMIT)
+        return await self.backend.last_logs(run_id, lines)
 
     async def attempts(self, run_id: str) -> list[RunAttempt]:
         """How the attempts that ``retry`` closed ended, oldest first (the current attempt is

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Generic, TypeVar
+
+from stepwise.core import runlog
 
 if TYPE_CHECKING:
     from stepwise.core.steps import StepApi
@@ -27,3 +30,8 @@ class WorkflowContext(Generic[InputT]):
     step: StepApi
     scheduled_at: datetime | None = None
     """The tick (UTC) of the schedule that started this run; None for runs started otherwise."""
+    log: logging.LoggerAdapter[logging.Logger] = field(
+        default_factory=lambda: logging.LoggerAdapter(logging.getLogger(runlog.LOGGER_NAME))
+    )
+    """A ``logging.Logger`` for the workflow's code: its lines are stored with the run, with
+    the step they were logged in (``stepwise runs logs``, ``Client.logs``)."""

@@ -20,6 +20,9 @@ Runs are isolated although their writes share a transaction:
 
 Fencing is the backend's: a batch reports the lease tokens it refused, and each waiting
 ``commit`` for such a token raises ``LeaseLost``.
+
+Log lines (``runlog``) wait for the next batch and go first in it, so a run's lines precede
+the op that ends its lease; if no batch comes within ``LOG_FLUSH_SECONDS``, they go alone.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from collections.abc import Callable
 from stepwise.backends.base import (
     Backend,
     FinishRun,
+    LogLine,
     RetryRun,
     RunStatus,
     SignalWait,
@@ -52,6 +56,8 @@ RETRY_BACKOFF = Backoff(initial=0.05, cap=2.0)
 """Waits between tries of a write while the database is away."""
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 """Payload per batch: a quarter of the largest ``jsonb`` value Postgres accepts (255 MB)."""
+LOG_FLUSH_SECONDS = 0.5
+"""How long a log line waits for a write to travel with before it goes in a batch alone."""
 
 _Pending = tuple[WriteOp, asyncio.Future[None] | None]
 
@@ -73,6 +79,8 @@ class Journal:
         """The largest step result or run output, as JSON, that the engine stores."""
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._lines: list[LogLine] = []
+        self._lines_due: asyncio.TimerHandle | None = None
         self._on_rejected = on_rejected
         self.batches = 0
         """Batches written: with ``ops_written``, shows how well writes are grouped."""
@@ -81,6 +89,21 @@ class Journal:
     def submit(self, op: WriteOp) -> None:
         """Queue ``op`` without waiting for it (a step start: losing it only re-runs the step)."""
         self._enqueue(op, None)
+
+    def log(self, line: LogLine) -> None:
+        """Queue a log line for the next batch, or for one of its own within
+        ``LOG_FLUSH_SECONDS`` (on the loop's thread)."""
+        self._lines.append(line)
+        if self._lines_due is None:
+            loop = asyncio.get_running_loop()
+            self._lines_due = loop.call_later(LOG_FLUSH_SECONDS, self._flush_lines)
+
+    def _flush_lines(self) -> None:
+        if self._lines_due is not None:
+            self._lines_due.cancel()
+            self._lines_due = None
+        if self._lines:
+            self._start_flusher()
 
     async def commit(self, op: WriteOp) -> None:
         """Queue ``op`` and return once it is durable; ``LeaseLost`` if its token was refused."""
@@ -91,13 +114,19 @@ class Journal:
     def _enqueue(self, op: WriteOp, future: asyncio.Future[None] | None) -> None:
         _check(op)
         self._pending.append((op, future))
+        self._start_flusher()
+
+    def _start_flusher(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_all(), name="stepwise-journal")
 
     async def _flush_all(self) -> None:
         # Yield once so writes queued in the same loop iteration join this batch.
         await asyncio.sleep(0)
-        while self._pending:
+        while self._pending or self._lines:
+            if self._lines:
+                self._pending[:0] = [(line, None) for line in self._lines]
+                self._lines = []
             size = _batch_size(self._pending)
             batch, self._pending = self._pending[:size], self._pending[size:]
             await self._write(batch)
@@ -214,7 +243,8 @@ class Journal:
             return step
 
     async def drain(self) -> None:
-        """Wait until every queued write was attempted."""
+        """Wait until every queued write (log lines too) was attempted."""
+        self._flush_lines()
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
 
@@ -237,6 +267,8 @@ def _payload_bytes(op: WriteOp) -> int:
         size += len(op.output or "") + len(op.error or "")
     elif isinstance(op, RetryRun):
         size += len(op.error)
+    elif isinstance(op, LogLine):
+        size += len(op.message)
     return size
 
 
@@ -267,6 +299,8 @@ def _subject(op: WriteOp) -> str:
             return f"step {op.key!r}"
         case FinishRun(status=RunStatus.SUCCEEDED):
             return "the output of the workflow"
+        case LogLine():
+            return "a log line"
         case _:
             return "the end of the run"
 

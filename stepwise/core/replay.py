@@ -30,7 +30,7 @@ from stepwise.backends.base import (
     SuspendRun,
     WriteOp,
 )
-from stepwise.core import codec, divergence, tracebacks
+from stepwise.core import codec, divergence, runlog, tracebacks
 from stepwise.core.context import WorkflowContext
 from stepwise.core.definitions import WorkflowDefinition
 from stepwise.core.events import ExecutionListener
@@ -89,6 +89,7 @@ class Execution:
         backend: Backend | None = None,
         on_divergence: divergence.OnDivergence = divergence.OnDivergence.WARN,
         max_step_attempts: int = DEFAULT_MAX_STEP_ATTEMPTS,
+        max_log_records: int = runlog.DEFAULT_MAX_RECORDS,
     ) -> None:
         self.run = claimed.run
         self.run_id = claimed.run.id
@@ -108,6 +109,10 @@ class Execution:
         self._wake_at: datetime | None = None
         self._task: asyncio.Task[Any] | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._max_log_records = max_log_records
+        self._log: runlog.RunLog | None = None
+        self._why: str | None = None
+        """Why the run failed or is retried, in one line, for the worker's log."""
 
     # ---- called by steps, at step boundaries ----
     def boundary(self) -> None:
@@ -180,11 +185,24 @@ class Execution:
 
     # ---- the execution itself ----
     async def execute(self) -> str:
-        """Run the workflow to its next resting point; returns the outcome's name."""
+        """Run the workflow to its next resting point; returns the outcome's name.
+
+        The worker's log gets one line when it starts and one for its outcome (``failed`` at
+        WARNING, the others at INFO), with ``run_id``, ``workflow`` and ``action``
+        (``run_<outcome>``) as the record's attributes, for JSON logs."""
         self.listener.run_started(self.run_id, self.run.workflow, self.run.claims)
+        self._log_outcome("started", f"claim {self.run.claims}")
         outcome = await self._execute()
         self.listener.run_finished(self.run_id, outcome)
+        self._log_outcome(outcome, self._why)
         return outcome
+
+    def _log_outcome(self, outcome: str, why: str | None) -> None:
+        level = logging.WARNING if outcome == "failed" else logging.INFO
+        fields = {"run_id": self.run_id, "workflow": self.run.workflow, "action": f"run_{outcome}"}
+        suffix = "" if why is None else f": {why}"
+        log.log(level, "run %s (workflow %s) %s%s", self.run_id, self.run.workflow, outcome,
+                suffix, extra=fields)  # fmt: skip
 
     async def _execute(self) -> str:
         try:
@@ -197,6 +215,9 @@ class Execution:
             )
             return await self._write(self._finish(RunStatus.FAILED, error=error), "failed")
         self._steps = StepApi(self)
+        self._log = runlog.RunLog(
+            self.journal, self.token, self.run_id, self.run.attempt, self._max_log_records
+        )
         ctx: WorkflowContext[Any] = WorkflowContext(
             input=value,
             run_id=self.run_id,
@@ -204,8 +225,9 @@ class Execution:
             attempt=self.run.attempt,
             step=self._steps,
             scheduled_at=self.run.scheduled_at,
+            log=runlog.RunLogger(self.run_id, self.run.workflow),
         )
-        self._task = asyncio.create_task(self._body(ctx), name=f"run-{self.run_id}")
+        self._task = asyncio.create_task(self._body(ctx, self._log), name=f"run-{self.run_id}")
         deadline = None
         if self.run.deadline_at is not None:
             delay = (self.run.deadline_at - datetime.now(UTC)).total_seconds()
@@ -218,9 +240,10 @@ class Execution:
                 deadline.cancel()
         return await self._conclude(self._task)
 
-    async def _body(self, ctx: WorkflowContext[Any]) -> Any:
+    async def _body(self, ctx: WorkflowContext[Any], lines: runlog.RunLog) -> Any:
         try:
-            return await self.definition.fn(ctx)
+            with lines.body():
+                return await self.definition.fn(ctx)
         except (Exception, Interrupt):
             raise
         except asyncio.CancelledError as exc:
@@ -243,6 +266,9 @@ class Execution:
         if isinstance(error, WorkflowRaised):
             error = error.original
         if stop is Stop.ABANDON:
+            if self._log is not None:
+                self._log.close()
+            self._why = "its lease is gone (canceled, or claimed by another worker)"
             return "abandoned"
         if stop is Stop.DEADLINE:
             late = DeadlineExceeded(f"deadline {self.run.deadline_at} passed")
@@ -292,20 +318,16 @@ class Execution:
     async def _write(self, op: WriteOp, outcome: str) -> str:
         if outcome != "released" and self._stop is not Stop.DEADLINE:
             op, outcome = await self._check_divergence(op, outcome)
+        if self._log is not None:
+            self._log.close()  # its lines go first in the batch that carries ``op``
         try:
             await self.journal.commit(op)
         except LeaseLost:
-            log.info("run %s: lease lost before it could be marked %s", self.run_id, outcome)
+            self._why = f"lease lost before it could be marked {outcome}"
             return "abandoned"
         error = op.error if isinstance(op, FinishRun | RetryRun) else None
         if error is not None:
-            log.warning(
-                "run %s (workflow %s) %s: %s",
-                self.run_id,
-                self.run.workflow,
-                outcome,
-                tracebacks.one_line(codec.loads(error)),
-            )
+            self._why = tracebacks.one_line(codec.loads(error))
         return outcome
 
     async def _check_divergence(self, op: WriteOp, outcome: str) -> tuple[WriteOp, str]:

@@ -39,7 +39,7 @@ from stepwise.backends.base import (
     StepStarted,
     StepStatus,
 )
-from stepwise.core import calls, codec, limits
+from stepwise.core import calls, codec, limits, runlog
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal
 from stepwise.core.retry import DEFAULT_STEP_RETRY, RetryPolicy
@@ -325,7 +325,7 @@ class StepApi:
                     ex.journal.submit(start)
                 t0 = time.monotonic()
                 try:
-                    output, value = await self._attempt(key, fn, declared, timeout)
+                    output, value = await self._attempt(key, attempts, fn, declared, timeout)
                 except _NOT_RETRIED as exc:
                     await self._record_failure(
                         key, exc, attempts, started, t0, earlier, retrying=False
@@ -375,6 +375,7 @@ class StepApi:
     async def _attempt(
         self,
         key: str,
+        attempt: int,
         fn: Callable[[], Any],
         declared: codec.Declared | None,
         timeout: float | None,
@@ -382,11 +383,11 @@ class StepApi:
         """One attempt (see ``_call_as``), failed with ``StepTimeout`` past ``timeout``: also
         when the function swallowed its cancellation, so a late result is never accepted."""
         if timeout is None:
-            return await self._call_as(key, fn, declared)
+            return await self._call_as(key, attempt, fn, declared)
         scope = asyncio.timeout(timeout)
         try:
             async with scope:
-                outcome = await self._call_as(key, fn, declared)
+                outcome = await self._call_as(key, attempt, fn, declared)
         except BaseException as exc:
             if not scope.expired() or (
                 isinstance(exc, asyncio.CancelledError) and cancel_requested()
@@ -398,10 +399,11 @@ class StepApi:
         return outcome
 
     async def _call_as(
-        self, key: str, fn: Callable[[], Any], declared: codec.Declared | None
+        self, key: str, attempt: int, fn: Callable[[], Any], declared: codec.Declared | None
     ) -> tuple[str, Any]:
         """``fn``'s result as stored JSON, and as the workflow receives it: decoded from that
-        JSON, as a replay would (``StepResultError`` if either fails), run as step ``key``."""
+        JSON, as a replay would (``StepResultError`` if either fails), run as attempt
+        ``attempt`` of step ``key`` (what its log lines say)."""
         limit = self._ex.journal.max_payload_bytes
 
         def encode(value: Any) -> tuple[str, Any]:
@@ -410,7 +412,8 @@ class StepApi:
 
         token = _running_step.set(key)
         try:
-            return await calls.call(fn, encode, key)
+            with runlog.step(key, attempt):
+                return await calls.call(fn, encode, key)
         finally:
             _running_step.reset(token)
 

@@ -23,7 +23,7 @@ from typing import Any
 from stepwise.backends.base import Backend, ClaimedRun, ReleaseRun, WorkerInfo
 from stepwise.backoff import Backoff
 from stepwise.client.client import Client
-from stepwise.core import codec, divergence, limits
+from stepwise.core import codec, divergence, limits, runlog
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal, LeaseLost
 from stepwise.core.lease import Lease
@@ -51,7 +51,8 @@ class Worker:
     ``retention`` (seconds or a timedelta) it deletes runs finished longer ago than that
     (``retention``, off by default). With ``schedules`` (the default) it fires the ticks of due
     schedules and saves those its workflows declare; the one-run worker of ``stepwise run``
-    does not."""
+    does not. It stores at most ``max_log_records`` log lines per run (``runlog``), and
+    captures them at INFO, or DEBUG when the root logger is at DEBUG."""
 
     def __init__(
         self,
@@ -70,6 +71,7 @@ class Worker:
         on_divergence: str = divergence.OnDivergence.WARN,
         retention: float | timedelta | None = None,
         schedules: bool = True,
+        max_log_records: int = runlog.DEFAULT_MAX_RECORDS,
     ) -> None:
         if isinstance(database, Client):
             backend = database.backend
@@ -88,6 +90,8 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.listener = listener or ExecutionListener()
         self.max_step_attempts = max_step_attempts
+        self.max_log_records = runlog.max_records(max_log_records)
+        runlog.capture(min(logging.INFO, logging.getLogger().getEffectiveLevel()))
         self.on_divergence = divergence.parse(on_divergence)
         payload = limits.count(
             inherited if max_payload_bytes is None else max_payload_bytes,
@@ -223,6 +227,7 @@ class Worker:
             lease,
             listener=self.listener,
             max_step_attempts=self.max_step_attempts,
+            max_log_records=self.max_log_records,
             backend=self.backend,
             on_divergence=self.on_divergence,
         )

@@ -49,6 +49,10 @@ EXPECTED_COLUMNS = {
         "seq", "run_id", "name", "payload", "idempotency_key", "sent_at", "delivered_to",
         "delivered_at",
     },
+    "run_logs": {
+        "run_id", "seq", "at", "level", "logger", "step", "attempt", "ordinal", "message",
+        "dropped",
+    },
 }  # fmt: skip
 
 Schema = dict[str, set[str]]

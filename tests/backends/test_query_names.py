@@ -15,7 +15,7 @@ SPLIT_IN_SQLITE = {
     # fence_ops (the same rule, the same SQL shape) and runs the statement named by each op.
     "write": {
         "fence_ops", "step_started", "step_finished", "step_sleeping", "finish_run",
-        "suspend_run", "release_run", "retry_run", "delete_failed_steps",
+        "suspend_run", "release_run", "retry_run", "delete_failed_steps", "log_line",
     },
     "claim_runs": {"claim_candidates", "claim_run", "runs_by_ids", "steps_of_runs"},
     "heartbeat": {"heartbeat_runs", "heartbeat_worker"},

@@ -438,6 +438,16 @@ class PostgresBackend:
         rows = await self._fetch("concurrency_use", key, base.WORKER_LIVENESS_SECONDS)
         return encoding.concurrency_use(rows[0]) if rows else None
 
+    async def list_logs(self, run_id: str, after: int, limit: int) -> list[base.LogEntry]:
+        key = _uuid(run_id)
+        rows = [] if key is None else await self._fetch("list_logs", key, after, limit)
+        return [_READ.log(row) for row in rows]
+
+    async def last_logs(self, run_id: str, limit: int) -> list[base.LogEntry]:
+        key = _uuid(run_id)
+        rows = [] if key is None else await self._fetch("last_logs", key, limit)
+        return [_READ.log(row) for row in rows]
+
     async def record_warning(self, token: str, run_id: str, warning: str) -> bool:
         key = _uuid(run_id)
         if key is None or _uuid(token) is None:

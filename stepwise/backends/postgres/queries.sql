@@ -11,7 +11,7 @@
 --                      finished the run meanwhile)
 --   expire_runs     4  BEGIN, expire_runs, cancel_steps, COMMIT
 --   heartbeat       1  worker heartbeat and lease extension, one statement
---   get_run, list_runs, list_steps, register/unregister_worker,
+--   get_run, list_runs, list_steps, list_logs, last_logs, register/unregister_worker,
 --   serving_workers 1 each
 --   wait_for_work, watch: 0 (notifications arrive on the listener connection)
 --   open            7 + 2 per pending migration, then the listener's connect and LISTENs
@@ -95,6 +95,16 @@ LIMIT $3;
 
 -- name: list_steps --
 SELECT * FROM steps WHERE run_id = $1 ORDER BY seq;
+
+-- name: list_logs --
+-- A run's log lines after seq $2, at most $3.
+SELECT * FROM run_logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3;
+
+-- name: last_logs --
+-- A run's last $2 log lines, oldest first.
+SELECT * FROM (
+    SELECT * FROM run_logs WHERE run_id = $1 ORDER BY seq DESC LIMIT $2
+) AS last ORDER BY seq;
 
 -- name: cancel_run --
 -- changed = false and an unfinished status means a concurrent write finished the run after

@@ -490,6 +490,16 @@ class SqliteBackend:
 
         return set(tokens) - await self._atomic(beat)
 
+    async def list_logs(self, run_id: str, after: int, limit: int) -> list[base.LogEntry]:
+        params = {"run_id": run_id, "after": after, "limit": limit}
+        rows = await self._call(lambda conn: conn.execute(_QUERIES["list_logs"], params).fetchall())
+        return [_READ.log(row) for row in rows]
+
+    async def last_logs(self, run_id: str, limit: int) -> list[base.LogEntry]:
+        params = {"run_id": run_id, "limit": limit}
+        rows = await self._call(lambda conn: conn.execute(_QUERIES["last_logs"], params).fetchall())
+        return [_READ.log(row) for row in rows]
+
     async def record_warning(self, token: str, run_id: str, warning: str) -> bool:
         params = {"run_id": run_id, "token": token, "warning": warning, "now": _text(_now())}
         stored: int = await self._call(

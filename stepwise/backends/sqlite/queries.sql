@@ -77,6 +77,16 @@ FROM steps
 WHERE run_id = :run_id
 ORDER BY seq;
 
+-- name: list_logs --
+-- A run's log lines after seq :after, at most :limit.
+SELECT * FROM run_logs WHERE run_id = :run_id AND seq > :after ORDER BY seq LIMIT :limit;
+
+-- name: last_logs --
+-- A run's last :limit log lines, oldest first.
+SELECT * FROM (
+    SELECT * FROM run_logs WHERE run_id = :run_id ORDER BY seq DESC LIMIT :limit
+) ORDER BY seq;
+
 -- name: cancel_run --
 -- lease_expires_at stays: until then the holder may still be starting steps, so a retry makes
 -- the run available only after it.
@@ -391,6 +401,34 @@ WHERE id = :run_id AND lease_token = :token;
 
 -- name: delete_failed_steps --
 DELETE FROM steps WHERE run_id = :run_id AND status = 'failed';
+
+-- name: log_line --
+-- One log line, in the words of stepwise_write's log section (the Postgres twin, migration
+-- 0011): stored after the run's last line, unless it is a body line a replay repeats; once
+-- the run holds :max_records lines, counted in the marker row instead, which moves to the end.
+WITH stored AS (
+    SELECT coalesce(max(seq), 0) AS last,
+        count(*) FILTER (WHERE dropped IS NULL) >= :max_records AS full
+    FROM run_logs
+    WHERE run_id = :run_id
+)
+INSERT INTO run_logs (run_id, seq, at, level, logger, step, attempt, ordinal, message, dropped)
+SELECT :run_id, stored.last + 1, :at,
+    CASE WHEN stored.full THEN 30 ELSE :level END,
+    CASE WHEN stored.full THEN 'stepwise' ELSE :logger END,
+    CASE WHEN stored.full THEN NULL ELSE :key END,
+    CASE WHEN stored.full THEN NULL ELSE :attempt END,
+    CASE WHEN stored.full THEN NULL ELSE :ordinal END,
+    CASE WHEN stored.full THEN '' ELSE :message END,
+    CASE WHEN stored.full THEN 1 END
+FROM stored
+WHERE NOT EXISTS (
+    SELECT 1 FROM run_logs AS b
+    WHERE :key IS NULL AND b.run_id = :run_id AND b.step IS NULL
+      AND b.attempt = :attempt AND b.ordinal = :ordinal
+)
+ON CONFLICT (run_id) WHERE dropped IS NOT NULL DO UPDATE
+SET seq = excluded.seq, at = excluded.at, dropped = run_logs.dropped + 1;
 
 -- name: record_warning --
 -- Fenced like every write: stored only while the run is still held under the token.
