@@ -33,7 +33,10 @@ async def charge(customer: str, cents: int) -> dict[str, Any]:
 
 @workflow("charge-customer", concurrency=1, concurrency_key="customer", registry=registry)
 async def charge_customer(ctx: Any) -> dict[str, Any]:
-    return await ctx.step.run("charge", charge, ctx.input["customer"], ctx.input["cents"])
+    receipt: dict[str, Any] = await ctx.step.run(
+        "charge", charge, ctx.input["customer"], ctx.input["cents"]
+    )
+    return receipt
 
 
 async def main() -> list[dict[str, Any]]:

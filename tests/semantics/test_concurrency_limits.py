@@ -248,9 +248,9 @@ async def test_a_run_waiting_for_a_slot_says_so(backend_url: str, open_one: Open
         claimed = await backend.claim_runs("w1", [WF], 1, LONG)
         assert [c.run.id for c in claimed] == [first.id]
 
-        second = await client.get(second.id)
-        assert second.status is RunStatus.PENDING
-        assert await client.waiting_reason(second) == (
+        waiting = await client.get(second.id)
+        assert waiting.status is RunStatus.PENDING
+        assert await client.waiting_reason(waiting) == (
             f"waiting for a concurrency slot: 1 of 1 runs of workflow {WF!r} with "
             "customer='acme' are running"
         )
@@ -265,8 +265,8 @@ def test_the_example_never_overlaps_one_customers_charges() -> None:
     )
     windows: dict[str, list[tuple[float, float]]] = {}
     for line in done.stdout.splitlines():
-        customer, _, _, start, _, end = line.split()
-        windows.setdefault(customer, []).append((float(start[:-1]), float(end[:-1])))
+        customer, _, _, began, _, ended = line.split()
+        windows.setdefault(customer, []).append((float(began[:-1]), float(ended[:-1])))
     assert sorted(windows) == ["acme", "globex"]
     assert sum(map(len, windows.values())) == 8
     for customer, spans in windows.items():
