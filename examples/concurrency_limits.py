@@ -8,7 +8,11 @@ worker is free, and ``stepwise runs show`` says why a waiting run waits. Try it:
 
 It starts eight charges for two customers on a temporary SQLite file, serves them with two
 workers in this process, and prints when each charge ran: one customer's charges never
-overlap. On Postgres the same decorator holds across every worker process and pod.
+overlap. On Postgres the same decorator holds across every worker process and pod. One
+charge, the usual way:
+
+    stepwise run examples/concurrency_limits.py charge-customer \
+        --input '{"customer": "acme", "cents": 5}'
 """
 
 from __future__ import annotations
@@ -19,9 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stepwise import Client, Registry, Worker, workflow
-
-registry = Registry()
+from stepwise import Client, Worker, workflow
 
 
 async def charge(customer: str, cents: int) -> dict[str, Any]:
@@ -31,7 +33,7 @@ async def charge(customer: str, cents: int) -> dict[str, Any]:
     return {"customer": customer, "cents": cents, "started": started, "ended": time.time()}
 
 
-@workflow("charge-customer", concurrency=1, concurrency_key="customer", registry=registry)
+@workflow("charge-customer", concurrency=1, concurrency_key="customer")
 async def charge_customer(ctx: Any) -> dict[str, Any]:
     receipt: dict[str, Any] = await ctx.step.run(
         "charge", charge, ctx.input["customer"], ctx.input["cents"]
@@ -49,8 +51,7 @@ async def main() -> list[dict[str, Any]]:
             ]
             stop = asyncio.Event()
             workers = [
-                asyncio.create_task(Worker(client, registry, poll_interval=0.05).run(stop))
-                for _ in range(2)
+                asyncio.create_task(Worker(client, poll_interval=0.05).run(stop)) for _ in range(2)
             ]
             results = [await client.wait(run.id, timeout=60) for run in runs]
             stop.set()
