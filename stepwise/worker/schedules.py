@@ -67,20 +67,30 @@ class Ticker:
                 await self._backend.save_schedule(new)
 
     async def fire_due(self) -> int:
-        """Fire (or skip, per the catch-up policy) every due tick; how many runs it started."""
+        """Fire (or skip, per the catch-up policy) every due tick; how many runs it started.
+        A schedule this worker cannot read (a time zone its tzdata lacks) is logged and left
+        to the others."""
         started = 0
+        unreadable: set[str] = set()
         for _ in range(MAX_ROUNDS):
-            due = await self._backend.due_schedules(BATCH)
+            due = [s for s in await self._backend.due_schedules(BATCH) if s.name not in unreadable]
             if not due:
                 break
             now = datetime.now(UTC)
             for schedule in due:
-                started += await self._fire(schedule, now)
+                try:
+                    timetable = cron.Cron(schedule.cron, schedule.timezone)
+                    step = cron.catch_up(
+                        timetable, schedule.next_fire_at, now, schedule.starting_deadline
+                    )
+                except Exception:
+                    log.exception("schedule %s: cannot compute its ticks", schedule.name)
+                    unreadable.add(schedule.name)
+                    continue
+                started += await self._fire(schedule, step)
         return started
 
-    async def _fire(self, schedule: ScheduleRecord, now: datetime) -> int:
-        timetable = cron.Cron(schedule.cron, schedule.timezone)
-        step = cron.catch_up(timetable, schedule.next_fire_at, now, schedule.starting_deadline)
+    async def _fire(self, schedule: ScheduleRecord, step: cron.Step) -> int:
         if step.fire != schedule.next_fire_at:
             log.warning(
                 "schedule %s: skipped the ticks from %s, more than %gs late",

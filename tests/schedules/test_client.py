@@ -172,3 +172,19 @@ async def test_the_one_run_worker_neither_saves_nor_fires_schedules(engine: Engi
     assert run.output == "once"
     assert await engine.client.schedules.list() == []
     assert [r.id for r in await engine.client.list(workflow="report")] == [run.id]
+
+
+async def test_a_schedule_a_worker_cannot_read_does_not_stop_the_others(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    backend = engine.client.backend
+    due = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    for name, timezone in (("a-unreadable", "Not/AZone"), ("b-fine", "UTC")):
+        await backend.save_schedule(
+            NewSchedule(name, "report", "* * * * * *", timezone, "null", 60.0, due)
+        )
+    ticker = Ticker(backend, engine.registry, interval=1.0)
+    assert await ticker.fire_due() >= 1
+    runs = await backend.list_runs(RunFilter(workflow="report"))
+    assert {run.idempotency_key.split(":")[1] for run in runs if run.idempotency_key} == {"b-fine"}
+    assert "schedule a-unreadable: cannot compute its ticks" in caplog.text
