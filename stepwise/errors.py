@@ -121,13 +121,19 @@ class DefinitionError(StepwiseError):
 
 
 class UnknownWorkflow(StepwiseError):
-    """No workflow is registered under ``name``; ``known`` lists the ones that are."""
+    """No workflow is registered under ``name`` (at ``version``, when given); ``known`` lists
+    the workflows that are, or the versions of ``name`` that are."""
 
-    def __init__(self, name: str, known: list[str]) -> None:
-        listed = ", ".join(sorted(known)) if known else "none"
-        super().__init__(f"unknown workflow {name!r}; known workflows: {listed}")
+    def __init__(self, name: str, known: list[str], version: str | None = None) -> None:
+        listed = ", ".join(known) if known else "none"
+        if version is None:
+            message = f"unknown workflow {name!r}; known workflows: {listed}"
+        else:
+            message = f"unknown version {version!r} of workflow {name!r}; known versions: {listed}"
+        super().__init__(message)
         self.name = name
-        self.known = sorted(known)
+        self.version = version
+        self.known = list(known)
 
 
 class InvalidInput(StepwiseError):

@@ -124,6 +124,8 @@ class StepRecord(Generic[Payload]):
     started_at: datetime | None
     finished_at: datetime | None
     wake_at: datetime | None
+    seq: int = 0
+    """The step's place in its run's first-started order (``list_steps`` pages by it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,10 +281,21 @@ class SignalWait:
 
 
 @dataclass(frozen=True, slots=True)
+class RunPosition:
+    """Where a run stands in ``list_runs`` order (newest first): a keyset cursor, which new
+    runs never shift."""
+
+    created_at: datetime
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class RunFilter:
     workflow: str | None = None
     statuses: Sequence[RunStatus] = ()
     limit: int = 100
+    after: RunPosition | None = None
+    """Only runs that come after this position (the last run of the previous page)."""
     since: datetime | None = None
     """Only runs created at or after this moment."""
     until: datetime | None = None
@@ -323,6 +336,9 @@ class WorkerInfo:
     """The concurrency limits this worker declares, by workflow. Claims obey, per workflow,
     the strictest limit any live worker declares (the smallest ``concurrency``; at equal
     ``concurrency`` a workflow-wide cap before a keyed one)."""
+    versions: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """The versions this worker serves of each workflow that has any, newest first
+    (``core.versions``): a run pinned to a version is claimed only by a worker serving it."""
 
 
 # ---- fenced writes, applied by ``Backend.write`` in one transaction -------------------------
@@ -491,7 +507,11 @@ class Backend(Protocol):
     async def get_run(self, run_id: str) -> RunRecord | None: ...
 
     async def list_runs(self, query: RunFilter) -> list[RunRecord]:
-        """Newest first."""
+        """Newest first: by ``created_at``, then ``id``, both descending."""
+        ...
+
+    async def count_runs(self, query: RunFilter) -> int:
+        """How many runs ``query`` selects, ``limit`` and ``after`` aside."""
         ...
 
     async def run_ids_between(self, low: str, high: str, limit: int) -> list[str]:
@@ -499,8 +519,11 @@ class Backend(Protocol):
         order: the runs whose id starts with a prefix, found through the primary key."""
         ...
 
-    async def list_steps(self, run_id: str) -> list[StepRecord]:
-        """In the order the steps were first started."""
+    async def list_steps(
+        self, run_id: str, *, after_seq: int | None = None, limit: int | None = None
+    ) -> list[StepRecord]:
+        """In the order the steps were first started; with ``after_seq``, only the steps after
+        that ``seq``; at most ``limit`` of them."""
         ...
 
     async def cancel_run(self, run_id: str) -> RunRecord | None:
@@ -613,8 +636,16 @@ class Backend(Protocol):
 
     async def unregister_worker(self, worker_id: str) -> None: ...
 
-    async def serving_workers(self, workflow: str, within_seconds: float) -> int:
-        """How many workers that heartbeated within ``within_seconds`` serve ``workflow``."""
+    async def serving_workers(
+        self, workflow: str, within_seconds: float, version: str | None = None
+    ) -> int:
+        """How many workers that heartbeated within ``within_seconds`` serve ``workflow`` (at
+        ``version``, when given)."""
+        ...
+
+    async def served_versions(self, workflow: str, within_seconds: float) -> list[str]:
+        """The versions of ``workflow`` served by workers that heartbeated within
+        ``within_seconds``, in no particular order."""
         ...
 
     async def concurrency_use(self, run_id: str) -> ConcurrencyUse | None:
@@ -631,7 +662,12 @@ class Backend(Protocol):
 
         Concurrency limits (``WorkerInfo.limits``) hold across all claimers: a due run is taken
         only while fewer than N runs of its group are RUNNING; taking over an expired lease
-        keeps the run's own slot (its old holder may still be running)."""
+        keeps the run's own slot (its old holder may still be running).
+
+        Versions (``WorkerInfo.versions`` of ``worker_id``, registered before it claims): a run
+        pinned to a version is taken only if the worker serves that version; an unpinned run
+        (version None) is pinned to the newest version the worker serves of its workflow, if
+        any."""
         ...
 
     async def heartbeat(

@@ -15,7 +15,7 @@ import dataclasses
 import enum
 import json
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +47,12 @@ def time_text(moment: datetime) -> str:
 def limits_document(limits: Mapping[str, base.ConcurrencyLimit]) -> str:
     """A worker's concurrency limits as stored: ``{"<workflow>": {"concurrency", "key"}}``."""
     return json.dumps({name: dataclasses.asdict(limit) for name, limit in limits.items()})
+
+
+def versions_document(versions: Mapping[str, Sequence[str]]) -> str:
+    """The versions a worker serves as stored: ``{"<workflow>": ["2.0", "1.0"]}``, newest
+    first."""
+    return json.dumps({name: list(found) for name, found in versions.items()})
 
 
 def concurrency_use(row: _Row) -> base.ConcurrencyUse:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -32,8 +32,9 @@ from stepwise.backends.base import (
     Watch,
 )
 from stepwise.backoff import Backoff
-from stepwise.client import schedules
-from stepwise.core import codec, limits, steps, tracebacks
+from stepwise.client import paging, schedules
+from stepwise.client.paging import Page
+from stepwise.core import codec, limits, steps, tracebacks, versions
 from stepwise.core.definitions import InT, OutT, WorkflowDefinition, checked_name
 from stepwise.core.registry import Registry
 from stepwise.errors import (
@@ -206,6 +207,8 @@ class Client:
         version: str | None = None,
         run_id: str | None = None,
         scheduled_at: datetime | None = None,
+        start_at: datetime | None = None,
+        delay: float | timedelta | None = None,
     ) -> RunHandle[OutT]:
         """Store a new run for workers to pick up; with an ``idempotency_key`` already used for
         this workflow, return the run it started instead of starting another, provided the input
@@ -222,7 +225,14 @@ class Client:
         ``InvalidInput`` (not JSON, too deeply nested, holding NUL, over ``max_payload_bytes``).
 
         ``scheduled_at`` is the schedule tick the run is for, seen as ``ctx.scheduled_at`` (the
-        operator sets it for a WorkflowSchedule's runs)."""
+        operator sets it for a WorkflowSchedule's runs).
+
+        ``start_at`` (a timezone-aware datetime) or ``delay`` (seconds or a timedelta, not both)
+        starts the run later: it stays pending and no worker claims it before then.
+        ``version`` pins the run to that version of the workflow (the workflow object's own
+        when it has one); without one, the run takes the newest version a live worker serves
+        (``docs/versions.md``), and a run that finds none is pinned by the first worker that
+        claims it, to the newest version that worker serves."""
         definition = workflow if isinstance(workflow, WorkflowDefinition) else None
         if definition is None and self._registry is not None and workflow in self._registry:
             definition = self._registry.get(str(workflow))
@@ -233,6 +243,10 @@ class Client:
             if value is not None:
                 limits.text(value, label, max_length=limits.MAX_KEY_LENGTH)
         deadline = _deadline_at(deadline)
+        available_at = _start_at(start_at, delay)
+        if version is None:
+            served = await self.backend.served_versions(name, WORKER_LIVENESS_SECONDS)
+            version = versions.newest(served)
         new = NewRun(
             id=str(uuid.uuid4()) if run_id is None else _uuid_text(run_id),
             workflow=name,
@@ -240,6 +254,7 @@ class Client:
             input=_stored_input(name, definition, input, self.max_payload_bytes),
             idempotency_key=idempotency_key,
             deadline_at=deadline,
+            available_at=available_at,
             scheduled_at=scheduled_at,
         )
         record, created = await self.backend.create_run(new)
@@ -262,8 +277,19 @@ class Client:
         record = await self.backend.get_run(run_id)
         return None if record is None else _decoded(Run, record)
 
-    async def steps(self, run_id: str) -> list[Step]:
-        return [_decoded(Step, s) for s in await self.backend.list_steps(run_id)]
+    async def steps(
+        self, run_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Step]:
+        """The run's steps in the order they first started: all of them, or a page of at most
+        ``limit`` starting after ``cursor`` (the ``next_cursor`` of the previous page)."""
+        if limit is not None:
+            limits.count(limit, "limit", high=limits.MAX_LIST_LIMIT)
+        after = None if cursor is None else paging.step_seq(cursor)
+        fetch = None if limit is None else limit + 1
+        found = await self.backend.list_steps(run_id, after_seq=after, limit=fetch)
+        page = [_decoded(Step, s) for s in found[:limit]]
+        more = limit is not None and len(found) > limit
+        return Page(page, paging.step_cursor(page[-1]) if more else None)
 
     async def logs(self, run_id: str, *, after: int = 0, limit: int = 1000) -> list[LogEntry]:
         """The run's log lines (``ctx.log``, and plain ``logging`` inside its steps) in order,
@@ -324,13 +350,33 @@ class Client:
         limit: int = 100,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> list[Run]:
-        """Runs, newest first, optionally of one workflow, in some statuses, created from
-        ``since`` (included) to ``until`` (excluded)."""
+        cursor: str | None = None,
+    ) -> Page[Run]:
+        """A page of at most ``limit`` runs, newest first, optionally of one workflow, in some
+        statuses, created from ``since`` (included) to ``until`` (excluded); ``cursor`` (the
+        ``next_cursor`` of the previous page) continues after that page's last run, and runs
+        started meanwhile never shift a page."""
         limits.count(limit, "limit", high=limits.MAX_LIST_LIMIT)
-        statuses = [status] if isinstance(status, RunStatus) else list(status or [])
-        query = RunFilter(workflow, statuses, limit, since=since, until=until)
-        return [_decoded(Run, r) for r in await self.backend.list_runs(query)]
+        after = None if cursor is None else paging.run_position(cursor)
+        query = RunFilter(
+            workflow, _statuses(status), limit + 1, after=after, since=since, until=until
+        )
+        found = await self.backend.list_runs(query)
+        page = [_decoded(Run, r) for r in found[:limit]]
+        more = len(found) > limit
+        return Page(page, paging.run_cursor(page[-1]) if more else None)
+
+    async def count(
+        self,
+        *,
+        workflow: str | None = None,
+        status: RunStatus | Sequence[RunStatus] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many runs ``list`` would give over all its pages."""
+        query = RunFilter(workflow, _statuses(status), since=since, until=until)
+        return await self.backend.count_runs(query)
 
     async def resolve(self, run_id: str) -> str:
         """The id of the one run whose id is ``run_id`` or starts with it (``4b0e6a8e``):
@@ -461,11 +507,17 @@ class Client:
 
     async def waiting_reason(self, run: RunRecord[Any]) -> str | None:
         """Why a pending run is not progressing, when that is visible: no live worker serves
-        its workflow (a rolling deploy may bring one), or its concurrency group is full."""
+        its workflow or the version it is pinned to (a rolling deploy may bring one), or its
+        concurrency group is full."""
         if run.status is not RunStatus.PENDING:
             return None
         if not await self.backend.serving_workers(run.workflow, WORKER_LIVENESS_SECONDS):
             return f"no live worker serves workflow {run.workflow!r}"
+        version = run.version
+        if version is not None and not await self.backend.serving_workers(
+            run.workflow, WORKER_LIVENESS_SECONDS, version
+        ):
+            return f"no live worker serves version {version!r} of workflow {run.workflow!r}"
         use = await self.backend.concurrency_use(run.id)
         if use is None or use.running < use.limit.concurrency:
             return None
@@ -474,6 +526,28 @@ class Client:
             f"{SLOT_WAIT}: {use.running} of {use.limit.concurrency} runs of "
             f"workflow {run.workflow!r}{group} are running"
         )
+
+
+def _statuses(status: RunStatus | Sequence[RunStatus] | None) -> list[RunStatus]:
+    return [status] if isinstance(status, RunStatus) else list(status or [])
+
+
+def _start_at(start_at: datetime | None, delay: float | timedelta | None) -> datetime | None:
+    """When a delayed run becomes available (None: now). A naive ``start_at`` is refused: it
+    would mean a different moment on the client and on the database."""
+    if start_at is not None and delay is not None:
+        raise InvalidArgument("start_at", "and delay cannot both be given: choose one")
+    if delay is not None:
+        return datetime.now(UTC) + timedelta(seconds=limits.seconds(delay, "delay", zero=True))
+    if start_at is None:
+        return None
+    if not isinstance(start_at, datetime):
+        raise TypeError(f"start_at must be a datetime, got {type(start_at).__name__}")
+    if start_at.utcoffset() is None:
+        raise InvalidArgument(
+            "start_at", f"must be timezone-aware (e.g. {start_at.isoformat()}+00:00 for UTC)"
+        )
+    return start_at
 
 
 def _deadline_at(deadline: datetime | timedelta | None) -> datetime | None:

@@ -13,7 +13,7 @@ import typing
 from collections.abc import Callable
 
 from stepwise.backends.base import ConcurrencyLimit
-from stepwise.core import cron, limits
+from stepwise.core import cron, limits, versions
 from stepwise.core.definitions import (
     NAME_RULE,
     InT,
@@ -27,23 +27,35 @@ from stepwise.errors import DefinitionError, InvalidArgument, InvalidInput, Unkn
 
 
 class Registry:
+    """Definitions by name and version: several versions of one workflow can be served side by
+    side (``docs/versions.md``)."""
+
     def __init__(self) -> None:
-        self._by_name: dict[str, WorkflowDefinition] = {}
+        self._by_name: dict[str, dict[str | None, WorkflowDefinition]] = {}
 
     def add(self, definition: WorkflowDefinition) -> None:
-        existing = self._by_name.get(definition.name)
+        same_name = self._by_name.setdefault(definition.name, {})
+        existing = same_name.get(definition.version)
         if existing is not None and existing.origin != definition.origin:
+            at = "" if definition.version is None else f" version {definition.version!r}"
             raise DefinitionError(
-                f"two workflows are registered under the name {definition.name!r}: "
+                f"two workflows are registered under the name {definition.name!r}{at}: "
                 f"{existing.origin} and {definition.origin}"
             )
-        self._by_name[definition.name] = definition
+        same_name[definition.version] = definition
 
-    def get(self, name: str) -> WorkflowDefinition:
+    def get(self, name: str, version: str | None = None) -> WorkflowDefinition:
+        """The definition of ``name`` at ``version``; without a version, the newest one
+        registered (``core.versions``)."""
+        same_name = self._by_name.get(name)
+        if same_name is None:
+            raise UnknownWorkflow(name, self.names())
+        chosen = versions.newest(same_name) if version is None else version
         try:
-            return self._by_name[name]
+            return same_name[chosen]
         except KeyError:
-            raise UnknownWorkflow(name, list(self._by_name)) from None
+            known = [str(v) for v in versions.ordered(same_name) if v is not None]
+            raise UnknownWorkflow(name, known, version) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
@@ -51,12 +63,21 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._by_name)
 
-    def limits(self) -> dict[str, ConcurrencyLimit]:
-        """The concurrency limits of the workflows that declare one, by name: what a worker
-        registers in the database, where every claim obeys them."""
+    def versions(self) -> dict[str, list[str]]:
+        """The versions registered of each workflow that has any, newest first: what a worker
+        registers in the database, where claims and starts without a version read them."""
+        served = {name: versions.ordered(found) for name, found in self._by_name.items()}
         return {
-            name: d.concurrency for name, d in self._by_name.items() if d.concurrency is not None
+            name: [v for v in ordered if v is not None]
+            for name, ordered in served.items()
+            if any(v is not None for v in ordered)
         }
+
+    def limits(self) -> dict[str, ConcurrencyLimit]:
+        """The concurrency limits of the workflows that declare one (their newest version),
+        by name: what a worker registers in the database, where every claim obeys them."""
+        newest = {name: self.get(name) for name in self._by_name}
+        return {name: d.concurrency for name, d in newest.items() if d.concurrency is not None}
 
 
 default_registry = Registry()

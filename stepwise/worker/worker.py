@@ -146,6 +146,7 @@ class Worker:
             self.registry.names(),
             self.concurrency,
             self.registry.limits(),
+            self.registry.versions(),
         )
         await self._retrying(lambda: self.backend.register_worker(info))
         chores = [
@@ -216,8 +217,8 @@ class Worker:
             self.journal.submit(recovery.fail(claimed, looping))
             return
         try:
-            definition = self.registry.get(claimed.run.workflow)
-        except UnknownWorkflow:  # claims filter by name; this guards a registry change
+            definition = self.registry.get(claimed.run.workflow, claimed.run.version)
+        except UnknownWorkflow:  # claims filter by name and version; this guards a change
             self.journal.submit(ReleaseRun(claimed.lease_token, claimed.run.id))
             return
         execution = Execution(

@@ -39,6 +39,7 @@ EXPECTED_COLUMNS = {
     },
     "workers": {
         "id", "hostname", "workflows", "concurrency", "started_at", "heartbeat_at", "limits",
+        "versions",
     },
     "run_attempts": {"run_id", "attempt", "status", "error", "finished_at", "retried_at"},
     "schedules": {

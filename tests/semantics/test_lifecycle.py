@@ -147,11 +147,15 @@ async def test_an_idempotency_key_starts_one_run(engine: Engine) -> None:
 
 async def test_ctx_version_is_the_version_the_run_started_with(engine: Engine) -> None:
     @workflow("versioned", version="v2", registry=Registry())
-    async def versioned(ctx: Any) -> str | None:
-        return str(ctx.version) if ctx.version == "v2" else "legacy path"
+    async def current(ctx: Any) -> str:
+        return f"current path for {ctx.version}"
 
-    assert (await engine.run(versioned)).output == "v2"
-    assert (await engine.run(versioned, version="v1")).output == "legacy path"
+    @workflow("versioned", version="v1", registry=Registry())
+    async def legacy(ctx: Any) -> str:
+        return f"legacy path for {ctx.version}"
+
+    assert (await engine.run(current)).output == "current path for v2"
+    assert (await engine.run(legacy)).output == "legacy path for v1"
 
 
 class Order(BaseModel):

@@ -244,20 +244,37 @@ class PostgresBackend:
 
     async def list_runs(self, query: base.RunFilter) -> list[base.RunRecord]:
         statuses = [status.value for status in query.statuses]
+        after = query.after
         rows = await self._fetch(
-            "list_runs", query.workflow, statuses, query.limit, query.since, query.until
+            "list_runs",
+            query.workflow,
+            statuses,
+            query.limit,
+            query.since,
+            query.until,
+            None if after is None else after.created_at,
+            None if after is None else _uuid(after.id),
         )
         return [_READ.run(row) for row in rows]
+
+    async def count_runs(self, query: base.RunFilter) -> int:
+        statuses = [status.value for status in query.statuses]
+        count: int = await self._fetchval(
+            "count_runs", query.workflow, statuses, query.since, query.until
+        )
+        return count
 
     async def run_ids_between(self, low: str, high: str, limit: int) -> list[str]:
         rows = await self._fetch("run_ids_between", low, high, limit)
         return [row["id"] for row in rows]
 
-    async def list_steps(self, run_id: str) -> list[base.StepRecord]:
+    async def list_steps(
+        self, run_id: str, *, after_seq: int | None = None, limit: int | None = None
+    ) -> list[base.StepRecord]:
         key = _uuid(run_id)
         if key is None:
             return []
-        rows = await self._fetch("list_steps", key)
+        rows = await self._fetch("list_steps", key, after_seq, limit)
         return [_READ.step(row) for row in rows]
 
     async def cancel_run(self, run_id: str) -> base.RunRecord | None:
@@ -422,14 +439,21 @@ class PostgresBackend:
             list(worker.workflows),
             worker.concurrency,
             encoding.limits_document(worker.limits),
+            encoding.versions_document(worker.versions),
         )
 
     async def unregister_worker(self, worker_id: str) -> None:
         await self._execute("unregister_worker", worker_id)
 
-    async def serving_workers(self, workflow: str, within_seconds: float) -> int:
-        count: int = await self._fetchval("serving_workers", workflow, within_seconds)
+    async def serving_workers(
+        self, workflow: str, within_seconds: float, version: str | None = None
+    ) -> int:
+        count: int = await self._fetchval("serving_workers", workflow, within_seconds, version)
         return count
+
+    async def served_versions(self, workflow: str, within_seconds: float) -> list[str]:
+        rows = await self._fetch("served_versions", workflow, within_seconds)
+        return [row["version"] for row in rows]
 
     async def concurrency_use(self, run_id: str) -> base.ConcurrencyUse | None:
         key = _uuid(run_id)

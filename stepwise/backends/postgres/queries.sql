@@ -75,15 +75,27 @@ WHERE workflow = $2 AND idempotency_key = $5 AND NOT EXISTS (SELECT FROM inserte
 SELECT * FROM runs WHERE id = $1;
 
 -- name: list_runs --
--- Newest first; $2 is a (possibly empty) array of statuses.
+-- Newest first; $2 is a (possibly empty) array of statuses. A page starts after the position
+-- ($6, $7) of the previous page's last run (null: the first page): a keyset on (created_at, id)
+-- (migration 0010's indexes), so runs created meanwhile never shift a page.
 SELECT *
 FROM runs
 WHERE ($1::text IS NULL OR workflow = $1)
   AND (cardinality($2::text[]) = 0 OR status = ANY ($2::text[]))
   AND ($4::timestamptz IS NULL OR created_at >= $4)
   AND ($5::timestamptz IS NULL OR created_at < $5)
-ORDER BY created_at DESC, id
+  AND ($6::timestamptz IS NULL OR (created_at, id) < ($6::timestamptz, $7::uuid))
+ORDER BY created_at DESC, id DESC
 LIMIT $3;
+
+-- name: count_runs --
+-- The runs list_runs ($1, $2, $3, $4 as its $1, $2, $4, $5) selects, all pages.
+SELECT count(*)
+FROM runs
+WHERE ($1::text IS NULL OR workflow = $1)
+  AND (cardinality($2::text[]) = 0 OR status = ANY ($2::text[]))
+  AND ($3::timestamptz IS NULL OR created_at >= $3)
+  AND ($4::timestamptz IS NULL OR created_at < $4);
 
 -- name: run_ids_between --
 -- The ids that start with a prefix: $1 and $2 are the prefix padded with 0s and fs.
@@ -94,7 +106,8 @@ ORDER BY id
 LIMIT $3;
 
 -- name: list_steps --
-SELECT * FROM steps WHERE run_id = $1 ORDER BY seq;
+-- First-started order; a page starts after seq $2 (null: the first), at most $3 (null: all).
+SELECT * FROM steps WHERE run_id = $1 AND ($2::bigint IS NULL OR seq > $2) ORDER BY seq LIMIT $3;
 
 -- name: list_logs --
 -- A run's log lines after seq $2, at most $3.
@@ -242,21 +255,32 @@ WITH doomed AS (
 DELETE FROM runs USING doomed WHERE runs.id = doomed.id;
 
 -- name: register_worker --
--- $5: the concurrency limits it declares, {"<workflow>": {"concurrency", "key"}} (migration 0007).
-INSERT INTO workers (id, hostname, workflows, concurrency, limits, started_at, heartbeat_at)
-VALUES ($1, $2, $3, $4, $5::jsonb, now(), now())
+-- $5: the concurrency limits it declares, {"<workflow>": {"concurrency", "key"}} (migration 0007);
+-- $6: the versions it serves, {"<workflow>": ["2.0", "1.0"]}, newest first (migration 0010).
+INSERT INTO workers (
+    id, hostname, workflows, concurrency, limits, versions, started_at, heartbeat_at
+)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, now(), now())
 ON CONFLICT (id) DO UPDATE
 SET hostname = excluded.hostname, workflows = excluded.workflows,
-    concurrency = excluded.concurrency, limits = excluded.limits,
+    concurrency = excluded.concurrency, limits = excluded.limits, versions = excluded.versions,
     started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at;
 
 -- name: unregister_worker --
 DELETE FROM workers WHERE id = $1;
 
 -- name: serving_workers --
+-- $3: only the workers that serve this version of the workflow (null: any).
 SELECT count(*)
 FROM workers
-WHERE heartbeat_at >= now() - make_interval(secs => $2) AND $1 = ANY (workflows);
+WHERE heartbeat_at >= now() - make_interval(secs => $2) AND $1 = ANY (workflows)
+  AND ($3::text IS NULL OR versions -> $1 @> to_jsonb($3::text));
+
+-- name: served_versions --
+SELECT DISTINCT v.version
+FROM workers AS w
+CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(w.versions -> $1, '[]')) AS v (version)
+WHERE w.heartbeat_at >= now() - make_interval(secs => $2);
 
 -- name: concurrency_use --
 -- The limit in force for run $1's workflow (worker limits outlive a heartbeat by $2 seconds),
@@ -287,7 +311,12 @@ WHERE r.id = $1;
 -- this statement's own snapshot predates the lock and could miss an accepted write. Taking
 -- over an expired lease counts a recovery, reset when more steps are completed than at the
 -- previous claim.
-WITH limited AS MATERIALIZED (
+-- Versions (migration 0010): a run pinned to a version is taken only if the claimer's
+-- registered versions of its workflow list it; an unpinned run is pinned to the first
+-- (newest) of them, and stays unpinned when the claimer serves the workflow unversioned.
+WITH served AS MATERIALIZED (
+    SELECT versions FROM workers WHERE id = $1
+), limited AS MATERIALIZED (
     SELECT *
     FROM stepwise_limits($1, now() - make_interval(secs => $5))
     WHERE workflow = ANY ($2::text[])
@@ -297,6 +326,7 @@ WITH limited AS MATERIALIZED (
     WHERE status = 'running' AND lease_expires_at <= now()
       AND workflow = ANY ($2::text[])
       AND (deadline_at IS NULL OR deadline_at > now())
+      AND (version IS NULL OR (SELECT versions -> workflow FROM served) @> to_jsonb(version))
     ORDER BY available_at, created_at
     LIMIT $3
     FOR NO KEY UPDATE SKIP LOCKED
@@ -306,6 +336,8 @@ WITH limited AS MATERIALIZED (
     WHERE r.status IN ('pending', 'sleeping') AND r.available_at <= now()
       AND r.workflow = ANY ($2::text[])
       AND (r.deadline_at IS NULL OR r.deadline_at > now())
+      AND (r.version IS NULL
+          OR (SELECT versions -> r.workflow FROM served) @> to_jsonb(r.version))
       AND NOT EXISTS (
           SELECT FROM limited AS l
           WHERE l.workflow = r.workflow
@@ -334,6 +366,7 @@ WITH limited AS MATERIALIZED (
     UPDATE runs AS r
     SET status = 'running', lease_token = gen_random_uuid(), lease_owner = $1,
         concurrency_key = admitted.concurrency_key,
+        version = coalesce(r.version, (SELECT versions -> r.workflow ->> 0 FROM served)),
         lease_expires_at = now() + make_interval(secs => $4), claims = r.claims + 1,
         recoveries = CASE WHEN progress.completed > r.progress_at_claim THEN 0
                 ELSE r.recoveries END

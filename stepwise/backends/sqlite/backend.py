@@ -236,15 +236,22 @@ class SqliteBackend:
         return await self._call(lambda conn: _get_run(conn, run_id))
 
     async def list_runs(self, query: base.RunFilter) -> list[base.RunRecord]:
+        after = query.after
         params = {
-            "workflow": query.workflow,
-            "statuses": json.dumps([s.value for s in query.statuses]) if query.statuses else None,
+            **_run_filter(query),
             "limit": query.limit,
-            "since": None if query.since is None else encoding.time_text(query.since),
-            "until": None if query.until is None else encoding.time_text(query.until),
+            "after_created_at": None if after is None else encoding.time_text(after.created_at),
+            "after_id": None if after is None else after.id,
         }
         rows = await self._call(lambda conn: conn.execute(_QUERIES["list_runs"], params).fetchall())
         return [_READ.run(row) for row in rows]
+
+    async def count_runs(self, query: base.RunFilter) -> int:
+        params = _run_filter(query)
+        count: int = await self._call(
+            lambda conn: conn.execute(_QUERIES["count_runs"], params).fetchone()[0]
+        )
+        return count
 
     async def run_ids_between(self, low: str, high: str, limit: int) -> list[str]:
         params = {"low": low, "high": high, "limit": limit}
@@ -253,8 +260,10 @@ class SqliteBackend:
         )
         return [row["id"] for row in rows]
 
-    async def list_steps(self, run_id: str) -> list[base.StepRecord]:
-        params = {"run_id": run_id}
+    async def list_steps(
+        self, run_id: str, *, after_seq: int | None = None, limit: int | None = None
+    ) -> list[base.StepRecord]:
+        params = {"run_id": run_id, "after_seq": after_seq, "limit": -1 if limit is None else limit}
         rows = await self._call(
             lambda conn: conn.execute(_QUERIES["list_steps"], params).fetchall()
         )
@@ -440,6 +449,7 @@ class SqliteBackend:
             "workflows": json.dumps(list(worker.workflows)),
             "concurrency": worker.concurrency,
             "limits": encoding.limits_document(worker.limits),
+            "versions": encoding.versions_document(worker.versions),
             "now": _text(_now()),
         }
         await self._call(lambda conn: conn.execute(_QUERIES["register_worker"], params))
@@ -448,12 +458,22 @@ class SqliteBackend:
         params = {"id": worker_id}
         await self._call(lambda conn: conn.execute(_QUERIES["unregister_worker"], params))
 
-    async def serving_workers(self, workflow: str, within_seconds: float) -> int:
-        params = {"workflow": workflow, "since": _text(_now() - timedelta(seconds=within_seconds))}
+    async def serving_workers(
+        self, workflow: str, within_seconds: float, version: str | None = None
+    ) -> int:
+        since = _text(_now() - timedelta(seconds=within_seconds))
+        params = {"workflow": workflow, "since": since, "version": version}
         count: int = await self._call(
             lambda conn: conn.execute(_QUERIES["serving_workers"], params).fetchone()[0]
         )
         return count
+
+    async def served_versions(self, workflow: str, within_seconds: float) -> list[str]:
+        params = {"workflow": workflow, "since": _text(_now() - timedelta(seconds=within_seconds))}
+        rows = await self._call(
+            lambda conn: conn.execute(_QUERIES["served_versions"], params).fetchall()
+        )
+        return [row["version"] for row in rows]
 
     async def concurrency_use(self, run_id: str) -> base.ConcurrencyUse | None:
         since = _now() - timedelta(seconds=base.WORKER_LIVENESS_SECONDS)
@@ -623,6 +643,17 @@ def _start_child(conn: sqlite3.Connection, params: _Params) -> tuple[base.RunRec
 def _get_run(conn: sqlite3.Connection, run_id: str) -> base.RunRecord | None:
     row = conn.execute(_QUERIES["get_run"], {"id": run_id}).fetchone()
     return None if row is None else _READ.run(row)
+
+
+def _run_filter(query: base.RunFilter) -> dict[str, str | None]:
+    """The parameters ``list_runs`` and ``count_runs`` share."""
+    statuses = [s.value for s in query.statuses]
+    return {
+        "workflow": query.workflow,
+        "statuses": json.dumps(statuses) if statuses else None,
+        "since": None if query.since is None else encoding.time_text(query.since),
+        "until": None if query.until is None else encoding.time_text(query.until),
+    }
 
 
 def _claim(

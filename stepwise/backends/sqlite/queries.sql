@@ -53,15 +53,26 @@ FROM runs
 WHERE id = :id;
 
 -- name: list_runs --
--- Newest first; the rowid breaks ties between runs created in the same microsecond.
+-- Newest first, by keyset (created_at, id) (migration 0010): a page starts after the previous
+-- page's last run (:after_created_at, :after_id; NULL: the first page), so runs created
+-- meanwhile never shift a page.
 SELECT *
 FROM runs
 WHERE (:workflow IS NULL OR workflow = :workflow)
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
   AND (:since IS NULL OR created_at >= :since)
   AND (:until IS NULL OR created_at < :until)
-ORDER BY created_at DESC, rowid DESC
+  AND (:after_created_at IS NULL OR (created_at, id) < (:after_created_at, :after_id))
+ORDER BY created_at DESC, id DESC
 LIMIT :limit;
+
+-- name: count_runs --
+SELECT count(*)
+FROM runs
+WHERE (:workflow IS NULL OR workflow = :workflow)
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:since IS NULL OR created_at >= :since)
+  AND (:until IS NULL OR created_at < :until);
 
 -- name: run_ids_between --
 -- The ids that start with a prefix: ``low`` and ``high`` are the prefix padded with 0s and fs.
@@ -72,10 +83,12 @@ ORDER BY id
 LIMIT :limit;
 
 -- name: list_steps --
+-- First-started order; a page starts after :after_seq (NULL: the first), at most :limit (-1: all).
 SELECT *
 FROM steps
-WHERE run_id = :run_id
-ORDER BY seq;
+WHERE run_id = :run_id AND (:after_seq IS NULL OR seq > :after_seq)
+ORDER BY seq
+LIMIT :limit;
 
 -- name: list_logs --
 -- A run's log lines after seq :after, at most :limit.
@@ -183,21 +196,34 @@ WHERE id IN (
 );
 
 -- name: register_worker --
-INSERT INTO workers (id, hostname, workflows, concurrency, limits, started_at, heartbeat_at)
-VALUES (:id, :hostname, :workflows, :concurrency, :limits, :now, :now)
+INSERT INTO workers (
+    id, hostname, workflows, concurrency, limits, versions, started_at, heartbeat_at
+)
+VALUES (:id, :hostname, :workflows, :concurrency, :limits, :versions, :now, :now)
 ON CONFLICT (id) DO UPDATE
 SET hostname = excluded.hostname, workflows = excluded.workflows,
-    concurrency = excluded.concurrency, limits = excluded.limits,
+    concurrency = excluded.concurrency, limits = excluded.limits, versions = excluded.versions,
     started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at;
 
 -- name: unregister_worker --
 DELETE FROM workers WHERE id = :id;
 
 -- name: serving_workers --
+-- :version: only the workers that serve this version of the workflow (NULL: any). Workflow
+-- names hold no '"', so '$."<name>"' is the path of its versions.
 SELECT count(*)
 FROM workers
 WHERE heartbeat_at >= :since
-  AND EXISTS (SELECT 1 FROM json_each(workers.workflows) WHERE value = :workflow);
+  AND EXISTS (SELECT 1 FROM json_each(workers.workflows) WHERE value = :workflow)
+  AND (:version IS NULL OR EXISTS (
+      SELECT 1 FROM json_each(workers.versions, '$."' || :workflow || '"')
+      WHERE value = :version
+  ));
+
+-- name: served_versions --
+SELECT DISTINCT v.value AS version
+FROM workers AS w, json_each(w.versions, '$."' || :workflow || '"') AS v
+WHERE w.heartbeat_at >= :since;
 
 -- name: concurrency_use --
 -- The limit in force for run :id's workflow (the strictest declared by a worker that
@@ -235,6 +261,8 @@ FROM grouped AS g;
 -- equal N a workflow-wide cap first). A takeover of an expired lease keeps its run's slot; due
 -- runs of a group are taken, oldest first, only into the slots its running runs leave free.
 -- Read under the write lock, the counts stay true until the claim commits.
+-- Versions (migration 0010): a run pinned to a version is a candidate only if :worker's
+-- registered versions of its workflow list it (claim_run pins an unpinned one).
 WITH declared AS (
     SELECT l.key AS workflow, json_extract(l.value, '$.concurrency') AS concurrency,
         json_extract(l.value, '$.key') AS key_field,
@@ -251,12 +279,20 @@ WITH declared AS (
     WHERE workflow IN (SELECT value FROM json_each(:workflows))
       AND status IN ('pending', 'sleeping') AND available_at <= :now
       AND (deadline_at IS NULL OR deadline_at > :now)
+      AND (version IS NULL OR EXISTS (
+          SELECT 1 FROM workers AS w, json_each(w.versions, '$."' || runs.workflow || '"') AS v
+          WHERE w.id = :worker AND v.value = runs.version
+      ))
     UNION ALL
     SELECT id, workflow, status, input, available_at, created_at, rowid AS seq
     FROM runs
     WHERE workflow IN (SELECT value FROM json_each(:workflows))
       AND status = 'running' AND lease_expires_at <= :now
       AND (deadline_at IS NULL OR deadline_at > :now)
+      AND (version IS NULL OR EXISTS (
+          SELECT 1 FROM workers AS w, json_each(w.versions, '$."' || runs.workflow || '"') AS v
+          WHERE w.id = :worker AND v.value = runs.version
+      ))
 ), grouped AS (
     SELECT c.id, c.workflow, c.status, c.available_at, c.created_at, c.seq, d.concurrency,
         d.key_field,
@@ -286,10 +322,15 @@ LIMIT :limit;
 
 -- name: claim_run --
 -- Taking over an expired lease counts a recovery, reset when more steps are completed than at
--- the previous claim (the claim holds the write lock: it sees every accepted write).
+-- the previous claim (the claim holds the write lock: it sees every accepted write). An
+-- unpinned run is pinned to the newest version the claimer serves of its workflow, if any.
 UPDATE runs
 SET status = 'running', lease_token = :token, lease_owner = :owner,
     lease_expires_at = :expires_at, claims = claims + 1, concurrency_key = :concurrency_key,
+    version = coalesce(version, (
+        SELECT json_extract(w.versions, '$."' || runs.workflow || '"[0]')
+        FROM workers AS w WHERE w.id = :owner
+    )),
     recoveries = iif(progress.completed > progress_at_claim, 0, recoveries)
         + iif(status = 'running', 1, 0),
     progress_at_claim = progress.completed,
