@@ -121,7 +121,9 @@ class Ticker:
         return 1
 
     async def _until_next_tick(self) -> float:
+        """Seconds until the earliest next tick, at most ``interval``; a full ``interval`` when
+        one is due already: this round left it (unreadable, or a catch-up past
+        ``MAX_ROUNDS``), and asking again at once would spin."""
         moment = await self._backend.next_tick_at()
-        if moment is None:
-            return self.interval
-        return min(max((moment - datetime.now(UTC)).total_seconds(), 0.0), self.interval)
+        left = self.interval if moment is None else (moment - datetime.now(UTC)).total_seconds()
+        return self.interval if left <= 0 else min(left, self.interval)
