@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from stepwise.backends.base import RunStatus, StepStatus
 from stepwise.client.client import Client, Run, RunAttempt, RunHandle, Signal, Step
+from stepwise.core.children import ChildHandle
 from stepwise.core.context import WorkflowContext
 from stepwise.core.definitions import WorkflowDefinition
 from stepwise.core.registry import Registry, default_registry, workflow
 from stepwise.core.retry import NO_RETRY, RetryPolicy
 from stepwise.errors import (
     AmbiguousRunId,
+    ChildWorkflowFailed,
+    ChildWorkflowTimeout,
     ConfigurationError,
     CrashLoop,
     DatabaseDamaged,
@@ -55,6 +58,9 @@ __version__ = "0.1.0"
 __all__ = [
     "NO_RETRY",
     "AmbiguousRunId",
+    "ChildHandle",
+    "ChildWorkflowFailed",
+    "ChildWorkflowTimeout",
     "Client",
     "ConfigurationError",
     "CrashLoop",

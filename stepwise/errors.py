@@ -18,6 +18,8 @@
     │   ├── StepNotAwaited          a step was started but never awaited; the run is failed
     │   ├── StepNotFound            a fork names a step its run does not hold (lists them)
     │   ├── StepTimeout             a step attempt ran past its ``timeout``; retried per its policy
+    │   │   └── ChildWorkflowTimeout  a child run did not end within ``run_workflow``'s timeout
+    │   ├── ChildWorkflowFailed     a child run failed or was canceled (carries its id and error)
     │   └── StepFailed              a step failed after its retries; raised inside the workflow
     ├── NonRetryableError           raised by user code: its step (or workflow) is not retried
     ├── CrashLoop                   a run's worker died N times in a row without progress
@@ -204,6 +206,37 @@ class StepTimeout(StepError):
     def __init__(self, step: str, timeout: float) -> None:
         super().__init__(step, f"did not finish within its timeout of {timeout:g}s")
         self.timeout = timeout
+
+
+class ChildWorkflowTimeout(StepTimeout):
+    """Child run ``child_id``, awaited by step ``step``, did not end within ``timeout`` seconds.
+    The child is left running: the parent only stopped waiting for it."""
+
+    def __init__(self, step: str, timeout: float, child_id: str) -> None:
+        StepError.__init__(
+            self,
+            step,
+            f"child run {child_id} did not finish within {timeout:g}s (it is still running)",
+        )
+        self.timeout = timeout
+        self.child_id = child_id
+
+
+class ChildWorkflowFailed(StepError):
+    """Child run ``child_id`` (of ``workflow``), started by step ``step``, ended ``status``
+    (failed or canceled) with ``error``, its stored error document (None when canceled)."""
+
+    def __init__(
+        self, step: str, child_id: str, workflow: str, status: str, error: Any | None
+    ) -> None:
+        reason = "was canceled" if status == "canceled" else "failed"
+        if isinstance(error, dict) and error.get("type"):
+            reason += f": {error['type']}: {error.get('message', '')}"
+        super().__init__(step, f"child run {child_id} of workflow {workflow!r} {reason}")
+        self.child_id = child_id
+        self.workflow = workflow
+        self.status = status
+        self.error = error
 
 
 class NonRetryableError(StepwiseError):

@@ -10,6 +10,9 @@ import stepwise
 PUBLIC = [
     "NO_RETRY",
     "AmbiguousRunId",
+    "ChildHandle",
+    "ChildWorkflowFailed",
+    "ChildWorkflowTimeout",
     "Client",
     "ConfigurationError",
     "CrashLoop",

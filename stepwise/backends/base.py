@@ -103,6 +103,11 @@ class RunRecord(Generic[Payload]):
     """The run whose first completed steps this run reuses (``fork_run``); None for others."""
     scheduled_at: datetime | None = None
     """The tick of the schedule that started this run; None for a run started otherwise."""
+    parent_id: str | None = None
+    """The run whose step started this one (a child workflow); None for a run started
+    otherwise."""
+    parent_step: str | None = None
+    """The key of the parent's step that started this run and receives its result."""
 
     @property
     def finished(self) -> bool:
@@ -126,6 +131,10 @@ class StepRecord(Generic[Payload]):
     wake_at: datetime | None
     seq: int = 0
     """The step's place in its run's first-started order (``list_steps`` pages by it)."""
+    child_id: str | None = None
+    """The child run this step started (``run_workflow``, ``start_workflow``): the step sleeps
+    until the child ends, then holds its output (completed) or why it did not succeed
+    (failed). While it sleeps, ``wake_at`` None means nobody awaits it yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +196,20 @@ class NewRun:
     """None means now (database time)."""
     scheduled_at: datetime | None = None
     """The schedule's tick this run is for (a WorkflowSchedule's WorkflowRun)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewChild:
+    """Child run ``run``, started by step ``key`` of run ``parent_id`` held under ``token``.
+    The child and the parent's step that will hold its result are stored together; the step
+    sleeps until the child ends, awaited until ``wake_at`` when that is set (None: started
+    only, see ``Backend.await_child``)."""
+
+    token: str
+    parent_id: str
+    key: str
+    run: NewRun
+    wake_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +323,8 @@ class RunFilter:
     """Only runs created at or after this moment."""
     until: datetime | None = None
     """Only runs created before this moment."""
+    parent_id: str | None = None
+    """Only the children of this run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -675,6 +700,26 @@ class Backend(Protocol):
     ) -> set[str]:
         """Extend the leases of the runs held under ``tokens`` and the worker's own heartbeat;
         return the tokens no longer held (run canceled, or claimed by another worker)."""
+        ...
+
+    async def start_child(self, child: NewChild) -> RunRecord | None:
+        """Store ``child`` (see ``NewChild``), fenced by the parent's token, in one
+        transaction; when the parent's step exists already, store nothing and return the child
+        it started. None: the parent is no longer held under the token. Wakes idle workers.
+
+        When a child ends (however: finished, failed, canceled, expired), the transaction that
+        ends it stores its result in the parent's step and, if the parent sleeps awaiting it
+        and no other child it awaits is still running, makes the parent due at once (a parent
+        running then is made due when it next goes to sleep). Canceling a run cancels its
+        unfinished children, and theirs."""
+        ...
+
+    async def await_child(
+        self, token: str, parent_id: str, key: str, wake_at: datetime
+    ) -> StepRecord | None:
+        """Mark the sleeping child step ``key`` of run ``parent_id`` awaited until ``wake_at``,
+        fenced by the parent's token; return the step as stored then (its result, if the child
+        has ended). None: the parent is no longer held under the token."""
         ...
 
     async def list_logs(self, run_id: str, after: int, limit: int) -> list[LogEntry]:

@@ -351,15 +351,23 @@ class Client:
         since: datetime | None = None,
         until: datetime | None = None,
         cursor: str | None = None,
+        parent_id: str | None = None,
     ) -> Page[Run]:
         """A page of at most ``limit`` runs, newest first, optionally of one workflow, in some
         statuses, created from ``since`` (included) to ``until`` (excluded); ``cursor`` (the
         ``next_cursor`` of the previous page) continues after that page's last run, and runs
-        started meanwhile never shift a page."""
+        started meanwhile never shift a page. ``parent_id``: only the child runs that run
+        started (``ctx.step.run_workflow``, ``start_workflow``)."""
         limits.count(limit, "limit", high=limits.MAX_LIST_LIMIT)
         after = None if cursor is None else paging.run_position(cursor)
         query = RunFilter(
-            workflow, _statuses(status), limit + 1, after=after, since=since, until=until
+            workflow,
+            _statuses(status),
+            limit + 1,
+            after=after,
+            since=since,
+            until=until,
+            parent_id=parent_id,
         )
         found = await self.backend.list_runs(query)
         page = [_decoded(Run, r) for r in found[:limit]]

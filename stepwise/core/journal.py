@@ -29,13 +29,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
 
 from stepwise.backends.base import (
     Backend,
     FinishRun,
     LogLine,
+    NewChild,
     RetryRun,
+    RunRecord,
     RunStatus,
     SignalWait,
     StepFinished,
@@ -60,6 +64,7 @@ LOG_FLUSH_SECONDS = 0.5
 """How long a log line waits for a write to travel with before it goes in a batch alone."""
 
 _Pending = tuple[WriteOp, asyncio.Future[None] | None]
+_R = TypeVar("_R")
 
 
 class LeaseLost(Exception):
@@ -110,6 +115,46 @@ class Journal:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._enqueue(op, future)
         await future
+
+    async def start_child(self, child: NewChild) -> RunRecord:
+        """The child run ``Backend.start_child`` stored (or found) for the parent's step: its
+        own transaction, as the caller needs the child at once."""
+        started = await self._fenced(child.token, child.parent_id, lambda: self._start(child))
+        return started
+
+    async def await_child(self, token: str, run_id: str, key: str, wake_at: datetime) -> StepRecord:
+        """The child step ``key`` as ``Backend.await_child`` left it, awaited until ``wake_at``."""
+        step = await self._fenced(
+            token, run_id, lambda: self._backend.await_child(token, run_id, key, wake_at)
+        )
+        return step
+
+    async def _start(self, child: NewChild) -> RunRecord | None:
+        _check_key(child.key)
+        return await self._backend.start_child(child)
+
+    async def _fenced(
+        self, token: str, run_id: str, call: Callable[[], Awaitable[_R | None]]
+    ) -> _R:
+        """``call``'s answer (a call that must be done in a transaction of its own: the caller
+        needs its outcome, so it cannot wait for a batch), retried while the database is away;
+        None means the run is no longer held under ``token``: ``LeaseLost``, and the run is
+        given up as for a write."""
+        failures = 0
+        while True:
+            try:
+                answer = await call()
+            except DatabaseUnavailable as exc:
+                failures += 1
+                delay = RETRY_BACKOFF.delay(failures)
+                log.warning("run %s: call failed, retrying in %.2fs: %s", run_id, delay, exc)
+                await asyncio.sleep(delay)
+                continue
+            if answer is None:
+                if self._on_rejected is not None:
+                    self._on_rejected({token})
+                raise LeaseLost(run_id)
+            return answer
 
     def _enqueue(self, op: WriteOp, future: asyncio.Future[None] | None) -> None:
         _check(op)
@@ -226,21 +271,10 @@ class Journal:
         outcome, so it cannot wait for a batch), retried while the database is away;
         ``LeaseLost`` if the run is no longer held under the wait's token."""
         _check_key(wait.key)
-        failures = 0
-        while True:
-            try:
-                step = await self._backend.receive_signal(wait)
-            except DatabaseUnavailable as exc:
-                failures += 1
-                delay = RETRY_BACKOFF.delay(failures)
-                log.warning("signal wait %r failed, retrying in %.2fs: %s", wait.key, delay, exc)
-                await asyncio.sleep(delay)
-                continue
-            if step is None:
-                if self._on_rejected is not None:
-                    self._on_rejected({wait.token})
-                raise LeaseLost(wait.run_id)
-            return step
+        step = await self._fenced(
+            wait.token, wait.run_id, lambda: self._backend.receive_signal(wait)
+        )
+        return step
 
     async def drain(self) -> None:
         """Wait until every queued write (log lines too) was attempted."""

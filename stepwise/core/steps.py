@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn, Protocol, TypeVar, overload
+from typing import Any, NoReturn, Protocol, TypeVar, cast, overload
 
 from stepwise.backends.base import (
     RunRecord,
@@ -40,6 +40,8 @@ from stepwise.backends.base import (
     StepStatus,
 )
 from stepwise.core import calls, codec, limits, runlog
+from stepwise.core.children import NEVER, ChildCall, ChildHandle, Children
+from stepwise.core.definitions import InT, OutT, WorkflowDefinition
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal
 from stepwise.core.retry import DEFAULT_STEP_RETRY, RetryPolicy
@@ -53,8 +55,6 @@ from stepwise.errors import (
 )
 
 MAX_NAME_LENGTH = 200
-NEVER = datetime(9999, 1, 1, tzinfo=UTC)
-"""When a run waiting for a signal without a timeout is due, unless the signal wakes it."""
 
 T = TypeVar("T")
 
@@ -189,6 +189,7 @@ class StepApi:
         self._ex = execution
         self._keys = MemoKeys()
         self._unawaited: dict[str, Coroutine[Any, Any, Any]] = {}
+        self._children = Children(execution)
 
     @property
     def requested(self) -> frozenset[str]:
@@ -260,6 +261,62 @@ class StepApi:
             step.close()
         self._unawaited.clear()
         return keys
+
+    def run_workflow(
+        self,
+        workflow: WorkflowDefinition[InT, OutT] | str,
+        input: Any = None,  # noqa: A002 - mirrors ctx.input
+        *,
+        name: str | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Awaitable[OutT]:
+        """Start a run of ``workflow`` (the object, or its name) with ``input`` as a child of
+        this run, once, and return its output. A step: ``name`` (the workflow's name by
+        default) is its memo key, so a replay never starts a second child. While the child
+        runs, this run is put aside without holding a worker slot; the child's end makes it due.
+        A child that fails or is canceled raises ``ChildWorkflowFailed`` here. After
+        ``timeout`` (seconds or a timedelta) without an end, ``ChildWorkflowTimeout`` is raised
+        and the child is left running. Canceling this run cancels its unfinished children."""
+        key, call, seconds = self._child_call(workflow, input, name, timeout)
+        step = self._child(key, call, seconds, wait=True)
+        self._unawaited[key] = step
+        return cast(Awaitable[OutT], step)
+
+    def start_workflow(
+        self,
+        workflow: WorkflowDefinition[InT, OutT] | str,
+        input: Any = None,  # noqa: A002 - mirrors ctx.input
+        *,
+        name: str | None = None,
+    ) -> Awaitable[ChildHandle[OutT]]:
+        """Start a child run like ``run_workflow`` without waiting for it: the handle's
+        ``id`` names the child, and ``await handle.result()`` waits for its output durably
+        (the same step: a replay returns the stored output)."""
+        key, call, _ = self._child_call(workflow, input, name, None)
+        step = self._child(key, call, None, wait=False)
+        self._unawaited[key] = step
+        return cast(Awaitable[ChildHandle[OutT]], step)
+
+    def _child_call(
+        self,
+        workflow: WorkflowDefinition[Any, Any] | str,
+        value: Any,
+        name: str | None,
+        timeout: float | timedelta | None,
+    ) -> tuple[str, ChildCall, float | None]:
+        """The memo key, the checked call and the timeout in seconds of a child step."""
+        _refuse_nested(name if name is not None else workflow)
+        call = Children.call(workflow, value, self._ex.journal.max_payload_bytes)
+        label = name if name is not None else call.workflow
+        seconds = None if timeout is None else limits.seconds(timeout, f"timeout of {label!r}")
+        return self._keys.next(label), call, seconds
+
+    async def _child(self, key: str, call: ChildCall, timeout: float | None, *, wait: bool) -> Any:
+        del self._unawaited[key]  # awaited at last
+        handle = await self._children.start(key, call, timeout, wait=wait)
+        if not wait:
+            return handle
+        return await self._children.wait(key, call.declared, timeout)
 
     def sleep(self, name: str, duration: float | timedelta) -> Awaitable[None]:
         """Pause the run for ``duration`` (seconds or timedelta) without holding a worker slot:

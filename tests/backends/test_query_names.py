@@ -23,6 +23,8 @@ SPLIT_IN_SQLITE = {
     "fire_schedule": {"advance_schedule", "insert_scheduled_run"},
     "send_signal": {"insert_signal", "signal_by_idempotency_key", "signal_awaited"},
     "receive_signal": {"completed_step", "deliver_signal", "store_wait"},
+    "start_child": {"lock_held_run", "child_of_step", "insert_child", "insert_child_step"},
+    "await_child": {"lock_held_run", "await_child", "step_of_run"},
     # The migrations' lock: an advisory lock in Postgres, the write lock in SQLite.
     "lock_migrations": {"begin_immediate"},
 }  # fmt: skip

@@ -147,6 +147,9 @@ async def test_runs_list_has_a_header_json_and_a_time_window(
         found = json.loads(ok(procs.cli("runs", "list", *flag, "--json", *database)))
         assert [run["id"] for run in found] == expected, flag
 
+    empty = procs.cli("runs", "list", "--until", "1h", *database)
+    assert (empty.returncode, empty.stdout, empty.stderr) == (0, "", "no runs found\n")
+
     refused = procs.cli("runs", "list", "--since", "soon", *database)
     assert refused.returncode == 2
     assert "Invalid value for '--since': 'soon' is neither a date and time" in refused.stderr

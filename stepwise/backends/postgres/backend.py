@@ -245,6 +245,9 @@ class PostgresBackend:
     async def list_runs(self, query: base.RunFilter) -> list[base.RunRecord]:
         statuses = [status.value for status in query.statuses]
         after = query.after
+        parent = None if query.parent_id is None else _uuid(query.parent_id)
+        if query.parent_id is not None and parent is None:
+            return []  # no run has that id, so none has it as its parent
         rows = await self._fetch(
             "list_runs",
             query.workflow,
@@ -254,6 +257,7 @@ class PostgresBackend:
             query.until,
             None if after is None else after.created_at,
             None if after is None else _uuid(after.id),
+            parent,
         )
         return [_READ.run(row) for row in rows]
 
@@ -461,6 +465,33 @@ class PostgresBackend:
             return None
         rows = await self._fetch("concurrency_use", key, base.WORKER_LIVENESS_SECONDS)
         return encoding.concurrency_use(rows[0]) if rows else None
+
+    async def start_child(self, child: base.NewChild) -> base.RunRecord | None:
+        parent, token, new = _uuid(child.parent_id), _uuid(child.token), child.run
+        if parent is None or token is None:
+            return None
+        rows = await self._fetch(
+            "start_child",
+            parent,
+            token,
+            child.key,
+            _uuid(new.id),
+            new.workflow,
+            new.version,
+            new.input,
+            new.deadline_at,
+            child.wake_at,
+        )
+        return _READ.run(rows[0]) if rows else None
+
+    async def await_child(
+        self, token: str, parent_id: str, key: str, wake_at: datetime
+    ) -> base.StepRecord | None:
+        parent, lease = _uuid(parent_id), _uuid(token)
+        if parent is None or lease is None:
+            return None
+        rows = await self._fetch("await_child", parent, lease, key, wake_at)
+        return _READ.step(rows[0]) if rows else None
 
     async def list_logs(self, run_id: str, after: int, limit: int) -> list[base.LogEntry]:
         key = _uuid(run_id)

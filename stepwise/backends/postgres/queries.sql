@@ -85,6 +85,7 @@ WHERE ($1::text IS NULL OR workflow = $1)
   AND ($4::timestamptz IS NULL OR created_at >= $4)
   AND ($5::timestamptz IS NULL OR created_at < $5)
   AND ($6::timestamptz IS NULL OR (created_at, id) < ($6::timestamptz, $7::uuid))
+  AND ($8::uuid IS NULL OR parent_id = $8)
 ORDER BY created_at DESC, id DESC
 LIMIT $3;
 
@@ -414,6 +415,55 @@ SELECT stepwise_write($1::jsonb);
 -- Fenced like every write: stored only while the run is still held under the token $2.
 UPDATE runs SET warning = $3::json, updated_at = now()
 WHERE id = $1 AND lease_token = $2::uuid AND status = 'running';
+
+-- name: start_child --
+-- Child run $4 of workflow $5 (version $6, input $7, deadline $8) started by step $3 of run $1,
+-- fenced by the parent's token $2 (no row: the lease is gone): the child and the parent's step
+-- (sleeping; awaited until $9 unless null) are stored together (migration 0009). A step that
+-- exists already stores nothing and returns the child it started (started = false).
+WITH parent AS (
+    SELECT id FROM runs WHERE id = $1 AND lease_token = $2::uuid AND status = 'running'
+    FOR NO KEY UPDATE
+), step AS (
+    INSERT INTO steps (run_id, key, status, attempts, started_at, wake_at, child_id)
+    SELECT id, $3, 'sleeping', 1, now(), $9, $4 FROM parent
+    ON CONFLICT (run_id, key) DO NOTHING
+    RETURNING child_id
+), child AS (
+    INSERT INTO runs (id, workflow, version, input, deadline_at, parent_id, parent_step)
+    SELECT step.child_id, $5, $6, $7, $8, $1, $3 FROM step
+    RETURNING *
+)
+SELECT true AS started, child.*
+FROM child
+CROSS JOIN LATERAL (SELECT pg_notify(stepwise_channel('work'), '')) AS wake
+UNION ALL
+SELECT false AS started, runs.*
+FROM parent
+JOIN steps AS s ON s.run_id = parent.id AND s.key = $3
+JOIN runs ON runs.id = s.child_id
+WHERE NOT EXISTS (SELECT FROM step);
+
+-- name: await_child --
+-- The child step $3 of run $1 (held under token $2; no row: the lease is gone) is awaited
+-- until $4 while it sleeps; returns the step as it stands. Should the child end between this
+-- statement's snapshot and its lock on the parent, the row read is stale, but the child's
+-- trigger found the parent running and set wake_pending: the parent parks due at once.
+WITH parent AS (
+    SELECT id FROM runs WHERE id = $1 AND lease_token = $2::uuid AND status = 'running'
+    FOR NO KEY UPDATE
+), marked AS (
+    UPDATE steps SET wake_at = $4
+    FROM parent
+    WHERE steps.run_id = parent.id AND steps.key = $3 AND steps.status = 'sleeping'
+    RETURNING steps.*
+)
+SELECT * FROM marked
+UNION ALL
+SELECT steps.*
+FROM parent
+JOIN steps ON steps.run_id = parent.id AND steps.key = $3
+WHERE NOT EXISTS (SELECT FROM marked);
 
 -- name: save_schedule --
 -- Create, or update in place: the pause state stays, and so does the next tick unless the

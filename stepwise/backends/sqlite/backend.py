@@ -242,6 +242,7 @@ class SqliteBackend:
             "limit": query.limit,
             "after_created_at": None if after is None else encoding.time_text(after.created_at),
             "after_id": None if after is None else after.id,
+            "parent_id": query.parent_id,
         }
         rows = await self._call(lambda conn: conn.execute(_QUERIES["list_runs"], params).fetchall())
         return [_READ.run(row) for row in rows]
@@ -510,6 +511,39 @@ class SqliteBackend:
 
         return set(tokens) - await self._atomic(beat)
 
+    async def start_child(self, child: base.NewChild) -> base.RunRecord | None:
+        new = child.run
+        params = {
+            "run_id": child.parent_id,
+            "token": child.token,
+            "key": child.key,
+            "id": new.id,
+            "workflow": new.workflow,
+            "version": new.version,
+            "input": new.input,
+            "deadline_at": _maybe_text(new.deadline_at),
+            "wake_at": _maybe_text(child.wake_at),
+            "now": _text(_now()),
+        }
+        record, started = await self._atomic(lambda conn: _start_child(conn, params))
+        if started:
+            self._work.set()
+        return record
+
+    async def await_child(
+        self, token: str, parent_id: str, key: str, wake_at: datetime
+    ) -> base.StepRecord | None:
+        params = {"run_id": parent_id, "token": token, "key": key, "wake_at": _text(wake_at)}
+
+        def mark(conn: sqlite3.Connection) -> base.StepRecord | None:
+            if conn.execute(_QUERIES["lock_held_run"], params).fetchone() is None:
+                return None
+            conn.execute(_QUERIES["await_child"], params)
+            row = conn.execute(_QUERIES["step_of_run"], params).fetchone()
+            return None if row is None else _READ.step(row)
+
+        return await self._atomic(mark)
+
     async def list_logs(self, run_id: str, after: int, limit: int) -> list[base.LogEntry]:
         params = {"run_id": run_id, "after": after, "limit": limit}
         rows = await self._call(lambda conn: conn.execute(_QUERIES["list_logs"], params).fetchall())
@@ -631,7 +665,7 @@ def _receive_signal(conn: sqlite3.Connection, params: _Params) -> base.StepRecor
 def _start_child(conn: sqlite3.Connection, params: _Params) -> tuple[base.RunRecord | None, bool]:
     """The child and its parent's step, stored together (or the child the step started, if it
     exists); None when the parent is not held under the token. True: a child was started."""
-    if conn.execute(_QUERIES["run_held"], params).fetchone() is None:
+    if conn.execute(_QUERIES["lock_held_run"], params).fetchone() is None:
         return None, False
     existing = conn.execute(_QUERIES["child_of_step"], params).fetchone()
     if existing is not None:

@@ -10,6 +10,8 @@
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
 PRAGMA foreign_keys = ON;
+-- A canceled run's trigger cancels its children, whose own trigger cancels theirs (0009).
+PRAGMA recursive_triggers = ON;
 
 -- name: begin_immediate --
 -- Take the database's write lock now, so a check and the write that depends on it are atomic
@@ -63,6 +65,7 @@ WHERE (:workflow IS NULL OR workflow = :workflow)
   AND (:since IS NULL OR created_at >= :since)
   AND (:until IS NULL OR created_at < :until)
   AND (:after_created_at IS NULL OR (created_at, id) < (:after_created_at, :after_id))
+  AND (:parent_id IS NULL OR parent_id = :parent_id)
 ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
@@ -475,6 +478,37 @@ SET seq = excluded.seq, at = excluded.at, dropped = run_logs.dropped + 1;
 -- Fenced like every write: stored only while the run is still held under the token.
 UPDATE runs SET warning = :warning, updated_at = :now
 WHERE id = :run_id AND lease_token = :token AND status = 'running';
+
+-- name: child_of_step --
+SELECT runs.*
+FROM steps
+JOIN runs ON runs.id = steps.child_id
+WHERE steps.run_id = :run_id AND steps.key = :key;
+
+-- name: insert_child --
+-- With the parent's step (insert_child_step), in one transaction (see start_child in the
+-- Postgres twin).
+INSERT INTO runs (
+    id, workflow, version, status, input, deadline_at, available_at, created_at, updated_at,
+    parent_id, parent_step
+)
+VALUES (
+    :id, :workflow, :version, 'pending', :input, :deadline_at, :now, :now, :now,
+    :run_id, :key
+)
+RETURNING *;
+
+-- name: insert_child_step --
+INSERT INTO steps (run_id, key, status, attempts, started_at, wake_at, child_id)
+VALUES (:run_id, :key, 'sleeping', 1, :now, :wake_at, :id);
+
+-- name: await_child --
+-- The child step is awaited until :wake_at while it sleeps (after lock_held_run).
+UPDATE steps SET wake_at = :wake_at
+WHERE run_id = :run_id AND key = :key AND status = 'sleeping';
+
+-- name: step_of_run --
+SELECT * FROM steps WHERE run_id = :run_id AND key = :key;
 
 -- name: save_schedule --
 -- Create, or update in place: the pause state stays, and so does the next tick unless the
