@@ -186,3 +186,32 @@ def test_concurrency_policy(
         )  # fmt: skip
         delete_schedule(operator, "slow")
         assert not any(r.status is RunStatus.SUCCEEDED for r in database.runs("chain"))
+
+
+def test_a_schedule_the_operator_cannot_read_says_why(
+    operator: OperatorHarness, wfs_crd: str
+) -> None:
+    operator.start()
+    apply_schedule(
+        operator,
+        "bad-zone",
+        {"schedule": "0 3 * * *", "timeZone": "Not/AZone", "workflow": "chain"},
+    )
+
+    def message() -> str | None:
+        found = operator.kube.kubectl_json("get", "wfs", "bad-zone", "-n", operator.namespace)
+        text: str | None = found.get("status", {}).get("message")
+        return text
+
+    said = wait_until(message, timeout=30, what="the status says what is wrong")
+    assert "'Not/AZone' is not a known IANA time zone" in said
+
+    def reasons() -> set[str]:
+        events = operator.kube.kubectl_json(
+            "get", "events", "-n", operator.namespace, "--field-selector",
+            "involvedObject.name=bad-zone,involvedObject.kind=WorkflowSchedule",
+        )  # fmt: skip
+        return {event["reason"] for event in events["items"]}
+
+    wait_until(lambda: "InvalidSchedule" in reasons(), timeout=30, what="an InvalidSchedule event")
+    delete_schedule(operator, "bad-zone")
