@@ -13,7 +13,7 @@ from stepwise.cli import console, options
 )
 @options.option("--all-namespaces", is_flag=True, help="serve every namespace (the default)")
 @options.health(8080, "the liveness endpoint /healthz")
-@options.database
+@options.serving
 @options.wait_for_database
 def operator(
     namespaces: tuple[str, ...],

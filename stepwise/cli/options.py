@@ -13,8 +13,8 @@ as given, and the command that uses one checks it (a command's own flag wins).
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +24,7 @@ import click
 from click.core import ParameterSource
 
 from stepwise.backends import DEFAULT_URL, urls
+from stepwise.cli import logconfig
 from stepwise.core import codec, limits
 from stepwise.errors import ConfigurationError, InvalidArgument, InvalidInput
 
@@ -230,8 +231,12 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _configure_level(level: str) -> None:
+    logconfig.configure(level=level)
+
+
+def _configure_format(log_format: str) -> None:
+    logconfig.configure(log_format=log_format)
 
 
 GLOBALS = (
@@ -240,8 +245,12 @@ GLOBALS = (
     _Global("--database-url", "STEPWISE_DATABASE_URL", DEFAULT_URL,
             Checked("url", _database_url), "postgresql://… or sqlite:///file.db"),
     _Global("--schema", "STEPWISE_SCHEMA", "stepwise", click.STRING, "the Postgres schema"),
+    _Global("--log-format", "STEPWISE_LOG_FORMAT", "text", click.Choice(logconfig.FORMATS),
+            "how the logs are written: text, or one JSON object per line"),
 )  # fmt: skip
-_LOG_LEVEL, _DATABASE_URL, _SCHEMA = GLOBALS
+_LOG_LEVEL, _DATABASE_URL, _SCHEMA, _LOG_FORMAT = GLOBALS
+_SERVING_LOG_LEVEL = dataclasses.replace(_LOG_LEVEL, default="INFO")
+"""A worker's and the operator's: a line per run outcome, per handled resource, by default."""
 
 
 def root_options(f: F) -> F:
@@ -256,13 +265,22 @@ def root_options(f: F) -> F:
 
 
 def log_level(f: F) -> F:
-    """``--log-level``: every command takes it, and configures logging with it."""
-    return _LOG_LEVEL.on_command(_configure_logging)(f)
+    """``--log-level`` and ``--log-format``: every command takes them, and configures logging
+    with them (``logconfig``)."""
+    return _LOG_LEVEL.on_command(_configure_level)(_LOG_FORMAT.on_command(_configure_format)(f))
 
 
 def database(f: F) -> F:
     """``--database-url`` and ``--schema``, for the commands that use the database."""
     return _DATABASE_URL.on_command()(_SCHEMA.on_command()(log_level(f)))
+
+
+def serving(f: F) -> F:
+    """``database`` for the long-running commands (worker, operator), whose log level is INFO
+    unless told otherwise."""
+    level = _SERVING_LOG_LEVEL.on_command(_configure_level)
+    logs = level(_LOG_FORMAT.on_command(_configure_format)(f))
+    return _DATABASE_URL.on_command()(_SCHEMA.on_command()(logs))
 
 
 def max_payload_bytes(f: F) -> F:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import click
 
 from stepwise.backends.base import RunStatus
-from stepwise.cli import console, options, view
+from stepwise.cli import console, options, runlogs, view
 from stepwise.client.client import Client, Run
 from stepwise.core import limits
 
@@ -115,11 +115,32 @@ def show(run_id: str, as_json: bool, database_url: str, schema: str) -> int:
                 steps=await client.steps(run.id),
                 attempts=await client.attempts(run.id),
                 waiting=await client.waiting_reason(run),
+                logs=[runlogs.line(e) for e in await client.log_tail(run.id, runlogs.TAIL)],
             )
         if as_json:
             console.print_json(view.document(shown))
         else:
             print(view.render(shown, datetime.now(UTC)))
+        return 0
+
+    return console.execute(work())
+
+
+@runs.command("logs")
+@click.argument("run_id")
+@options.option(
+    "-f", "--follow", is_flag=True, help="print new lines as they come, until the run ends"
+)
+@options.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@options.database
+def logs(run_id: str, follow: bool, as_json: bool, database_url: str, schema: str) -> int:
+    """Print the log lines of RUN_ID (or a unique prefix), oldest first: what its workflow
+    logged through ctx.log, and plain logging inside its steps."""
+
+    async def work() -> int:
+        async with Client.connect(database_url, schema=schema, create=False) as client:
+            found = await client.resolve(run_id)
+            await runlogs.show(client, found, follow=follow, as_json=as_json)
         return 0
 
     return console.execute(work())

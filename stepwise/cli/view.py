@@ -36,6 +36,8 @@ class Shown:
     steps: Sequence[Step]
     attempts: Sequence[RunAttempt]
     waiting: str | None
+    logs: Sequence[str] = ()
+    """The run's last log lines as printed, and as ``runs show --json`` lists them."""
 
 
 def document(shown: Shown) -> dict[str, Any]:
@@ -86,6 +88,7 @@ def document(shown: Shown) -> dict[str, Any]:
             }
             for s in shown.steps
         ],
+        "logs": list(shown.logs),
     }
 
 
@@ -118,6 +121,8 @@ def render(shown: Shown, now: datetime) -> str:
     if shown.steps:
         lines += ["", *_table(shown.steps, now)]
     lines += _errors(shown)
+    if shown.logs:
+        lines += ["", "LOGS (the last lines; all of them: stepwise runs logs RUN_ID)", *shown.logs]
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ import click
 
 from stepwise.cli import console, options
 from stepwise.client.client import Client
-from stepwise.core import divergence, limits
+from stepwise.core import divergence, limits, runlog
 from stepwise.core.registry import default_registry
 from stepwise.errors import ConfigurationError, StepwiseError
 from stepwise.loader import load_app
@@ -56,9 +56,15 @@ if TYPE_CHECKING:
     "--retention", type=options.Duration(), default=None, envvar="STEPWISE_RETENTION",
     help="delete runs finished longer ago than this (30d, 12h; off by default: keep them all)",
 )  # fmt: skip
+@options.option(
+    "--max-log-records", type=options.Count(runlog.MAX_RECORDS),
+    default=runlog.DEFAULT_MAX_RECORDS, envvar="STEPWISE_MAX_LOG_RECORDS",
+    help="log lines kept per run (ctx.log and logging inside its steps); past this, one marker "
+    "counts the lines dropped",
+)  # fmt: skip
 @options.max_payload_bytes
 @options.health(0, "the health and metrics endpoint")
-@options.database
+@options.serving
 @options.wait_for_database
 def worker(
     apps: tuple[str, ...],
@@ -69,6 +75,7 @@ def worker(
     on_divergence: divergence.OnDivergence,
     poll_interval: float,
     retention: float | None,
+    max_log_records: int,
     max_payload_bytes: int,
     health_port: int,
     health_host: str,
@@ -104,6 +111,7 @@ def worker(
                 max_recovery_attempts=max_recovery_attempts,
                 on_divergence=on_divergence,
                 retention=retention,
+                max_log_records=max_log_records,
             )
             stop = _stop_on_signals()
             server = None

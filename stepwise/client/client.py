@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -35,14 +35,20 @@ from stepwise.backoff import Backoff
 from stepwise.client import paging, schedules
 from stepwise.client.paging import Page
 from stepwise.core import codec, limits, steps, tracebacks, versions
-from stepwise.core.definitions import InT, OutT, WorkflowDefinition, checked_name
+from stepwise.core.definitions import (
+    InT,
+    OutT,
+    WorkflowDefinition,
+    checked_name,
+    stored_input,
+    stored_json,
+)
 from stepwise.core.registry import Registry
 from stepwise.errors import (
     AmbiguousRunId,
     DatabaseUnavailable,
     IdempotencyConflict,
     InvalidArgument,
-    InvalidInput,
     RunCanceled,
     RunFailed,
     RunNotFound,
@@ -251,7 +257,7 @@ class Client:
             id=str(uuid.uuid4()) if run_id is None else _uuid_text(run_id),
             workflow=name,
             version=version,
-            input=_stored_input(name, definition, input, self.max_payload_bytes),
+            input=stored_input(name, definition, input, self.max_payload_bytes),
             idempotency_key=idempotency_key,
             deadline_at=deadline,
             available_at=available_at,
@@ -335,7 +341,7 @@ class Client:
         definition = (
             registry.get(workflow) if registry is not None and workflow in registry else None
         )
-        return _stored_input(workflow, definition, value, self.max_payload_bytes)
+        return stored_input(workflow, definition, value, self.max_payload_bytes)
 
     def watch(self) -> Watch:
         """Runs that change (steps written, status changed), as they change:
@@ -478,7 +484,7 @@ class Client:
         limits.text(name, "signal name", max_length=steps.MAX_NAME_LENGTH)
         if idempotency_key is not None:
             limits.text(idempotency_key, "idempotency key", max_length=limits.MAX_KEY_LENGTH)
-        text = _stored_json(f"payload of signal {name!r}", payload, self.max_payload_bytes)
+        text = stored_json(f"payload of signal {name!r}", payload, self.max_payload_bytes)
         new = NewSignal(run_id, name, text, idempotency_key)
         record, _ = await self.backend.send_signal(new)
         return _decoded(Signal, record)
@@ -586,30 +592,3 @@ def _uuid_text(run_id: str) -> str:
         return str(uuid.UUID(run_id))
     except (TypeError, ValueError, AttributeError):
         raise InvalidArgument("run id", f"must be a UUID, got {limits.shown(run_id)}") from None
-
-
-def _stored_input(
-    name: str, definition: WorkflowDefinition | None, value: Any, max_bytes: int
-) -> str:
-    """``value`` as the JSON text a run stores: validated by the definition's model when the
-    client knows it, and refused when no worker could decode it or no backend store it."""
-    validate = None if definition is None else definition.validate_input
-    return _stored_json(f"input of workflow {name!r}", value, max_bytes, validate)
-
-
-def _stored_json(
-    what: str, value: Any, max_bytes: int, validate: Callable[[Any], Any] | None = None
-) -> str:
-    """``value`` as stored JSON text (``validate``d first when given), or ``InvalidInput``
-    naming ``what``: not JSON, too deep, holding NUL, over ``max_bytes``."""
-    try:
-        stored = codec.loads(codec.dumps(value)) if validate is None else validate(value)
-    except RecursionError:
-        raise limits.too_deep(what) from None
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{what} is not JSON: {exc}") from None
-    limits.check_json(stored, what)
-    text = codec.dumps(stored)
-    if len(text) > max_bytes:
-        raise InvalidInput(codec.too_large(what, len(text), max_bytes))
-    return text

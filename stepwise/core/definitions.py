@@ -24,6 +24,7 @@ from typing_extensions import TypeVar as TypeVarWithDefault
 
 from stepwise.backends.base import ConcurrencyLimit
 from stepwise.core import codec, cron, limits
+from stepwise.core.children import ChildCall
 from stepwise.core.context import WorkflowContext
 from stepwise.core.retry import RetryPolicy
 from stepwise.errors import InvalidArgument, InvalidInput
@@ -164,3 +165,41 @@ def declared_input(fn: Callable[..., Any]) -> codec.Declared | None:
     declared = codec.declared_type(args[0]) if args else None
     _declared_inputs[fn] = declared
     return declared
+
+
+def stored_input(
+    name: str, definition: WorkflowDefinition[Any, Any] | None, value: Any, max_bytes: int
+) -> str:
+    """``value`` as the JSON text a run stores: validated by the definition's model when the
+    caller knows it, and refused when no worker could decode it or no backend store it."""
+    validate = None if definition is None else definition.validate_input
+    return stored_json(f"input of workflow {name!r}", value, max_bytes, validate)
+
+
+def stored_json(
+    what: str, value: Any, max_bytes: int, validate: Callable[[Any], Any] | None = None
+) -> str:
+    """``value`` as stored JSON text (``validate``d first when given), or ``InvalidInput``
+    naming ``what``: not JSON, too deep, holding NUL, over ``max_bytes``."""
+    try:
+        stored = codec.loads(codec.dumps(value)) if validate is None else validate(value)
+    except RecursionError:
+        raise limits.too_deep(what) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{what} is not JSON: {exc}") from None
+    limits.check_json(stored, what)
+    text = codec.dumps(stored)
+    if len(text) > max_bytes:
+        raise InvalidInput(codec.too_large(what, len(text), max_bytes))
+    return text
+
+
+def child_call(workflow: object, value: Any, max_bytes: int) -> ChildCall:
+    """A child run to start (``ctx.step.run_workflow``), checked before any step key is taken:
+    given the workflow object, the input is validated by its declared type and the output
+    decoded to its own; given a name, both are plain JSON."""
+    if isinstance(workflow, WorkflowDefinition):
+        text = stored_input(workflow.name, workflow, value, max_bytes)
+        return ChildCall(workflow.name, workflow.version, text, workflow.output_type)
+    name = checked_name(workflow)
+    return ChildCall(name, None, stored_input(name, None, value, max_bytes), None)

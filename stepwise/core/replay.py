@@ -31,8 +31,9 @@ from stepwise.backends.base import (
     WriteOp,
 )
 from stepwise.core import codec, divergence, runlog, tracebacks
+from stepwise.core.children import ChildCall
 from stepwise.core.context import WorkflowContext
-from stepwise.core.definitions import WorkflowDefinition
+from stepwise.core.definitions import WorkflowDefinition, child_call
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal, LeaseLost
 from stepwise.core.lease import Lease
@@ -144,6 +145,9 @@ class Execution:
         if self._stop is Stop.NONE:
             self._stop = Stop.SUSPEND
         raise Interrupt(Stop.SUSPEND.value)
+
+    def child_call(self, workflow: object, value: Any) -> ChildCall:
+        return child_call(workflow, value, self.journal.max_payload_bytes)
 
     @contextlib.contextmanager
     def tracking(self) -> Iterator[None]:

@@ -40,8 +40,7 @@ from stepwise.backends.base import (
     StepStatus,
 )
 from stepwise.core import calls, codec, limits, runlog
-from stepwise.core.children import NEVER, ChildCall, ChildHandle, Children
-from stepwise.core.definitions import InT, OutT, WorkflowDefinition
+from stepwise.core.children import NEVER, ChildCall, ChildHandle, Children, ChildWorkflow
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal
 from stepwise.core.retry import DEFAULT_STEP_RETRY, RetryPolicy
@@ -181,6 +180,10 @@ class StepHost(Protocol):
     def tracking(self) -> AbstractContextManager[None]:
         """Mark the current task as a step in flight while inside."""
 
+    def child_call(self, workflow: object, value: Any) -> ChildCall:
+        """The child run ``workflow`` (a definition or a name) with input ``value`` would be
+        (``definitions.child_call``); raises what the call did wrong."""
+
 
 class StepApi:
     """``ctx.step.run(name, fn, *args)`` and ``ctx.step.sleep(name, duration)``."""
@@ -262,14 +265,32 @@ class StepApi:
         self._unawaited.clear()
         return keys
 
+    @overload
     def run_workflow(
         self,
-        workflow: WorkflowDefinition[InT, OutT] | str,
+        workflow: ChildWorkflow[T],
+        input: Any = None,
+        *,
+        name: str | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Awaitable[T]: ...
+    @overload
+    def run_workflow(
+        self,
+        workflow: str,
+        input: Any = None,
+        *,
+        name: str | None = None,
+        timeout: float | timedelta | None = None,
+    ) -> Awaitable[Any]: ...
+    def run_workflow(
+        self,
+        workflow: ChildWorkflow[T] | str,
         input: Any = None,  # noqa: A002 - mirrors ctx.input
         *,
         name: str | None = None,
         timeout: float | timedelta | None = None,
-    ) -> Awaitable[OutT]:
+    ) -> Awaitable[T]:
         """Start a run of ``workflow`` (the object, or its name) with ``input`` as a child of
         this run, once, and return its output. A step: ``name`` (the workflow's name by
         default) is its memo key, so a replay never starts a second child. While the child
@@ -280,33 +301,49 @@ class StepApi:
         key, call, seconds = self._child_call(workflow, input, name, timeout)
         step = self._child(key, call, seconds, wait=True)
         self._unawaited[key] = step
-        return cast(Awaitable[OutT], step)
+        return cast(Awaitable[T], step)
 
+    @overload
     def start_workflow(
         self,
-        workflow: WorkflowDefinition[InT, OutT] | str,
+        workflow: ChildWorkflow[T],
+        input: Any = None,
+        *,
+        name: str | None = None,
+    ) -> Awaitable[ChildHandle[T]]: ...
+    @overload
+    def start_workflow(
+        self,
+        workflow: str,
+        input: Any = None,
+        *,
+        name: str | None = None,
+    ) -> Awaitable[ChildHandle[Any]]: ...
+    def start_workflow(
+        self,
+        workflow: ChildWorkflow[T] | str,
         input: Any = None,  # noqa: A002 - mirrors ctx.input
         *,
         name: str | None = None,
-    ) -> Awaitable[ChildHandle[OutT]]:
+    ) -> Awaitable[ChildHandle[T]]:
         """Start a child run like ``run_workflow`` without waiting for it: the handle's
         ``id`` names the child, and ``await handle.result()`` waits for its output durably
         (the same step: a replay returns the stored output)."""
         key, call, _ = self._child_call(workflow, input, name, None)
         step = self._child(key, call, None, wait=False)
         self._unawaited[key] = step
-        return cast(Awaitable[ChildHandle[OutT]], step)
+        return cast(Awaitable[ChildHandle[T]], step)
 
     def _child_call(
         self,
-        workflow: WorkflowDefinition[Any, Any] | str,
+        workflow: ChildWorkflow[Any] | str,
         value: Any,
         name: str | None,
         timeout: float | timedelta | None,
     ) -> tuple[str, ChildCall, float | None]:
         """The memo key, the checked call and the timeout in seconds of a child step."""
         _refuse_nested(name if name is not None else workflow)
-        call = Children.call(workflow, value, self._ex.journal.max_payload_bytes)
+        call = self._ex.child_call(workflow, value)
         label = name if name is not None else call.workflow
         seconds = None if timeout is None else limits.seconds(timeout, f"timeout of {label!r}")
         return self._keys.next(label), call, seconds
