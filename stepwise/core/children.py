@@ -14,44 +14,66 @@ completed with the child's output, or failed (``ChildWorkflowFailed``, ``ChildWo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, cast
+from typing import Any, Generic, NoReturn, Protocol, TypeVar, cast
 
 from stepwise.backends.base import NewChild, NewRun, StepFinished, StepRecord, StepStatus
-from stepwise.core import codec, limits
-from stepwise.core.definitions import InT, OutT, WorkflowDefinition, checked_name
-from stepwise.errors import ChildWorkflowFailed, ChildWorkflowTimeout, InvalidInput
+from stepwise.core import codec
+from stepwise.core.events import ExecutionListener
+from stepwise.core.journal import Journal
+from stepwise.errors import ChildWorkflowFailed, ChildWorkflowTimeout
 
-if TYPE_CHECKING:
-    from stepwise.core.steps import StepHost
+OutT = TypeVar("OutT")
+OutT_co = TypeVar("OutT_co", covariant=True)
 
 NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 """The wake time of a wait without a timeout (a child's end, a signal): only what the run
 waits for makes it due."""
 
 
-def stored_input(
-    name: str, definition: WorkflowDefinition[Any, Any] | None, value: Any, max_bytes: int
-) -> str:
-    """``value`` as the JSON text a run stores: validated by the definition's model when the
-    caller knows it, and refused when no worker could decode it or no backend store it."""
-    what = f"input of workflow {name!r}"
-    try:
-        if definition is not None:
-            stored = definition.validate_input(value)
-        else:
-            stored = codec.loads(codec.dumps(value))
-    except RecursionError:
-        raise limits.too_deep(what) from None
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{what} is not JSON: {exc}") from None
-    limits.check_json(stored, what)
-    text = codec.dumps(stored)
-    if len(text) > max_bytes:
-        raise InvalidInput(codec.too_large(what, len(text), max_bytes))
-    return text
+class ChildWorkflow(Protocol[OutT_co]):
+    """What ``run_workflow`` takes besides a name: a workflow (``@workflow``), whose function's
+    return type is the type of the child's output."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def fn(self) -> Callable[..., Coroutine[Any, Any, OutT_co]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChildCall:
+    """A child to start, checked at the call (``definitions.child_call``): its workflow and
+    version, its input as stored, and the type its output is decoded to (None: plain JSON)."""
+
+    workflow: str
+    version: str | None
+    input: str
+    declared: codec.Declared | None
+
+
+class ChildHost(Protocol):
+    """What child steps need from the execution they run in (``replay.Execution``)."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def memo(self) -> Mapping[str, StepRecord]: ...
+    @property
+    def journal(self) -> Journal: ...
+    @property
+    def listener(self) -> ExecutionListener: ...
+
+    def boundary(self) -> None: ...
+
+    def suspend_until(self, wake_at: datetime) -> NoReturn: ...
+
+    def tracking(self) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,35 +94,13 @@ class ChildHandle(Generic[OutT]):
         return cast(Coroutine[Any, Any, OutT], self._children.wait(self.step, self._declared, None))
 
 
-@dataclass(frozen=True, slots=True)
-class ChildCall:
-    """A child to start, checked at the call (``Children.call``)."""
-
-    workflow: str
-    version: str | None
-    input: str
-    declared: codec.Declared | None
-
-
 class Children:
     """The child steps of one execution (``StepApi`` hands its calls here)."""
 
-    def __init__(self, host: StepHost) -> None:
+    def __init__(self, host: ChildHost) -> None:
         self._ex = host
         self._started: dict[str, StepRecord] = {}
         """Child steps started by this execution: newer than the claim's memo."""
-
-    @staticmethod
-    def call(
-        workflow: WorkflowDefinition[InT, OutT] | str, value: Any, max_bytes: int
-    ) -> ChildCall:
-        """What to start, checked before any step key is taken: given the workflow object,
-        the input is validated by its declared type and the output decoded to its own."""
-        if isinstance(workflow, WorkflowDefinition):
-            text = stored_input(workflow.name, workflow, value, max_bytes)
-            return ChildCall(workflow.name, workflow.version, text, workflow.output_type)
-        name = checked_name(workflow)
-        return ChildCall(name, None, stored_input(name, None, value, max_bytes), None)
 
     def _step(self, key: str) -> StepRecord | None:
         return self._started.get(key) or self._ex.memo.get(key)
