@@ -21,9 +21,7 @@ def ok(result: object) -> str:
 
 
 def test_runs_logs_and_the_end_of_runs_show(procs: Procs, backend_url: str) -> None:
-    ran = procs.cli(
-        "run", str(FLOWS), "cli-logged", "--input", "{}", "--database-url", backend_url
-    )
+    ran = procs.cli("run", str(FLOWS), "cli-logged", "--input", "{}", "--database-url", backend_url)
     ok(ran)
     run_id = ran.stderr.split("run ", 1)[1].split()[0]
 
