@@ -5,16 +5,19 @@
 loop is stuck, the liveness probe fails, which is what the probe is for.
 
 aiohttp and prometheus_client come with the ``worker`` and ``operator`` extras, not with a
-plain install: a process imports this module only when its health port is set.
+plain install: a process imports this module only when its health port is set. ``start``
+serves any aiohttp app (the dashboard's too, whose extra has no prometheus_client).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 
 async def serve(
@@ -27,6 +30,7 @@ async def serve(
 ) -> web.AppRunner:
     """Start serving; the caller cleans the returned runner up. ``/healthz`` answers ``ok``,
     or the JSON of ``details()``; ``/readyz`` answers 503 while ``ready()`` is false."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     async def healthz(request: web.Request) -> web.Response:
         if details is None:
@@ -47,10 +51,17 @@ async def serve(
     app.add_routes(
         [web.get("/healthz", healthz), web.get("/readyz", readyz), web.get("/metrics", metrics)]
     )
+    return await start(app, [host], port)
+
+
+async def start(app: web.Application, hosts: Sequence[str], port: int) -> web.AppRunner:
+    """Serve ``app`` on ``port`` of each of ``hosts`` from the running loop (the caller's
+    signal handlers stay in place, no access log); the caller cleans the runner up."""
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        for host in hosts:
+            await web.TCPSite(runner, host, port).start()
     except BaseException:
         await runner.cleanup()
         raise

@@ -33,6 +33,15 @@ def execute(work: Coroutine[Any, Any, int]) -> int:
     return code
 
 
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT: how a serving command (worker, dashboard) stops."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 def _closed_pipe() -> int:
     """The reader of our output went away (``stepwise runs list | head``): end quietly, with
     the status of a process killed by SIGPIPE, as ``cat`` would."""

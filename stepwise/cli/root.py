@@ -9,7 +9,7 @@ from importlib import metadata
 
 import click
 
-from stepwise.cli import operator, options, run, runs, schedules, worker
+from stepwise.cli import dashboard, operator, options, run, runs, schedules, worker
 
 DISTRIBUTION = "stepwise-workflows"
 """The distribution that installs the ``stepwise`` package (the name ``stepwise`` on PyPI is
@@ -44,7 +44,7 @@ def stepwise() -> None:
 
 for command in (
     run.run, worker.worker, run.start, runs.runs, schedules.schedules, operator.operator,
-    operator.crds,
+    operator.crds, dashboard.dashboard,
 ):  # fmt: skip
     stepwise.add_command(command)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from typing import TYPE_CHECKING
 
 import click
@@ -113,7 +111,7 @@ def worker(
                 retention=retention,
                 max_log_records=max_log_records,
             )
-            stop = _stop_on_signals()
+            stop = console.stop_on_signals()
             server = None
             if metrics is not None:
                 try:
@@ -144,11 +142,3 @@ def _worker_metrics() -> metrics.Metrics:
             "or --health-port 0"
         ) from None
     return metrics.Metrics()
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
