@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 
-from stepwise.cli import console, follow, options
+from stepwise.cli import console, follow, options, view
 from stepwise.client.client import Client
 from stepwise.core import limits
 from stepwise.core.definitions import checked_name
 from stepwise.core.registry import default_registry
-from stepwise.errors import WaitTimeout
+from stepwise.errors import InvalidArgument, WaitTimeout
 from stepwise.loader import load_app
 
+
+def _aware_time(text: str) -> datetime:
+    """An ISO 8601 time; one that names no zone is local time, as everywhere in the CLI."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        problem = f"{text!r} is not an ISO 8601 time (2026-01-31T08:00, 2026-01-31T08:00Z)"
+        raise InvalidArgument("", problem) from None
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
 WORKFLOW = options.Checked("workflow", checked_name)
+START_AT = options.Checked("time", _aware_time)
+VERSION_HELP = "run this version of the workflow (default: the newest a live worker serves)"
 
 
 @click.command("run")
@@ -82,6 +95,15 @@ def run(
     help="a second start with this key returns the first run",
 )  # fmt: skip
 @options.option("--deadline", type=options.SECONDS, default=None, help="seconds from now")
+@options.option(
+    "--delay", type=options.Duration(), default=None,
+    help="start the run this long from now (10m, 1h30m, or seconds)",
+)  # fmt: skip
+@options.option(
+    "--at", "start_at", type=START_AT, default=None,
+    help="start the run at this ISO 8601 time (local time unless it names its zone)",
+)  # fmt: skip
+@options.option("--workflow-version", "version", type=options.KEY, default=None, help=VERSION_HELP)
 @options.option("--wait", is_flag=True, help="show the run's progress, then print its result")
 @options.option("--timeout", type=options.SECONDS_OR_ZERO, default=None, help="seconds to wait")
 @options.max_payload_bytes
@@ -91,13 +113,17 @@ def start(
     input_: Any,
     idempotency_key: str | None,
     deadline: float | None,
+    delay: float | None,
+    start_at: datetime | None,
+    version: str | None,
     wait: bool,
     timeout: float | None,
     max_payload_bytes: int,
     database_url: str,
     schema: str,
 ) -> int:
-    """Start a run of WORKFLOW (a worker executes it) and print its id."""
+    """Start a run of WORKFLOW (a worker executes it) and print its id; with --delay or --at,
+    the run waits, pending, until then."""
 
     async def work() -> int:
         async with Client.connect(
@@ -108,8 +134,14 @@ def start(
                 input_,
                 idempotency_key=idempotency_key,
                 deadline=timedelta(seconds=deadline) if deadline else None,
+                delay=delay,
+                start_at=start_at,
+                version=version,
             )
             print(started.id)
+            if started.available_at > datetime.now(UTC):
+                when = view.when(started.available_at, datetime.now(UTC))
+                print(f"note: the run starts at {when}", file=sys.stderr)
             reason = await client.waiting_reason(started)
             if reason:
                 print(f"note: {reason}; the run waits until one starts", file=sys.stderr)

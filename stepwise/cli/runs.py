@@ -1,5 +1,5 @@
-"""``stepwise runs …``: list, show, cancel, retry, fork, prune and signal runs. These commands
-never create a database.
+"""``stepwise runs …``: list, count, show, cancel, retry, fork, prune and signal runs. These
+commands never create a database.
 
 Wherever a command takes a RUN_ID, a unique prefix of it will do (``runs show 4b0e6a8e``):
 ``Client.resolve`` finds the run, or says which runs the prefix is ambiguous between.
@@ -22,7 +22,7 @@ MOMENT = options.Moment()
 
 @click.group("runs")
 def runs() -> None:
-    """List, show, cancel, retry, fork, prune and signal runs."""
+    """List, count, show, cancel, retry, fork, prune and signal runs."""
 
 
 @runs.command("list")
@@ -37,8 +37,11 @@ def runs() -> None:
 )  # fmt: skip
 @options.option("--until", type=MOMENT, default=None, help="only runs created before this")
 @options.option(
-    "--limit", type=options.Count(limits.MAX_LIST_LIMIT), default=50, help="at most this many"
-)
+    "--limit", type=options.Count(limits.MAX_LIST_LIMIT), default=50,
+    help="at most this many (a page)",
+)  # fmt: skip
+@options.option("--cursor", default=None, help="the page after the one that printed this cursor")
+@options.option("--all", "every", is_flag=True, help="every page, not only the first")
 @options.option("--json", "as_json", is_flag=True, help="print a JSON list instead of a table")
 @options.database
 def list_(
@@ -47,33 +50,47 @@ def list_(
     since: datetime | None,
     until: datetime | None,
     limit: int,
+    cursor: str | None,
+    every: bool,
     as_json: bool,
     database_url: str,
     schema: str,
 ) -> int:
-    """List runs, newest first."""
+    """List runs, newest first, a page at a time: a page that has a next one says so on
+    stderr, with the --cursor that lists it (--all lists every page)."""
 
     async def work() -> int:
         async with Client.connect(database_url, schema=schema, create=False) as client:
-            found = await client.list(
-                workflow=workflow,
-                status=[RunStatus(s) for s in statuses],
-                limit=limit,
-                since=since,
-                until=until,
-            )
+            found: list[Run] = []
+            after = cursor
+            while True:
+                page = await client.list(
+                    workflow=workflow,
+                    status=[RunStatus(s) for s in statuses],
+                    limit=limit,
+                    since=since,
+                    until=until,
+                    cursor=after,
+                )
+                found += page
+                after = page.next_cursor
+                if after is None or not every:
+                    break
+        if after is not None:
+            print(f"more runs: stepwise runs list --cursor {after}", file=sys.stderr)
         if as_json:
             console.print_json([_listed(run) for run in found])
             return 0
         if not found:
             print("no runs found", file=sys.stderr)  # stdout stays empty for scripts
             return 0
+        now = datetime.now(UTC)
         rows = [("ID", "WORKFLOW", "STATUS", "CREATED", "DURATION")]
         rows += [
             (
                 run.id,
-                run.workflow,
-                run.status.value + (f" ({run.attempt})" if run.attempt > 1 else ""),
+                run.workflow + (f" (version {run.version})" if run.version else ""),
+                _status(run, now),
                 view.stamp(run.created_at),
                 view.duration(view.seconds_between(run.started_at, run.finished_at)),
             )
@@ -87,16 +104,59 @@ def list_(
     return console.execute(work())
 
 
+def _status(run: Run, now: datetime) -> str:
+    """The status column: the attempt after a retry, and when a delayed run starts."""
+    shown = run.status.value + (f" ({run.attempt})" if run.attempt > 1 else "")
+    if run.status is RunStatus.PENDING and run.available_at > now:
+        shown += f", starts {view.stamp(run.available_at)}"
+    return shown
+
+
 def _listed(run: Run) -> dict[str, object]:
     return {
         "id": run.id,
         "workflow": run.workflow,
+        "version": run.version,
         "status": run.status.value,
         "attempt": run.attempt,
         "created_at": run.created_at.isoformat(),
+        "available_at": run.available_at.isoformat(),
         "started_at": run.started_at.isoformat() if run.started_at else None,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
     }
+
+
+@runs.command("count")
+@options.option("--workflow", default=None, help="only runs of this workflow")
+@options.option(
+    "--status", "statuses", type=click.Choice([s.value for s in RunStatus]), multiple=True,
+    help="only runs in this status (repeatable)",
+)  # fmt: skip
+@options.option("--since", type=MOMENT, default=None, help="only runs created at or after this")
+@options.option("--until", type=MOMENT, default=None, help="only runs created before this")
+@options.database
+def count(
+    workflow: str | None,
+    statuses: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    database_url: str,
+    schema: str,
+) -> int:
+    """Print how many runs there are (of a workflow, in some statuses, created in a window)."""
+
+    async def work() -> int:
+        async with Client.connect(database_url, schema=schema, create=False) as client:
+            found = await client.count(
+                workflow=workflow,
+                status=[RunStatus(s) for s in statuses],
+                since=since,
+                until=until,
+            )
+        print(found)
+        return 0
+
+    return console.execute(work())
 
 
 @runs.command("show")
