@@ -12,8 +12,8 @@ import logging
 from typing import Any
 
 from stepwise.backends.base import LogEntry
-from stepwise.cli import view
 from stepwise.client.client import Client
+from stepwise.core import runlog
 
 PAGE = 500
 LOOK_EVERY = 1.0
@@ -22,13 +22,9 @@ TAIL = 10
 """The lines ``runs show`` ends with."""
 
 
-def line(entry: LogEntry) -> str:
-    """``2026-01-31 08:00:01 INFO    [charge #2] message``: the step (and its attempt past the
-    first) or ``[workflow]`` for the body."""
-    where = "workflow" if entry.step is None else entry.step
-    if entry.step is not None and (entry.attempt or 1) > 1:
-        where += f" #{entry.attempt}"
-    return f"{view.stamp(entry.at)} {logging.getLevelName(entry.level):<7} [{where}] {entry.text}"
+async def tail(client: Client, run_id: str) -> list[str]:
+    """The lines ``runs show`` ends with."""
+    return [runlog.render(e) for e in await client.log_tail(run_id, TAIL)]
 
 
 def document(entry: LogEntry) -> dict[str, Any]:
@@ -54,7 +50,7 @@ async def show(client: Client, run_id: str, *, follow: bool, as_json: bool) -> N
             while True:
                 found = await client.logs(run_id, after=after, limit=PAGE)
                 for entry in found:
-                    text = json.dumps(document(entry)) if as_json else line(entry)
+                    text = json.dumps(document(entry)) if as_json else runlog.render(entry)
                     print(text, flush=True)
                 if found:
                     after = found[-1].seq

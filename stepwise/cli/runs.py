@@ -175,7 +175,7 @@ def show(run_id: str, as_json: bool, database_url: str, schema: str) -> int:
                 steps=await client.steps(run.id),
                 attempts=await client.attempts(run.id),
                 waiting=await client.waiting_reason(run),
-                logs=[runlogs.line(e) for e in await client.log_tail(run.id, runlogs.TAIL)],
+                logs=await runlogs.tail(client, run.id),
             )
         if as_json:
             console.print_json(view.document(shown))

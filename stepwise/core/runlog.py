@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from stepwise.backends.base import LogLine
+from stepwise.backends.base import LogEntry, LogLine
 from stepwise.core import limits
 
 if TYPE_CHECKING:
@@ -172,6 +172,16 @@ def capture(level: int = logging.INFO) -> None:
     own = logging.getLogger(LOGGER_NAME)
     if own.level == logging.NOTSET or own.level > level:
         own.setLevel(level)
+
+
+def render(entry: LogEntry) -> str:
+    """``2026-01-31 08:00:01 INFO    [charge #2] message`` (UTC): the step, with its attempt
+    past the first, or ``[workflow]`` for the body."""
+    where = "workflow" if entry.step is None else entry.step
+    if entry.step is not None and (entry.attempt or 1) > 1:
+        where += f" #{entry.attempt}"
+    level = logging.getLevelName(entry.level)
+    return f"{entry.at:%Y-%m-%d %H:%M:%S} {level:<7} [{where}] {entry.text}"
 
 
 def max_records(value: int) -> int:

@@ -308,6 +308,7 @@ class Mirror:
             return  # the create handler has not started it yet; it marks it when it has
         record, steps = stored
         reason = await self.client.waiting_reason(record)
+        logs = await self.client.log_tail(record.id, status_mod.LOG_TAIL_LINES)
         self.refreshes += 1
         new = status_mod.build(
             record,
@@ -316,6 +317,7 @@ class Mirror:
             generation=tracked.generation,
             waiting_reason=reason,
             now=datetime.now(UTC),
+            logs=logs,
         )
         if tracked.retried is not None:
             new["retryRequest"] = tracked.retried

@@ -179,6 +179,11 @@ class WorkflowRunStatus(_Model):
     output_preview: str | None = None
     error: RunError | None = None
     message: str | None = Field(default=None, description="What is happening, in one line.")
+    log_tail: list[str] | None = Field(
+        default=None,
+        description="The last lines the run logged (ctx.log, logging inside its steps), each "
+        "cut to a line; all of them: stepwise runs logs RUN_ID.",
+    )
     conditions: list[Condition] | None = Field(
         default=None,
         description="Finished and Succeeded (Job style), WorkerAvailable (False while no live "

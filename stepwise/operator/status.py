@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from stepwise.backends.base import RunRecord, RunStatus, StepRecord, StepStatus
+from stepwise.backends.base import LogEntry, RunRecord, RunStatus, StepRecord, StepStatus
 from stepwise.client.client import SLOT_WAIT
-from stepwise.core import tracebacks
+from stepwise.core import runlog, tracebacks
 from stepwise.operator.models import (
     Condition,
     ConditionStatus,
@@ -36,6 +36,8 @@ MAX_ERROR_CHARS = 1024
 MAX_STEP_ERROR_CHARS = 256
 MAX_MESSAGE_CHARS = 256
 MAX_NAMED_STEPS = 3
+LOG_TAIL_LINES = 10
+MAX_LOG_LINE_CHARS = 200
 
 PHASES = {
     RunStatus.PENDING: Phase.PENDING,
@@ -67,12 +69,14 @@ def build(
     generation: int | None,
     waiting_reason: str | None,
     now: datetime,
+    logs: Sequence[LogEntry] = (),
 ) -> dict[str, Any]:
     """The status of a resource whose run is ``run``, as the JSON the API server stores.
 
     ``previous`` is the status the resource has now (condition times carry over from it),
     ``waiting_reason`` what ``Client.waiting_reason`` said about a pending run, ``now`` the
-    time a condition that changes now gets.
+    time a condition that changes now gets, ``logs`` the run's last log lines (the last
+    ``LOG_TAIL_LINES`` are shown, each its first line, cut to ``MAX_LOG_LINE_CHARS``).
     """
     phase = PHASES[run.status]
     counts = StepCounts(
@@ -129,9 +133,16 @@ def build(
             now=now,
         ),
         observed_generation=generation,
+        log_tail=log_tail(logs) or None,
     )
     dumped: dict[str, Any] = status.model_dump(mode="json", by_alias=True, exclude_none=True)
     return dumped
+
+
+def log_tail(logs: Sequence[LogEntry]) -> list[str]:
+    """What ``kubectl describe`` shows of the run's log: one line per record, the last ones."""
+    lines = [runlog.render(entry).splitlines()[0] for entry in logs[-LOG_TAIL_LINES:]]
+    return [_cap(line, MAX_LOG_LINE_CHARS) for line in lines]
 
 
 def _divergence(stored: str | None) -> str | None:
