@@ -63,6 +63,8 @@ def document(shown: Shown) -> dict[str, Any]:
         "idempotency_key": run.idempotency_key,
         "forked_from": run.forked_from,
         "scheduled_at": _iso(run.scheduled_at),
+        "parent_id": run.parent_id,
+        "parent_step": run.parent_step,
         "waiting": shown.waiting,
         "attempts": [
             {
@@ -85,6 +87,7 @@ def document(shown: Shown) -> dict[str, Any]:
                 "wake_at": _iso(s.wake_at),
                 "output": s.output,
                 "error": s.error,
+                "child_id": s.child_id,
             }
             for s in shown.steps
         ],
@@ -112,6 +115,7 @@ def render(shown: Shown, now: datetime) -> str:
         ("deadline", stamp(run.deadline_at) if run.deadline_at else None),
         ("claims", _claims(run)),
         ("forked from", run.forked_from),
+        ("parent", f"{run.parent_id} (step {run.parent_step})" if run.parent_id else None),
         ("scheduled", stamp(run.scheduled_at) if run.scheduled_at else None),
         ("input", cut(run.input)),
         ("output", cut(run.output) if run.output is not None else None),
@@ -151,6 +155,11 @@ def _table(steps: Sequence[Step], now: datetime) -> list[str]:
 def _outcome(step: Step, now: datetime) -> str:
     if step.error is not None:
         return tracebacks.one_line(step.error, limit=OUTPUT_WIDTH * 2)
+    if step.child_id is not None and step.status is not StepStatus.COMPLETED:
+        waits = step.status is StepStatus.SLEEPING and step.wake_at is not None
+        return f"{'waits for' if waits else 'started'} child run {step.child_id}"
+    if step.child_id is not None:
+        return cut(step.output)
     if step.status is StepStatus.SLEEPING and step.wake_at is not None:
         return f"wakes {when(step.wake_at, now)}"
     if step.wake_at is not None:
