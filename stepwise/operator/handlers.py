@@ -74,6 +74,9 @@ async def observe(
 async def start_run(
     body: kopf.Body, spec: kopf.Spec, meta: kopf.Meta, uid: str, memo: OperatorState, **_: Any
 ) -> None:
+    if models.RUN_ID_ANNOTATION in meta.annotations:
+        memo.mirror.mark(uid)  # a child run's resource: its parent's step started the run
+        return
     parsed = models.WorkflowRunSpec.model_validate(dict(spec))
     created = datetime.fromisoformat(str(meta["creationTimestamp"]))
     client = memo.client
@@ -105,19 +108,24 @@ async def start_run(
 
 
 @kopf.on.delete(*RESOURCE, registry=registry)
-async def cancel_run(body: kopf.Body, uid: str, memo: OperatorState, **_: Any) -> None:
+async def cancel_run(
+    body: kopf.Body, meta: kopf.Meta, uid: str, memo: OperatorState, **_: Any
+) -> None:
+    """Cancel the run; its children's runs with it (their WorkflowRuns, which this one owns,
+    are then deleted by Kubernetes' garbage collector)."""
     client = memo.client
+    run_id = meta.annotations.get(models.RUN_ID_ANNOTATION, uid)
     try:
-        found = await client.find(uid)
+        found = await client.find(run_id)
         if found is None or found.finished:
             return
-        run = await client.cancel(uid)
+        run = await client.cancel(run_id)
     except DatabaseUnavailable as exc:
         raise kopf.TemporaryError(str(exc), delay=DATABASE_RETRY_DELAY) from exc
     if run.status is RunStatus.CANCELED:
         memo.mirror.announce(
             ref_of(body),
             reason="Canceled",
-            message=f"canceled run {uid}: the WorkflowRun was deleted",
+            message=f"canceled run {run_id}: the WorkflowRun was deleted",
             warning=False,
         )

@@ -14,7 +14,9 @@ One task serves the whole operator (a kopf daemon per resource would be thousand
   and how status catches up after the operator was down;
 * a finished resource with ``ttlSecondsAfterFinished`` is deleted when its time comes;
 * a new value of the ``stepwise.dev/retry`` annotation retries the run, once per value: the
-  value handled is kept in the status (``retryRequest``), so a restart does not act again.
+  value handled is kept in the status (``retryRequest``), so a restart does not act again;
+* a child run that a run's step started gets a WorkflowRun of its own, owned by the parent's
+  (``children``): it mirrors that run (``stepwise.dev/run-id``) instead of its uid.
 
 The status the mirror last wrote is kept per resource, so "changed" is decided without asking
 the API server; the mirror is the only writer of the status (kopf's bookkeeping lives in
@@ -31,16 +33,18 @@ import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from stepwise.backends.base import StepRecord
 from stepwise.backoff import Backoff
 from stepwise.client.client import Client
 from stepwise.errors import RunNotFound, RunNotRetryable, StepwiseError
+from stepwise.operator import children
 from stepwise.operator import status as status_mod
 from stepwise.operator.kubeapi import KubeApi, KubeError, NotFound, ObjectRef
-from stepwise.operator.models import RETRY_ANNOTATION, Phase
+from stepwise.operator.models import RETRY_ANNOTATION, RUN_ID_ANNOTATION, Phase
 
 log = logging.getLogger("stepwise.operator")
 
@@ -75,6 +79,10 @@ class Tracked:
     """The value of the retry annotation, as last seen."""
     retried: str | None = None
     """The value of the retry annotation last acted on (the status' ``retryRequest``)."""
+    run_id: str = ""
+    """The run mirrored: the uid, or a child run's id (``stepwise.dev/run-id``)."""
+    children: set[str] = field(default_factory=set)
+    """The child runs whose WorkflowRuns this operator created (or found) since it started."""
 
     @property
     def retry_wanted(self) -> bool:
@@ -136,6 +144,8 @@ class Mirror:
         self.resync_interval = resync_interval
         self._limit = asyncio.Semaphore(concurrency)
         self._tracked: dict[str, Tracked] = {}
+        self._uids: dict[str, str] = {}
+        """Run id → uid of the resources whose run id is not their uid (children's)."""
         self._due = _Timeline()
         """When marked resources are refreshed."""
         self._last: dict[str, float] = {}
@@ -166,7 +176,10 @@ class Mirror:
                 generation=meta.get("generation"),
                 ttl=spec.get("ttlSecondsAfterFinished"),
                 status=copy.deepcopy(dict(body.get("status") or {})),
+                run_id=(meta.get("annotations") or {}).get(RUN_ID_ANNOTATION, uid),
             )
+            if tracked.run_id != uid:
+                self._uids[tracked.run_id] = uid
             tracked.retried = tracked.status.get("retryRequest")
             self._tracked[uid] = tracked
             if tracked.status.get("runId") and not tracked.finished:
@@ -181,14 +194,18 @@ class Mirror:
 
     def forget(self, uid: str) -> None:
         """The resource is gone."""
-        self._tracked.pop(uid, None)
+        tracked = self._tracked.pop(uid, None)
+        if tracked is not None:
+            self._uids.pop(tracked.run_id, None)
         self._due.discard(uid)
         self._expiry.discard(uid)
         self._last.pop(uid, None)
 
     def mark(self, uid: str, *, delay: float = 0.0) -> None:
-        """Refresh this resource in ``delay`` seconds, or ``min_interval`` after its last
-        refresh if that is later; a resource already marked keeps its time."""
+        """Refresh this resource (named by its uid or by the id of its run) in ``delay``
+        seconds, or ``min_interval`` after its last refresh if that is later; a resource
+        already marked keeps its time."""
+        uid = self._uids.get(uid, uid)
         if uid not in self._tracked or uid in self._due:
             return
         at = time.monotonic() + delay
@@ -303,10 +320,11 @@ class Mirror:
             return
         if tracked.retry_wanted:
             await self._retry(tracked)
-        stored = await self.client.stored(uid)
+        stored = await self.client.stored(tracked.run_id)
         if stored is None:
             return  # the create handler has not started it yet; it marks it when it has
         record, steps = stored
+        await self._adopt_children(tracked, steps)
         reason = await self.client.waiting_reason(record)
         logs = await self.client.log_tail(record.id, status_mod.LOG_TAIL_LINES)
         self.refreshes += 1
@@ -339,7 +357,7 @@ class Mirror:
         value, uid = tracked.retry, tracked.ref.uid
         why = f"{RETRY_ANNOTATION}={value}"
         try:
-            run = await self.client.retry(uid)
+            run = await self.client.retry(tracked.run_id)
         except (RunNotRetryable, RunNotFound) as exc:
             self.announce(tracked.ref, reason="RetryRefused", message=f"{why}: {exc}", warning=True)
         else:
@@ -348,6 +366,23 @@ class Mirror:
             self.announce(tracked.ref, reason="Retried", message=message, warning=False)
             self._expiry.discard(uid)
         tracked.retried = value
+
+    async def _adopt_children(self, tracked: Tracked, steps: list[StepRecord]) -> None:
+        """Give each child run that a step of this run started a WorkflowRun of its own, owned
+        by this one: ``kubectl get wfr`` lists it, and deleting this one deletes it. Created
+        once (by name: a restarted operator finds it there)."""
+        for step in steps:
+            if step.child_id is None or step.child_id in tracked.children:
+                continue
+            child = await self.client.find(step.child_id)
+            if child is None:
+                continue  # pruned already
+            body = children.resource(tracked.ref, child)
+            if await self.kube.create(tracked.ref.namespace, body):
+                log.info(
+                    "created WorkflowRun %s for child run %s", body["metadata"]["name"], child.id
+                )
+            tracked.children.add(step.child_id)
 
     def _schedule_expiry(self, tracked: Tracked) -> None:
         uid = tracked.ref.uid

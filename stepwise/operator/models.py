@@ -30,6 +30,11 @@ SHORT_NAMES = ("wfr",)
 CATEGORIES = ("stepwise",)
 RETRY_ANNOTATION = f"{GROUP}/retry"
 """Set it (to a new value each time, e.g. ``$(date +%s)``) to retry a failed or canceled run."""
+RUN_ID_ANNOTATION = f"{GROUP}/run-id"
+"""On the WorkflowRun of a child run: the run it mirrors, which its parent's step started (the
+operator starts none for it)."""
+PARENT_LABEL = f"{GROUP}/parent"
+"""On the WorkflowRun of a child run: the name of its parent's WorkflowRun, its owner."""
 
 SPEC_IMMUTABLE_MESSAGE = "spec is immutable; create a new WorkflowRun"
 

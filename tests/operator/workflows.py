@@ -63,6 +63,23 @@ async def downstream(ctx: WorkflowContext[Any]) -> str:
     return f"{prepared}, {await ctx.step.run('call', call, retry=NO_RETRY)}"
 
 
+@workflow("family-child")
+async def family_child(ctx: WorkflowContext[Any]) -> str:
+    """Sleeps ``input["sleep"]`` seconds (durably), then returns ``input["echo"]``."""
+    await ctx.step.sleep("nap", ctx.input.get("sleep", 0))
+    return str(ctx.input["echo"])
+
+
+@workflow("family")
+async def family(ctx: WorkflowContext[Any]) -> list[str]:
+    """One ``family-child`` per entry of ``input["children"]``; their outputs in order."""
+    children = (
+        ctx.step.run_workflow(family_child, child, name=f"child-{n}")
+        for n, child in enumerate(ctx.input["children"])
+    )
+    return list(await asyncio.gather(*children))
+
+
 @workflow("big-output")
 async def big_output(ctx: WorkflowContext[Any]) -> str:
     return await ctx.step.run("make", lambda: "x" * ctx.input["size"])
