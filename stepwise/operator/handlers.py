@@ -90,6 +90,7 @@ async def start_run(
                 run_id=uid,
                 idempotency_key=idempotency_key(uid),
                 deadline=parsed.deadline_after(created),
+                start_at=parsed.start_after(created),
                 version=parsed.version,
                 scheduled_at=scheduled_at(meta),
             )

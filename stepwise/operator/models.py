@@ -12,7 +12,7 @@ import enum
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from stepwise.core.definitions import NAME_PATTERN
@@ -37,6 +37,7 @@ PARENT_LABEL = f"{GROUP}/parent"
 """On the WorkflowRun of a child run: the name of its parent's WorkflowRun, its owner."""
 
 SPEC_IMMUTABLE_MESSAGE = "spec is immutable; create a new WorkflowRun"
+START_MESSAGE = "give startAt or delay, not both"
 
 
 class _Model(BaseModel):
@@ -81,13 +82,45 @@ class WorkflowRunSpec(_Model):
         ge=0,
         description="Delete the WorkflowRun this many seconds after its run finished.",
     )
+    start_at: datetime | None = Field(
+        default=None,
+        description=(
+            "Start the run at this time (RFC 3339, like 2026-01-31T08:00:00Z); until then it "
+            "is Pending and no worker takes it. Not with delay."
+        ),
+    )
+    delay: str | None = Field(
+        default=None,
+        max_length=64,
+        description=(
+            "Start the run this long after the resource's creation, like 90s, 10m or 1h30m; "
+            "until then it is Pending and no worker takes it. Not with startAt."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": f"self.matches('{DURATION_PATTERN}')", "message": DURATION_MESSAGE}
+            ]
+        },
+    )
 
-    @field_validator("deadline")
+    @field_validator("deadline", "delay")
     @classmethod
-    def _check_deadline(cls, value: str | None) -> str | None:
+    def _check_duration(cls, value: str | None) -> str | None:
         if value is not None:
             parse_duration(value)
         return value
+
+    @model_validator(mode="after")
+    def _one_start(self) -> WorkflowRunSpec:
+        if self.start_at is not None and self.delay is not None:
+            raise ValueError(START_MESSAGE)
+        return self
+
+    def start_after(self, created: datetime) -> datetime | None:
+        """When the run of a resource created at ``created`` starts (None: at once)."""
+        if self.delay is not None:
+            return created + parse_duration(self.delay)
+        return self.start_at
 
     def deadline_after(self, created: datetime) -> datetime | None:
         """The absolute deadline of a run whose resource was created at ``created``."""
@@ -184,6 +217,9 @@ class WorkflowRunStatus(_Model):
     output_preview: str | None = None
     error: RunError | None = None
     message: str | None = Field(default=None, description="What is happening, in one line.")
+    start_at: datetime | None = Field(
+        default=None, description="When a run that has not started yet is due to start."
+    )
     log_tail: list[str] | None = Field(
         default=None,
         description="The last lines the run logged (ctx.log, logging inside its steps), each "
@@ -216,7 +252,8 @@ class WorkflowRun(_Model):
     spec: WorkflowRunSpec = Field(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "self == oldSelf", "message": SPEC_IMMUTABLE_MESSAGE}
+                {"rule": "self == oldSelf", "message": SPEC_IMMUTABLE_MESSAGE},
+                {"rule": "!(has(self.startAt) && has(self.delay))", "message": START_MESSAGE},
             ]
         }
     )

@@ -79,6 +79,7 @@ def build(
     ``LOG_TAIL_LINES`` are shown, each its first line, cut to ``MAX_LOG_LINE_CHARS``).
     """
     phase = PHASES[run.status]
+    scheduled = run.available_at if phase is Phase.PENDING and run.available_at > now else None
     counts = StepCounts(
         started=len(steps),
         completed=_count(steps, StepStatus.COMPLETED),
@@ -101,6 +102,7 @@ def build(
         started_at=_seconds(run.started_at),
         finished_at=_seconds(run.finished_at) if phase.finished else None,
         deadline_at=_seconds(run.deadline_at),
+        start_at=_seconds(scheduled),
         duration=(
             format_duration(run.finished_at - run.started_at)
             if phase.finished and run.started_at and run.finished_at
@@ -119,6 +121,7 @@ def build(
                 waiting_reason,
                 truncated,
                 document=_decode_error(run.error) if run.error else {},
+                scheduled=scheduled,
             ),
             MAX_MESSAGE_CHARS,
         ),
@@ -231,10 +234,14 @@ def message(
     truncated: bool,
     *,
     document: Mapping[str, Any] | None = None,
+    scheduled: datetime | None = None,
 ) -> str:
     """The one line that ``kubectl get wfr -o wide`` shows; a failure ends with where in the
-    user's code it happened, taken from the stored error ``document``."""
+    user's code it happened, taken from the stored error ``document``; a run that waits for
+    its start time (``scheduled``) says when it starts."""
     if phase is Phase.PENDING:
+        if scheduled is not None:
+            return f"scheduled to start at {scheduled:%Y-%m-%dT%H:%M:%SZ}"
         if waiting_reason:
             return waiting_reason
         if run.attempt > 1 and error is not None:

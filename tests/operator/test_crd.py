@@ -98,7 +98,8 @@ def test_shape_of_the_definition() -> None:
     run_spec = schema["properties"]["spec"]
     assert run_spec["required"] == ["workflow"]
     assert run_spec["x-kubernetes-validations"] == [
-        {"rule": "self == oldSelf", "message": "spec is immutable; create a new WorkflowRun"}
+        {"rule": "self == oldSelf", "message": "spec is immutable; create a new WorkflowRun"},
+        {"rule": "!(has(self.startAt) && has(self.delay))", "message": models.START_MESSAGE},
     ]
     assert run_spec["properties"]["input"]["x-kubernetes-preserve-unknown-fields"] is True
     assert run_spec["properties"]["ttlSecondsAfterFinished"]["minimum"] == 0
