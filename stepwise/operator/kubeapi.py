@@ -142,13 +142,18 @@ class KubeApi:
             raise
         return True
 
-    async def list_runs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        """The WorkflowRuns of ``namespace`` that carry the labels of ``label_selector``."""
+    async def list_runs(
+        self, namespace: str, label_selector: str = "", *, field_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        """The WorkflowRuns of ``namespace`` that carry the labels of ``label_selector`` and
+        match ``field_selector`` (``metadata.name=NAME`` finds one by name: the operator may
+        list WorkflowRuns, so it needs no ``get`` verb)."""
         self.requests["list"] += 1
         answer = await _request(
             self._custom.list_namespaced_custom_object(
                 models.GROUP, models.VERSION, namespace, models.PLURAL,
-                label_selector=label_selector, _request_timeout=REQUEST_TIMEOUT,
+                label_selector=label_selector, field_selector=field_selector,
+                _request_timeout=REQUEST_TIMEOUT,
             )
         )  # fmt: skip
         items: list[dict[str, Any]] = answer["items"]

@@ -20,6 +20,7 @@ import kopf
 from stepwise.client.client import Client
 from stepwise.operator import handlers, kubeapi
 from stepwise.operator import schedules as schedules  # registers its timer
+from stepwise.operator import signals as signals  # registers its handler
 from stepwise.operator.mirror import Mirror
 
 ANNOTATION_PREFIX = "operator.stepwise.dev"

@@ -25,12 +25,18 @@ NEEDED = [
     ("watch", "workflowschedules.stepwise.dev"),
     ("patch", "workflowschedules.stepwise.dev"),  # kopf's annotations
     ("patch", "workflowschedules.stepwise.dev/status"),  # the schedule's timer
+    ("list", "workflowsignals.stepwise.dev"),
+    ("watch", "workflowsignals.stepwise.dev"),
+    ("patch", "workflowsignals.stepwise.dev"),  # kopf's annotations, the owner reference
+    ("patch", "workflowsignals.stepwise.dev/status"),  # Delivered, Refused
     ("create", "events"),
 ]
 NOT_NEEDED = [
     ("update", "workflowruns.stepwise.dev"),
     ("create", "workflowschedules.stepwise.dev"),
     ("delete", "workflowschedules.stepwise.dev"),
+    ("create", "workflowsignals.stepwise.dev"),
+    ("delete", "workflowsignals.stepwise.dev"),
     ("get", "workflowruns.stepwise.dev"),
     ("update", "workflowruns.stepwise.dev/status"),
     ("patch", "events"),

@@ -83,3 +83,9 @@ async def family(ctx: WorkflowContext[Any]) -> list[str]:
 @workflow("big-output")
 async def big_output(ctx: WorkflowContext[Any]) -> str:
     return await ctx.step.run("make", lambda: "x" * ctx.input["size"])
+
+
+@workflow("approval")
+async def approval(ctx: WorkflowContext[Any]) -> Any:
+    """Waits (parked, holding no worker slot) for the signal ``approve`` and returns it."""
+    return {"approved": await ctx.step.wait_for_signal("approve")}
