@@ -30,9 +30,10 @@ SPLIT_IN_SQLITE = {
 }  # fmt: skip
 """Postgres name → the SQLite names that do its work together."""
 
-POSTGRES_ONLY = {"channels", "ping", "create_schema", "schema_exists"}
-"""LISTEN/NOTIFY (the channels and the listener's probe) and the schema that holds the tables
-(whether it does, for commands that must not create it)."""
+POSTGRES_ONLY = {"channels", "ping", "create_schema", "schema_exists", "lock_descendants"}
+"""LISTEN/NOTIFY (the channels and the listener's probe), the schema that holds the tables
+(whether it does, for commands that must not create it), and a cancel's lock order (SQLite has
+one writer at a time, so nothing to order)."""
 
 SQLITE_ONLY = {"configure_connection"}
 """The pragmas every SQLite connection sets (journal mode, syncing, foreign keys)."""

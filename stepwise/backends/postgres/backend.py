@@ -287,6 +287,7 @@ class PostgresBackend:
             return None
         for _ in range(_RACE_RETRIES):
             async with self._connection() as conn, conn.transaction():
+                await conn.execute(_QUERIES["lock_descendants"], key)
                 rows = await conn.fetch(_QUERIES["cancel_run"], key)
                 if rows and rows[0]["changed"]:
                     await conn.execute(_QUERIES["cancel_steps"], [key])

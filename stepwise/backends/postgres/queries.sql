@@ -7,8 +7,8 @@
 --   write           1  SELECT stepwise_write(batch): fencing + all ops + NOTIFY, one transaction
 --   claim_runs      1  lock, lease and return the runs with their steps, one statement
 --   create_run      1  insert or return the run holding the idempotency key (+1 on a rare race)
---   cancel_run      4  BEGIN, cancel_run, cancel_steps, COMMIT (+1 when a concurrent write
---                      finished the run meanwhile)
+--   cancel_run      5  BEGIN, lock_descendants, cancel_run, cancel_steps, COMMIT (+1 when a
+--                      concurrent write finished the run meanwhile)
 --   expire_runs     4  BEGIN, expire_runs, cancel_steps, COMMIT
 --   heartbeat       1  worker heartbeat and lease extension, one statement
 --   get_run, list_runs, list_steps, list_logs, last_logs, register/unregister_worker,
@@ -119,6 +119,26 @@ SELECT * FROM run_logs WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3;
 SELECT * FROM (
     SELECT * FROM run_logs WHERE run_id = $1 ORDER BY seq DESC LIMIT $2
 ) AS last ORDER BY seq;
+
+-- name: lock_descendants --
+-- Taken first by a cancel, in its transaction: the unfinished descendants of run $1 (its child
+-- runs, theirs…), deepest first, locked before the run itself. A child's end locks the child,
+-- then its parent (migration 0009's trigger); a cancel that locked the parent first and then,
+-- through its cascade, the children could wait for such an end while it waits for the parent:
+-- a deadlock. In this order (child before parent, like the trigger) none can form.
+WITH RECURSIVE tree (id, depth) AS (
+    SELECT id, 1 FROM runs WHERE parent_id = $1 AND status IN ('pending', 'running', 'sleeping')
+    UNION ALL
+    SELECT r.id, tree.depth + 1
+    FROM runs AS r
+    JOIN tree ON r.parent_id = tree.id
+    WHERE r.status IN ('pending', 'running', 'sleeping')
+)
+SELECT r.id
+FROM runs AS r
+JOIN tree ON tree.id = r.id
+ORDER BY tree.depth DESC, r.id
+FOR NO KEY UPDATE OF r;
 
 -- name: cancel_run --
 -- changed = false and an unfinished status means a concurrent write finished the run after
