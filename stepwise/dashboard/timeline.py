@@ -29,6 +29,8 @@ class Bar:
     """Its length, in percent of the axis."""
     seconds: float
     """How long the step ran (so far)."""
+    child_id: str | None = None
+    """The child run the step started (``run_workflow``, ``start_workflow``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,9 @@ def layout(run: RunRecord[Any], steps: Sequence[StepRecord[Any]], now: datetime)
         seconds = max((ends[step.key] - step.started_at).total_seconds(), 0.0)
         width = max(100.0 * seconds / span, MIN_WIDTH)
         left = min(100.0 * begin / span, 100.0 - width)  # a tiny last step stays on the axis
-        bars.append(Bar(step.key, step.status.value, step.attempts, left, width, seconds))
+        bars.append(
+            Bar(step.key, step.status.value, step.attempts, left, width, seconds, step.child_id)
+        )
     return Timeline(bars, span)
 
 

@@ -49,3 +49,10 @@ async def fails(ctx: WorkflowContext) -> None:
 @workflow("dash-sleeps")
 async def sleeps(ctx: WorkflowContext) -> None:
     await ctx.step.sleep("nap", timedelta(hours=1))
+
+
+@workflow("dash-parent")
+async def parent(ctx: WorkflowContext) -> Any:
+    approval = await ctx.step.wait_for_signal("approve")
+    fetched = await ctx.step.run_workflow("dash-parallel", {"user": approval["user"]})
+    return {"approved_by": approval["by"], "child": fetched}

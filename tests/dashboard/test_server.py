@@ -167,3 +167,30 @@ def test_a_busy_port_or_a_missing_database_is_one_line(procs: Procs, tmp_path: P
         f"stepwise: error: cannot serve the dashboard on 127.0.0.1 port {port}: "
         f"{os.strerror(errno.EADDRINUSE)}\n"
     )
+
+
+async def test_a_runs_signals_and_children(
+    procs: Procs, backend_url: str, dashboard: StartDashboard
+) -> None:
+    procs.worker(FLOWS, backend_url, ready=True)
+    async with Client.connect(backend_url) as client:
+        run = await client.start("dash-parent", {})
+        await client.signal(run.id, "approve", {"by": "ada", "user": 7})
+        await client.wait_finished(run.id, timeout=60)
+        [child] = await client.list(parent_id=run.id)
+        site = dashboard(backend_url)
+
+        page = html.unescape(site.get(f"/runs/{run.id}").text)
+        signals = page.split("<h2>Signals</h2>", 1)[1]
+        assert "<td>approve</td>" in signals
+        assert '"by": "ada"' in signals
+        assert "<code>approve</code> at" in signals  # received by the wait step of that name
+        children = page.split("<h2>Child runs</h2>", 1)[1]
+        assert f'href="/runs/{child.id}"' in children
+        assert "dash-parallel" in children
+        # The step that started it links to it too.
+        assert f'<a class="child" href="/runs/{child.id}">child run</a>' in page
+
+        child_page = site.get(f"/runs/{child.id}").text
+        assert f'<a href="/runs/{run.id}">{run.id}</a>' in child_page
+        assert f'<a href="/runs/{run.id}">{run.id[:8]}</a>' in site.get("/").text  # Parent column
