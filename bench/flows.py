@@ -2,7 +2,8 @@
 
 ``bench-sequential`` awaits 4 no-op steps one after the other (the peers' published shape),
 ``bench-parallel`` runs them with ``asyncio.gather``, ``bench-latency`` awaits 3. The steps are
-async no-ops so what is measured is the engine, not a thread pool hop.
+async no-ops so what is measured is the engine, not a thread pool hop. ``bench-sequential-logged``
+is ``bench-sequential`` with one ``ctx.log`` line per step: what storing a run's logs costs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from stepwise import WorkflowContext, workflow
 SEQUENTIAL = "bench-sequential"
 PARALLEL = "bench-parallel"
 LATENCY = "bench-latency"
-STEPS = {SEQUENTIAL: 4, PARALLEL: 4, LATENCY: 3}
+LOGGED = "bench-sequential-logged"
+STEPS = {SEQUENTIAL: 4, PARALLEL: 4, LATENCY: 3, LOGGED: 4}
 
 
 async def noop() -> None:
@@ -39,4 +41,15 @@ async def parallel(ctx: WorkflowContext[Any]) -> dict[str, bool]:
 async def latency(ctx: WorkflowContext[Any]) -> dict[str, bool]:
     for i in range(1, 4):
         await ctx.step.run(f"step-{i}", noop)
+    return {"completed": True}
+
+
+@workflow(LOGGED)
+async def logged(ctx: WorkflowContext[Any]) -> dict[str, bool]:
+    for i in range(1, 5):
+
+        async def step(i: int = i) -> None:
+            ctx.log.info("step %d of %s", i, ctx.run_id)
+
+        await ctx.step.run(f"step-{i}", step)
     return {"completed": True}
