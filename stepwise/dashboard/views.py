@@ -27,6 +27,9 @@ from stepwise.errors import AmbiguousRunId, InvalidArgument, RunNotFound, RunNot
 PAGE_SIZE = 50
 LOG_LINES = 200
 """The last log lines a run's page shows (``stepwise runs logs`` prints them all)."""
+PAYLOAD_CHARS = 64_000
+"""Longest input, output or step output a page shows (a run may store megabytes, and a page
+re-renders every two seconds); ``stepwise runs show --json`` prints it all."""
 ACTION_HEADER = "X-Stepwise-Action"
 CLIENT: web.AppKey[Client] = web.AppKey("client", Client)
 ALLOW_ACTIONS: web.AppKey[bool] = web.AppKey("allow_actions", bool)
@@ -42,7 +45,7 @@ def templates() -> jinja2.Environment:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
+    env.filters["pretty"] = pretty
     env.filters["stamp"] = _stamp
     env.filters["seconds"] = _seconds
     env.filters["error_text"] = tracebacks.render
@@ -127,6 +130,17 @@ def action(do: Callable[[Client, str], Awaitable[Run]]) -> Handler:
 
 async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok\n")
+
+
+def pretty(value: Any) -> str:
+    """``value`` as indented JSON, cut after ``PAYLOAD_CHARS`` characters with a note."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    if len(text) <= PAYLOAD_CHARS:
+        return text
+    return (
+        f"{text[:PAYLOAD_CHARS]}\n… cut at {PAYLOAD_CHARS:,} of {len(text):,} characters: "
+        "stepwise runs show --json prints it all"
+    )
 
 
 def _stamp(moment: datetime | None) -> str:
