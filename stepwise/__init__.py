@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from stepwise.backends.base import RunStatus, StepStatus
 from stepwise.client.client import Client, Run, RunAttempt, RunHandle, Signal, Step
+from stepwise.client.paging import Page
 from stepwise.core.children import ChildHandle
 from stepwise.core.context import WorkflowContext
 from stepwise.core.definitions import WorkflowDefinition
@@ -73,6 +74,7 @@ __all__ = [
     "InvalidInput",
     "NestedStepError",
     "NonRetryableError",
+    "Page",
     "Registry",
     "ReplayDiverged",
     "RetryPolicy",

@@ -25,6 +25,7 @@ PUBLIC = [
     "InvalidInput",
     "NestedStepError",
     "NonRetryableError",
+    "Page",
     "Registry",
     "ReplayDiverged",
     "RetryPolicy",
