@@ -1,8 +1,9 @@
-"""``@workflow`` and name → workflow definition (``stepwise.loader`` imports the user's modules).
+"""``@workflow`` and (name, version) → workflow definition (``stepwise.loader`` imports the
+user's modules).
 
-A worker serves exactly the workflows in its registry; runs of other workflows stay
-pending until some worker that knows them comes (a rolling deploy), which
-``Backend.serving_workers`` makes visible.
+A worker serves exactly the workflows, at the versions, in its registry; runs of other
+workflows or versions stay pending until some worker that knows them comes (a rolling deploy),
+which ``Backend.serving_workers`` makes visible.
 """
 
 from __future__ import annotations
