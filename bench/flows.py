@@ -9,6 +9,7 @@ is ``bench-sequential`` with one ``ctx.log`` line per step: what storing a run's
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from stepwise import WorkflowContext, workflow
@@ -44,12 +45,12 @@ async def latency(ctx: WorkflowContext[Any]) -> dict[str, bool]:
     return {"completed": True}
 
 
+async def log_one_line(ctx: WorkflowContext[Any], i: int) -> None:
+    ctx.log.info("step %d of %s", i, ctx.run_id)
+
+
 @workflow(LOGGED)
 async def logged(ctx: WorkflowContext[Any]) -> dict[str, bool]:
     for i in range(1, 5):
-
-        async def step(i: int = i) -> None:
-            ctx.log.info("step %d of %s", i, ctx.run_id)
-
-        await ctx.step.run(f"step-{i}", step)
+        await ctx.step.run(f"step-{i}", functools.partial(log_one_line, ctx, i))
     return {"completed": True}
