@@ -345,6 +345,8 @@ class Mirror:
         before = tracked.status.get("phase")
         tracked.status = new
         phase = new["phase"]
+        if phase != before:
+            _log_phase(tracked.ref, record.id, record.workflow, phase)
         if phase in _ANNOUNCED and phase != before:
             self.announce(tracked.ref, reason=phase, message=_story(new), warning=_ANNOUNCED[phase])
         if tracked.finished:
@@ -413,6 +415,21 @@ def _story(status: Mapping[str, Any]) -> str:
     if status["phase"] == Phase.FAILED:
         return f"run {status['runId']} failed{took}: {status.get('message', '')}"
     return f"run {status['runId']} was canceled"
+
+
+def _log_phase(ref: ObjectRef, run_id: str, workflow: str, phase: str) -> None:
+    """One line each time a WorkflowRun's run reaches a phase (Failed at WARNING), with
+    ``run_id``, ``workflow``, ``action`` (``run_<phase>``) and ``resource`` as the record's
+    fields, for JSON logs."""
+    level = logging.WARNING if phase == Phase.FAILED.value else logging.INFO
+    resource = f"{ref.namespace}/{ref.name}"
+    fields = {
+        "run_id": run_id,
+        "workflow": workflow,
+        "action": f"run_{phase.lower()}",
+        "resource": resource,
+    }
+    log.log(level, "[%s] run %s (workflow %s) %s", resource, run_id, workflow, phase, extra=fields)
 
 
 def _where(tracked: Tracked) -> tuple[str, str]:

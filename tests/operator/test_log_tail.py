@@ -46,6 +46,10 @@ def test_describe_shows_the_last_log_lines(
     assert [line.split("] ", 1)[1] for line in done["logTail"]] == [
         f"line {n}" for n in range(2, 12)
     ]
+    # The operator's own log: a line per phase the run reached, naming the run and workflow.
+    where = f"[{operator.namespace}/logs-1] run {done['runId']} (workflow log-tail)"
+    assert f"INFO stepwise.operator: {where} Running" in operator.log()
+    assert f"INFO stepwise.operator: {where} Succeeded" in operator.log()
 
 
 def test_the_tail_is_the_last_lines_each_cut_to_one_line() -> None:
