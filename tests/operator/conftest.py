@@ -43,15 +43,21 @@ T = TypeVar("T")
 
 @pytest.fixture(scope="session")
 def wfr_crd(kube: ControlPlane) -> str:
-    """The committed CRD, applied once per session (other tests may have installed it)."""
-    kube.kubectl("apply", "-f", str(REPO / crd.TARGETS[0]))
-    kube.kubectl("wait", "--for=condition=Established", f"crd/{CRD_NAME}", "--timeout=60s")
-    # A new kubectl process may not see the new API group for a moment.
-    wait_until(
-        lambda: kube.kubectl("get", models.PLURAL, "-A", check=False).returncode == 0,
-        timeout=30,
-        what="WorkflowRuns to be served",
-    )
+    """The committed CRDs (WorkflowRun's and the other resources the operator serves),
+    applied once per session (other tests may have installed them): the operator and its
+    RBAC checks need every one of them served."""
+    for resource in crd.RESOURCES:
+        name = f"{resource.plural}.{models.GROUP}"
+        kube.kubectl("apply", "-f", str(REPO / resource.targets[0]))
+        kube.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+        # A new kubectl process may not see the new API group for a moment.
+        wait_until(
+            lambda plural=resource.plural: (
+                kube.kubectl("get", plural, "-A", check=False).returncode == 0
+            ),
+            timeout=30,
+            what=f"{resource.kind}s to be served",
+        )
     return CRD_NAME
 
 

@@ -14,28 +14,13 @@ from typing import Any
 
 import pytest
 
-from harness.controlplane import ControlPlane
 from harness.processes import wait_until
 from harness.workers import Proc
 from stepwise.backends.base import RunStatus
-from stepwise.operator import crd, schedule_models
-from tests.operator.conftest import REPO, Database, OperatorHarness
+from stepwise.operator import schedule_models
+from tests.operator.conftest import Database, OperatorHarness
 
 pytestmark = pytest.mark.kube
-
-WFS_CRD = f"{schedule_models.PLURAL}.stepwise.dev"
-
-
-@pytest.fixture(scope="session")
-def wfs_crd(kube: ControlPlane) -> str:
-    kube.kubectl("apply", "-f", str(REPO / crd.SCHEDULE.targets[0]))
-    kube.kubectl("wait", "--for=condition=Established", f"crd/{WFS_CRD}", "--timeout=60s")
-    wait_until(
-        lambda: kube.kubectl("get", "wfs", "-A", check=False).returncode == 0,
-        timeout=30,
-        what="WorkflowSchedules to be served",
-    )
-    return WFS_CRD
 
 
 def apply_schedule(op: OperatorHarness, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +49,6 @@ def delete_schedule(op: OperatorHarness, name: str) -> None:
 
 def test_ticks_make_owned_runs_pruned_to_the_history_limit(
     operator: OperatorHarness,
-    wfs_crd: str,
     worker: Callable[..., Proc],
     database: Database,
 ) -> None:
@@ -114,7 +98,7 @@ def test_ticks_make_owned_runs_pruned_to_the_history_limit(
     assert all(run.status is RunStatus.SUCCEEDED for run in runs if run.finished)
 
 
-def test_kubectl_get_wfs_shows_the_schedule(operator: OperatorHarness, wfs_crd: str) -> None:
+def test_kubectl_get_wfs_shows_the_schedule(operator: OperatorHarness) -> None:
     operator.start()
     apply_schedule(
         operator, "nightly",
@@ -152,7 +136,6 @@ def test_kubectl_get_wfs_shows_the_schedule(operator: OperatorHarness, wfs_crd: 
 @pytest.mark.parametrize("policy", ["Forbid", "Replace"])
 def test_concurrency_policy(
     operator: OperatorHarness,
-    wfs_crd: str,
     worker: Callable[..., Proc],
     database: Database,
     policy: str,
@@ -188,9 +171,7 @@ def test_concurrency_policy(
         assert not any(r.status is RunStatus.SUCCEEDED for r in database.runs("chain"))
 
 
-def test_a_schedule_the_operator_cannot_read_says_why(
-    operator: OperatorHarness, wfs_crd: str
-) -> None:
+def test_a_schedule_the_operator_cannot_read_says_why(operator: OperatorHarness) -> None:
     operator.start()
     apply_schedule(
         operator,
