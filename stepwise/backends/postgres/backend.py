@@ -491,8 +491,11 @@ class PostgresBackend:
         parent, lease = _uuid(parent_id), _uuid(token)
         if parent is None or lease is None:
             return None
-        rows = await self._fetch("await_child", parent, lease, key, wake_at)
-        return _READ.step(rows[0]) if rows else None
+        async with self._connection() as conn, conn.transaction():
+            if await conn.fetchval(_QUERIES["lock_held_run"], parent, lease) is None:
+                return None
+            row = await conn.fetchrow(_QUERIES["await_child"], parent, key, wake_at)
+        return None if row is None else _READ.step(row)
 
     async def list_logs(self, run_id: str, after: int, limit: int) -> list[base.LogEntry]:
         key = _uuid(run_id)

@@ -465,25 +465,19 @@ JOIN runs ON runs.id = s.child_id
 WHERE NOT EXISTS (SELECT FROM step);
 
 -- name: await_child --
--- The child step $3 of run $1 (held under token $2; no row: the lease is gone) is awaited
--- until $4 while it sleeps; returns the step as it stands. Should the child end between this
--- statement's snapshot and its lock on the parent, the row read is stale, but the child's
--- trigger found the parent running and set wake_pending: the parent parks due at once.
-WITH parent AS (
-    SELECT id FROM runs WHERE id = $1 AND lease_token = $2::uuid AND status = 'running'
-    FOR NO KEY UPDATE
-), marked AS (
-    UPDATE steps SET wake_at = $4
-    FROM parent
-    WHERE steps.run_id = parent.id AND steps.key = $3 AND steps.status = 'sleeping'
-    RETURNING steps.*
+-- After lock_held_run, in its transaction: the child step $2 of run $1 is awaited until $3
+-- while it sleeps; returns the step as it stands. Its snapshot is taken after the lock, so it
+-- sees the end of a child that committed while the lock was awaited (a child's end locks the
+-- parent too, migration 0009); one statement holding both would read the step as it was
+-- before.
+WITH marked AS (
+    UPDATE steps SET wake_at = $3
+    WHERE run_id = $1 AND key = $2 AND status = 'sleeping'
+    RETURNING *
 )
 SELECT * FROM marked
 UNION ALL
-SELECT steps.*
-FROM parent
-JOIN steps ON steps.run_id = parent.id AND steps.key = $3
-WHERE NOT EXISTS (SELECT FROM marked);
+SELECT * FROM steps WHERE run_id = $1 AND key = $2 AND NOT EXISTS (SELECT FROM marked);
 
 -- name: save_schedule --
 -- Create, or update in place: the pause state stays, and so does the next tick unless the
