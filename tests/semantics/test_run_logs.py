@@ -190,3 +190,99 @@ async def test_lines_of_a_long_step_arrive_before_it_ends(engine: Engine) -> Non
     finally:
         release.set()
     assert (await waiting).status is RunStatus.SUCCEEDED
+
+
+async def test_every_line_of_many_concurrent_runs_is_stored_with_its_run(engine: Engine) -> None:
+    """200 runs at once, their lines sharing batches: when a run has finished, every line it
+    logged is stored, once, with its own run and step, also a sync step's last line logged
+    right before it returned (from its thread)."""
+
+    def sync_step(n: int) -> int:
+        plain.info("sync first %d", n)
+        plain.info("sync last %d", n)
+        return n
+
+    async def async_step(n: int) -> int:
+        plain.info("async %d", n)
+        await asyncio.sleep(0)
+        plain.info("async again %d", n)
+        return n
+
+    @workflow("logs-many", registry=engine.registry)
+    async def flow(ctx: Any) -> int:
+        n = ctx.input
+        ctx.log.info("begin %d", n)
+        a, b = await asyncio.gather(
+            ctx.step.run("sync", lambda: sync_step(n)), ctx.step.run("async", async_step, n)
+        )
+        ctx.log.info("end %d", n)
+        return int(a + b)
+
+    engine.registry.add(flow)
+    started = [await engine.client.start(flow, n) for n in range(200)]
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.worker(concurrency=50).run(stop))
+    try:
+        for n, run in enumerate(started):
+            finished = await engine.client.wait_finished(run.id, timeout=120)
+            assert finished.status is RunStatus.SUCCEEDED
+            got = sorted(lines(await engine.client.logs(run.id)), key=str)
+            assert got == sorted(
+                [
+                    (None, 1, f"begin {n}"),
+                    ("sync", 1, f"sync first {n}"),
+                    ("sync", 1, f"sync last {n}"),
+                    ("async", 1, f"async {n}"),
+                    ("async", 1, f"async again {n}"),
+                    (None, 1, f"end {n}"),
+                ],
+                key=str,
+            ), run.id
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_canceled_runs_later_lines_are_not_stored(engine: Engine) -> None:
+    """Lines are fenced like every write: once the run is canceled, what its step still logs
+    is refused (or dropped once the worker gave the run up), and the worker carries on."""
+    logged_first, release, logged_last = threading.Event(), threading.Event(), threading.Event()
+
+    def step() -> None:
+        plain.info("before the cancel")
+        logged_first.set()
+        release.wait(30)
+        plain.info("after the cancel")
+        logged_last.set()
+
+    @workflow("logs-canceled", registry=engine.registry)
+    async def flow(ctx: Any) -> None:
+        await ctx.step.run("slow", step)
+
+    @workflow("logs-next", registry=engine.registry)
+    async def after(ctx: Any) -> str:
+        ctx.log.info("next run")
+        return "ok"
+
+    engine.registry.add(flow)
+    engine.registry.add(after)
+    run = await engine.client.start(flow, None)
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.worker().run(stop))
+    try:
+        await asyncio.to_thread(logged_first.wait, 30)
+        for _ in range(500):  # the first line goes out within the journal's flush delay
+            if await engine.client.logs(run.id):
+                break
+            await asyncio.sleep(0.02)
+        await engine.client.cancel(run.id)
+        release.set()
+        await asyncio.to_thread(logged_last.wait, 30)
+        nxt = await engine.client.start(after, None)
+        assert (await engine.client.wait_finished(nxt.id, timeout=30)).status is RunStatus.SUCCEEDED
+        assert [e.text for e in await engine.client.logs(nxt.id)] == ["next run"]
+    finally:
+        release.set()
+        stop.set()
+        await task
+    assert [e.text for e in await engine.client.logs(run.id)] == ["before the cancel"]
