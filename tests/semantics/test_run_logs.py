@@ -53,7 +53,7 @@ async def test_ctx_log_knows_the_step_and_plain_logging_is_captured(engine: Engi
         )
         await ctx.step.run("ctx", lambda: ctx.log.info("inside step ctx"))
         ctx.log.error("done")
-        return a + b
+        return int(a + b)
 
     run = await engine.run(flow)
     assert run.status is RunStatus.SUCCEEDED
