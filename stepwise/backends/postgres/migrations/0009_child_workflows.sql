@@ -35,7 +35,8 @@ RETURN EXISTS (
 );
 
 -- A child ended: store its end in the parent's step, and wake the parent if it awaits it and
--- no other child it awaits still runs. The parent is locked first: a parent parking on this
+-- no other child it awaits still runs. A step whose wait timed out already is left alone: its
+-- parent raises (or has raised) ChildWorkflowTimeout there, and a replay must see the same. The parent is locked first: a parent parking on this
 -- child (its write holds that lock from its start) either committed before, and this sees its
 -- step, or waits for this commit, and then sees the step already resolved. The statements
 -- after the lock take snapshots of their own (plpgsql, VOLATILE).
@@ -65,10 +66,10 @@ BEGIN
         ) END,
         finished_at = now()
     WHERE run_id = NEW.parent_id AND key = NEW.parent_step AND child_id = NEW.id
-      AND status = 'sleeping'
+      AND status = 'sleeping' AND (wake_at IS NULL OR wake_at > now())
     RETURNING wake_at IS NOT NULL INTO awaited;
     IF NOT FOUND THEN
-        RETURN NULL;  -- resolved already: the parent's wait timed out, or it was canceled
+        RETURN NULL;  -- resolved already (the parent was canceled), or its wait timed out
     END IF;
     IF parent_status = 'running' THEN
         UPDATE runs SET wake_pending = true WHERE id = NEW.parent_id;

@@ -16,7 +16,7 @@ CREATE INDEX runs_parent ON runs (parent_id, created_at DESC) WHERE parent_id IS
 
 -- A child ended: the parent is flagged if running, woken if it sleeps awaiting this child and
 -- no other child it awaits still runs (checked before the step is resolved below), and its
--- step takes the child's end.
+-- step takes the child's end; a step whose wait timed out already is left alone.
 CREATE TRIGGER runs_child_ended AFTER UPDATE OF status ON runs
 FOR EACH ROW WHEN NEW.parent_id IS NOT NULL
     AND OLD.status IN ('pending', 'running', 'sleeping')
@@ -26,14 +26,14 @@ BEGIN
     WHERE id = NEW.parent_id AND status = 'running' AND EXISTS (
         SELECT 1 FROM steps
         WHERE run_id = NEW.parent_id AND key = NEW.parent_step AND child_id = NEW.id
-          AND status = 'sleeping'
+          AND status = 'sleeping' AND (wake_at IS NULL OR wake_at > NEW.updated_at)
     );
     UPDATE runs SET available_at = NEW.updated_at, updated_at = NEW.updated_at
     WHERE id = NEW.parent_id AND status = 'sleeping' AND available_at > NEW.updated_at
       AND EXISTS (
           SELECT 1 FROM steps
           WHERE run_id = NEW.parent_id AND key = NEW.parent_step AND child_id = NEW.id
-            AND status = 'sleeping' AND wake_at IS NOT NULL
+            AND status = 'sleeping' AND wake_at > NEW.updated_at
       )
       AND NOT EXISTS (
           SELECT 1 FROM steps AS s JOIN runs AS c ON c.id = s.child_id
@@ -56,7 +56,7 @@ BEGIN
         ) END,
         finished_at = NEW.updated_at
     WHERE run_id = NEW.parent_id AND key = NEW.parent_step AND child_id = NEW.id
-      AND status = 'sleeping';
+      AND status = 'sleeping' AND (wake_at IS NULL OR wake_at > NEW.updated_at);
 END;
 
 -- A run leaves 'running' while wake_pending: due at once if it parks and no child it awaits
