@@ -11,13 +11,25 @@ serves any aiohttp app (the dashboard's too, whose extra has no prometheus_clien
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+
+
+def process_registry() -> CollectorRegistry:
+    """A registry holding the process's own metrics: prometheus_client's process collector
+    (``process_*``: CPU seconds, resident memory, open file descriptors, start time, read
+    from ``/proc``) and platform collector (``python_info``)."""
+    from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+    made = CollectorRegistry()
+    ProcessCollector(registry=made)
+    PlatformCollector(registry=made)
+    return made
 
 
 async def serve(
@@ -27,9 +39,12 @@ async def serve(
     *,
     ready: Callable[[], bool] = lambda: True,
     details: Callable[[], dict[str, Any]] | None = None,
+    refresh: Callable[[], Awaitable[None]] | None = None,
 ) -> web.AppRunner:
     """Start serving; the caller cleans the returned runner up. ``/healthz`` answers ``ok``,
-    or the JSON of ``details()``; ``/readyz`` answers 503 while ``ready()`` is false."""
+    or the JSON of ``details()``; ``/readyz`` answers 503 while ``ready()`` is false.
+    ``/metrics`` awaits ``refresh()`` first: collectors are synchronous, so what they read
+    from the database is read there (``stepwise.backlog``)."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     async def healthz(request: web.Request) -> web.Response:
@@ -43,6 +58,8 @@ async def serve(
         return web.Response(status=503, text="not ready\n")
 
     async def metrics(request: web.Request) -> web.Response:
+        if refresh is not None:
+            await refresh()
         return web.Response(
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )

@@ -26,7 +26,13 @@ WORKER_METRICS = (
     "stepwise_steps_total",
     "stepwise_steps_replayed_total",
     "stepwise_step_seconds_bucket",
+    "stepwise_run_seconds_bucket",
     "stepwise_active_runs",
+    # prometheus_client's process collector, read from /proc
+    "process_cpu_seconds_total",
+    "process_resident_memory_bytes",
+    "process_open_fds",
+    "python_info",
 )
 
 
@@ -52,14 +58,15 @@ def test_a_worker_serves_health_readiness_and_its_metrics(procs: Procs, tmp_path
 
     started = procs.cli("start", "robust-echo", "--input", "{}", "--database-url", database)
     assert started.returncode == 0, started.stderr
-    finished = 'stepwise_runs_finished_total{outcome="succeeded"} 1.0'
+    finished = 'stepwise_runs_finished_total{outcome="succeeded",workflow="robust-echo"} 1.0'
     wait_until(lambda: finished in _get(port, "/metrics")[1], 30, "the run in /metrics")
 
     status, text = _get(port, "/metrics")
     assert status == 200
     for name in WORKER_METRICS:
         assert re.search(rf"^{name}[{{ ]", text, re.MULTILINE), f"{name} not in:\n{text}"
-    assert 'stepwise_steps_total{result="ok"} 1.0' in text
+    assert 'stepwise_steps_total{result="ok",workflow="robust-echo"} 1.0' in text
+    assert 'stepwise_step_seconds_count{workflow="robust-echo"} 1.0' in text
     assert _get(port, "/nowhere")[0] == 404
     worker.terminate()
     assert worker.wait(30) == 0

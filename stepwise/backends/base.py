@@ -178,6 +178,19 @@ class LogEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class ActiveRuns:
+    """The runs of one workflow not finished yet (``Backend.active_runs``). ``due``: its
+    pending and sleeping runs whose time has come, which a worker could claim now. A
+    ``workflow`` of None gathers the workflows nobody declared known."""
+
+    workflow: str | None
+    pending: int
+    running: int
+    sleeping: int
+    due: int
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedRun:
     run: RunRecord
     lease_token: str
@@ -537,6 +550,13 @@ class Backend(Protocol):
 
     async def count_runs(self, query: RunFilter) -> int:
         """How many runs ``query`` selects, ``limit`` and ``after`` aside."""
+        ...
+
+    async def active_runs(self, known: Sequence[str]) -> list[ActiveRuns]:
+        """The runs not finished, per workflow, in one query over the claim's partial indexes
+        (finished runs cost nothing). One entry for each workflow in ``known`` or registered
+        by a worker (zeros included), then one (``workflow`` None) for all others together:
+        the metrics' labels stay bounded whatever names runs were started with."""
         ...
 
     async def run_ids_between(self, low: str, high: str, limit: int) -> list[str]:

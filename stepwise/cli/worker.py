@@ -62,6 +62,11 @@ if TYPE_CHECKING:
 )  # fmt: skip
 @options.max_payload_bytes
 @options.health(0, "the health and metrics endpoint")
+@options.option(
+    "--backlog-metrics/--no-backlog-metrics", default=False, envvar="STEPWISE_BACKLOG_METRICS",
+    help="also serve the database's backlog gauges (stepwise_runs, stepwise_backlog) on the "
+    "health port: from one process per database (on Kubernetes the operator serves them)",
+)  # fmt: skip
 @options.serving
 @options.wait_for_database
 def worker(
@@ -77,6 +82,7 @@ def worker(
     max_payload_bytes: int,
     health_port: int,
     health_host: str,
+    backlog_metrics: bool,
     database_url: str,
     schema: str,
     wait_for_database: float,
@@ -88,6 +94,10 @@ def worker(
         if not apps:
             raise StepwiseError(
                 "no workflows to serve: pass --app FILE_OR_MODULE (or $STEPWISE_APP)"
+            )
+        if backlog_metrics and not health_port:
+            raise ConfigurationError(
+                "--backlog-metrics needs --health-port: the gauges are served there"
             )
         for app in apps:
             load_app(app)
@@ -115,7 +125,9 @@ def worker(
             server = None
             if metrics is not None:
                 try:
-                    server = await metrics.serve(worker, health_host, health_port)
+                    server = await metrics.serve(
+                        worker, health_host, health_port, backlog_metrics=backlog_metrics
+                    )
                 except OSError as exc:
                     raise ConfigurationError(
                         f"cannot serve health checks on {health_host}:{health_port}: "

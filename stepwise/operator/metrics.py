@@ -1,7 +1,10 @@
-"""The operator's Prometheus metrics: the mirror's counters, read when ``/metrics`` is scraped.
+"""The operator's Prometheus metrics: the mirror's counters, read when ``/metrics`` is scraped,
+the process's own, and the backlog gauges of the database.
 
 The mirror keeps plain counts (its ``stats()``, also the JSON of ``/healthz``); a collector
-turns them into metric families at scrape time, so nothing is counted twice.
+turns them into metric families at scrape time, so nothing is counted twice. On Kubernetes
+the operator is the one process that serves the backlog gauges (``stepwise.backlog``): it runs
+as one replica, and it runs while the workers are scaled to zero.
 """
 
 from __future__ import annotations
@@ -9,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from stepwise import endpoint
+from stepwise import backlog, endpoint
 from stepwise.operator.mirror import Mirror
 
 REQUEST_KINDS = ("status", "event", "delete")
@@ -50,6 +52,14 @@ class MirrorCollector(Collector):
 
 async def serve(mirror: Mirror, host: str, port: int) -> web.AppRunner:
     """Serve ``/healthz`` (with the mirror's counters), ``/readyz`` and ``/metrics``."""
-    registry = CollectorRegistry()
+    registry = endpoint.process_registry()
     registry.register(MirrorCollector(mirror))
-    return await endpoint.serve(registry, host, port, details=lambda: {"mirror": mirror.stats()})
+    gauges = backlog.BacklogCollector(mirror.client.backend)
+    registry.register(gauges)
+    return await endpoint.serve(
+        registry,
+        host,
+        port,
+        details=lambda: {"mirror": mirror.stats()},
+        refresh=gauges.refresh,
+    )

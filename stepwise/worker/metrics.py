@@ -1,16 +1,22 @@
 """The worker's Prometheus metrics, counted as an execution listener, and its endpoint.
 
+Every run and step metric carries a ``workflow`` label. A worker executes only runs of the
+workflows it registered, so the label's values are the names of its definitions: bounded,
+whatever names runs are started with. With ``backlog`` the endpoint also serves the backlog
+gauges (``stepwise.backlog``), which one process per database should serve.
+
 Imported only when the worker serves a health port: prometheus_client and aiohttp come with
 the ``worker`` extra, and a plain install runs a worker without them.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-from stepwise import endpoint
+from stepwise import backlog, endpoint
 from stepwise.core.events import ExecutionListener
 
 if TYPE_CHECKING:
@@ -20,29 +26,46 @@ if TYPE_CHECKING:
 
 
 class Metrics(ExecutionListener):
-    """Counts what the engine does, labelled by outcome; one registry per worker."""
+    """Counts what the engine does, by workflow and outcome; one registry per worker."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = endpoint.process_registry()
         self.runs_started = Counter(
-            "stepwise_runs_started", "Executions started (resumes included)", registry=self.registry
+            "stepwise_runs_started",
+            "Executions started (resumes included), by workflow",
+            ["workflow"],
+            registry=self.registry,
         )
         self.runs_finished = Counter(
             "stepwise_runs_finished",
-            "Executions ended, by outcome",
-            ["outcome"],
+            "Executions ended, by workflow and outcome",
+            ["workflow", "outcome"],
+            registry=self.registry,
+        )
+        self.run_seconds = Histogram(
+            "stepwise_run_seconds",
+            "Duration of executions, from the claim to the outcome (a run that sleeps ends "
+            "one execution there), by workflow and outcome",
+            ["workflow", "outcome"],
             registry=self.registry,
         )
         self.steps = Counter(
-            "stepwise_steps", "Step attempts ended, by result", ["result"], registry=self.registry
+            "stepwise_steps",
+            "Step attempts ended, by workflow and result",
+            ["workflow", "result"],
+            registry=self.registry,
         )
         self.steps_replayed = Counter(
             "stepwise_steps_replayed",
-            "Completed steps returned from storage on replay",
+            "Completed steps returned from storage on replay, by workflow",
+            ["workflow"],
             registry=self.registry,
         )
         self.step_seconds = Histogram(
-            "stepwise_step_seconds", "Duration of step attempts", registry=self.registry
+            "stepwise_step_seconds",
+            "Duration of step attempts, by workflow",
+            ["workflow"],
+            registry=self.registry,
         )
         self.active_runs = Gauge(
             "stepwise_active_runs", "Runs this worker is executing", registry=self.registry
@@ -53,27 +76,52 @@ class Metrics(ExecutionListener):
             ["workflow"],
             registry=self.registry,
         )
+        self._executing: dict[str, tuple[str, float]] = {}
+        """Run id → its workflow and the start of its execution: the step hooks name the run
+        only."""
+
+    def _workflow(self, run_id: str) -> str:
+        entry = self._executing.get(run_id)
+        return backlog.OTHER if entry is None else entry[0]
 
     def run_started(self, run_id: str, workflow: str, claims: int) -> None:
-        self.runs_started.inc()
+        self._executing[run_id] = (workflow, time.monotonic())
+        self.runs_started.labels(workflow).inc()
         self.active_runs.inc()
 
     def step_replayed(self, run_id: str, key: str) -> None:
-        self.steps_replayed.inc()
+        self.steps_replayed.labels(self._workflow(run_id)).inc()
 
     def step_finished(
         self, run_id: str, key: str, *, ok: bool, seconds: float, error: str | None, retrying: bool
     ) -> None:
-        self.steps.labels("ok" if ok else ("retrying" if retrying else "failed")).inc()
-        self.step_seconds.observe(seconds)
+        workflow = self._workflow(run_id)
+        self.steps.labels(workflow, "ok" if ok else ("retrying" if retrying else "failed")).inc()
+        self.step_seconds.labels(workflow).observe(seconds)
 
     def run_diverged(self, run_id: str, workflow: str, missing: list[str], new: list[str]) -> None:
         self.divergences.labels(workflow).inc()
 
     def run_finished(self, run_id: str, outcome: str) -> None:
-        self.runs_finished.labels(outcome).inc()
+        workflow, started = self._executing.pop(run_id, (backlog.OTHER, time.monotonic()))
+        self.runs_finished.labels(workflow, outcome).inc()
+        self.run_seconds.labels(workflow, outcome).observe(time.monotonic() - started)
         self.active_runs.dec()
 
-    async def serve(self, worker: Worker, host: str, port: int) -> web.AppRunner:
-        """Serve ``/healthz``, ``/readyz`` (the worker claims) and these metrics."""
-        return await endpoint.serve(self.registry, host, port, ready=lambda: worker.ready)
+    async def serve(
+        self, worker: Worker, host: str, port: int, *, backlog_metrics: bool = False
+    ) -> web.AppRunner:
+        """Serve ``/healthz``, ``/readyz`` (the worker claims) and these metrics; with
+        ``backlog_metrics``, the backlog gauges of the worker's database too. The counters of
+        each workflow served start at 0; those with an outcome or result appear on the first."""
+        for workflow in worker.registry.names():  # a labelled counter shows once it has a child
+            for counter in (self.runs_started, self.steps_replayed, self.divergences):
+                counter.labels(workflow)
+        refresh = None
+        if backlog_metrics:
+            gauges = backlog.BacklogCollector(worker.backend, worker.registry.names())
+            self.registry.register(gauges)
+            refresh = gauges.refresh
+        return await endpoint.serve(
+            self.registry, host, port, ready=lambda: worker.ready, refresh=refresh
+        )

@@ -268,6 +268,10 @@ class PostgresBackend:
         )
         return count
 
+    async def active_runs(self, known: Sequence[str]) -> list[base.ActiveRuns]:
+        rows = await self._fetch("active_runs", list(known))
+        return [base.ActiveRuns(*row) for row in rows]
+
     async def run_ids_between(self, low: str, high: str, limit: int) -> list[str]:
         rows = await self._fetch("run_ids_between", low, high, limit)
         return [row["id"] for row in rows]

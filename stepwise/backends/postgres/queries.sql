@@ -98,6 +98,43 @@ WHERE ($1::text IS NULL OR workflow = $1)
   AND ($3::timestamptz IS NULL OR created_at >= $3)
   AND ($4::timestamptz IS NULL OR created_at < $4);
 
+-- name: active_runs --
+-- The metrics' gauges: runs not finished, per workflow. Two scans, one per partial index of the
+-- claim (runs_claimable, runs_leased: index only), so the finished runs, the bulk of the table,
+-- are never read (one IN over the three statuses matches neither index and scans the table).
+-- One row for each workflow of $1 or registered by a worker, then one (NULL) for all others.
+WITH active AS (
+    SELECT workflow,
+        count(*) FILTER (WHERE status = 'pending') AS pending,
+        0 AS running,
+        count(*) FILTER (WHERE status = 'sleeping') AS sleeping,
+        count(*) FILTER (WHERE available_at <= now()) AS due
+    FROM runs
+    WHERE status IN ('pending', 'sleeping')
+    GROUP BY workflow
+    UNION ALL
+    SELECT workflow, 0, count(*), 0, 0
+    FROM runs
+    WHERE status = 'running'
+    GROUP BY workflow
+),
+known AS (
+    SELECT unnest($1::text[]) AS workflow
+    UNION
+    SELECT unnest(workflows) FROM workers
+)
+SELECT k.workflow, coalesce(sum(a.pending), 0) AS pending,
+    coalesce(sum(a.running), 0) AS running, coalesce(sum(a.sleeping), 0) AS sleeping,
+    coalesce(sum(a.due), 0) AS due
+FROM known AS k
+LEFT JOIN active AS a ON a.workflow = k.workflow
+GROUP BY k.workflow
+UNION ALL
+SELECT NULL, coalesce(sum(pending), 0), coalesce(sum(running), 0), coalesce(sum(sleeping), 0),
+    coalesce(sum(due), 0)
+FROM active
+WHERE workflow NOT IN (SELECT workflow FROM known);
+
 -- name: run_ids_between --
 -- The ids that start with a prefix: $1 and $2 are the prefix padded with 0s and fs.
 SELECT id::text AS id

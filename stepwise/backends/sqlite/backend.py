@@ -254,6 +254,13 @@ class SqliteBackend:
         )
         return count
 
+    async def active_runs(self, known: Sequence[str]) -> list[base.ActiveRuns]:
+        params = {"known": json.dumps(list(known)), "now": _text(_now())}
+        rows = await self._call(
+            lambda conn: conn.execute(_QUERIES["active_runs"], params).fetchall()
+        )
+        return [base.ActiveRuns(*row) for row in rows]
+
     async def run_ids_between(self, low: str, high: str, limit: int) -> list[str]:
         params = {"low": low, "high": high, "limit": limit}
         rows = await self._call(

@@ -77,6 +77,42 @@ WHERE (:workflow IS NULL OR workflow = :workflow)
   AND (:since IS NULL OR created_at >= :since)
   AND (:until IS NULL OR created_at < :until);
 
+-- name: active_runs --
+-- The metrics' gauges: runs not finished, per workflow, read through the claim's partial indexes
+-- (runs_claimable, runs_leased), so finished runs cost nothing. One row for each workflow of
+-- :known (a JSON array) or registered by a worker, then one (NULL) for all others together.
+WITH active AS (
+    SELECT workflow,
+        sum(status = 'pending') AS pending,
+        0 AS running,
+        sum(status = 'sleeping') AS sleeping,
+        sum(available_at <= :now) AS due
+    FROM runs
+    WHERE status IN ('pending', 'sleeping')
+    GROUP BY workflow
+    UNION ALL
+    SELECT workflow, 0, count(*), 0, 0
+    FROM runs
+    WHERE status = 'running'
+    GROUP BY workflow
+),
+known AS (
+    SELECT value AS workflow FROM json_each(:known)
+    UNION
+    SELECT j.value FROM workers, json_each(workers.workflows) AS j
+)
+SELECT k.workflow, coalesce(sum(a.pending), 0) AS pending,
+    coalesce(sum(a.running), 0) AS running, coalesce(sum(a.sleeping), 0) AS sleeping,
+    coalesce(sum(a.due), 0) AS due
+FROM known AS k
+LEFT JOIN active AS a ON a.workflow = k.workflow
+GROUP BY k.workflow
+UNION ALL
+SELECT NULL, coalesce(sum(pending), 0), coalesce(sum(running), 0), coalesce(sum(sleeping), 0),
+    coalesce(sum(due), 0)
+FROM active
+WHERE workflow NOT IN (SELECT workflow FROM known);
+
 -- name: run_ids_between --
 -- The ids that start with a prefix: ``low`` and ``high`` are the prefix padded with 0s and fs.
 SELECT id
