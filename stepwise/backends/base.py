@@ -108,6 +108,9 @@ class RunRecord(Generic[Payload]):
     otherwise."""
     parent_step: str | None = None
     """The key of the parent's step that started this run and receives its result."""
+    traceparent: str | None = None
+    """The W3C traceparent of the span that started the run, the parent of its executions'
+    spans (``core.tracing``); None for a run started without a trace."""
 
     @property
     def finished(self) -> bool:
@@ -209,6 +212,8 @@ class NewRun:
     """None means now (database time)."""
     scheduled_at: datetime | None = None
     """The schedule's tick this run is for (a WorkflowSchedule's WorkflowRun)."""
+    traceparent: str | None = None
+    """The W3C traceparent of the span that starts the run (``RunRecord.traceparent``)."""
 
 
 @dataclass(frozen=True, slots=True)

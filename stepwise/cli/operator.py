@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from stepwise.cli import console, options
+from stepwise.cli import console, options, telemetry
 
 
 @click.command("operator")
@@ -28,14 +28,17 @@ def operator(
     from stepwise.operator import main as operator_main
 
     return console.execute(
-        operator_main.run(
-            database_url=database_url,
-            schema=schema,
-            namespaces=namespaces,
-            all_namespaces=all_namespaces or not namespaces,
-            health_port=health_port,
-            health_host=health_host,
-            wait_for_database=wait_for_database,
+        telemetry.serving(
+            "stepwise-operator",
+            operator_main.run(
+                database_url=database_url,
+                schema=schema,
+                namespaces=namespaces,
+                all_namespaces=all_namespaces or not namespaces,
+                health_port=health_port,
+                health_host=health_host,
+                wait_for_database=wait_for_database,
+            ),
         )
     )
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from stepwise.cli import console, options
+from stepwise.cli import console, options, telemetry
 from stepwise.client.client import Client
 from stepwise.core import divergence, limits, runlog
 from stepwise.core.registry import default_registry
@@ -140,7 +140,7 @@ def worker(
                     await server.cleanup()
         return 0
 
-    return console.execute(serve())
+    return console.execute(telemetry.serving("stepwise-worker", serve()))
 
 
 def _worker_metrics() -> metrics.Metrics:

@@ -34,7 +34,7 @@ from stepwise.backends.base import (
 from stepwise.backoff import Backoff
 from stepwise.client import paging, schedules
 from stepwise.client.paging import Page
-from stepwise.core import codec, limits, steps, tracebacks, versions
+from stepwise.core import codec, limits, steps, tracebacks, tracing, versions
 from stepwise.core.definitions import (
     InT,
     OutT,
@@ -253,17 +253,21 @@ class Client:
         if version is None:
             served = await self.backend.served_versions(name, WORKER_LIVENESS_SECONDS)
             version = versions.newest(served)
-        new = NewRun(
-            id=str(uuid.uuid4()) if run_id is None else _uuid_text(run_id),
-            workflow=name,
-            version=version,
-            input=stored_input(name, definition, input, self.max_payload_bytes),
-            idempotency_key=idempotency_key,
-            deadline_at=deadline,
-            available_at=available_at,
-            scheduled_at=scheduled_at,
-        )
-        record, created = await self.backend.create_run(new)
+        stored = stored_input(name, definition, input, self.max_payload_bytes)
+        with tracing.starting(name) as traced:  # the run's trace starts here (core.tracing)
+            new = NewRun(
+                id=str(uuid.uuid4()) if run_id is None else _uuid_text(run_id),
+                workflow=name,
+                version=version,
+                input=stored,
+                idempotency_key=idempotency_key,
+                deadline_at=deadline,
+                available_at=available_at,
+                scheduled_at=scheduled_at,
+                traceparent=traced.traceparent,
+            )
+            record, created = await self.backend.create_run(new)
+            traced.stored(record.id, created)
         same = created or codec.same_json(record.input, new.input)
         if idempotency_key is not None and not same:
             raise IdempotencyConflict(idempotency_key, record.id, record.workflow)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, NoReturn, Protocol, TypeVar, cast
 
 from stepwise.backends.base import NewChild, NewRun, StepFinished, StepRecord, StepStatus
-from stepwise.core import codec
+from stepwise.core import codec, tracing
 from stepwise.core.events import ExecutionListener
 from stepwise.core.journal import Journal
 from stepwise.errors import ChildWorkflowFailed, ChildWorkflowTimeout
@@ -116,8 +116,11 @@ class Children:
         if stored is None:
             now = datetime.now(UTC)
             wake_at = _wake_at(now, timeout) if wait else None
-            new = NewRun(str(uuid.uuid4()), call.workflow, call.version, call.input)
             ex.listener.step_started(ex.run_id, key, 1)
+            new = NewRun(
+                str(uuid.uuid4()), call.workflow, call.version, call.input,
+                traceparent=tracing.current_traceparent(),  # the child step's, when tracing
+            )  # fmt: skip
             with ex.tracking():  # a sibling parking the run waits for this child to be stored
                 child = await ex.journal.start_child(
                     NewChild(ex.token, ex.run_id, key, new, wake_at)

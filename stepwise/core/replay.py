@@ -30,7 +30,7 @@ from stepwise.backends.base import (
     SuspendRun,
     WriteOp,
 )
-from stepwise.core import codec, divergence, runlog, tracebacks
+from stepwise.core import codec, divergence, runlog, tracebacks, tracing
 from stepwise.core.children import ChildCall
 from stepwise.core.context import WorkflowContext
 from stepwise.core.definitions import WorkflowDefinition, child_call
@@ -193,12 +193,18 @@ class Execution:
 
         The worker's log gets one line when it starts and one for its outcome (``failed`` at
         WARNING, the others at INFO), with ``run_id``, ``workflow`` and ``action``
-        (``run_<outcome>``) as the record's attributes, for JSON logs."""
-        self.listener.run_started(self.run_id, self.run.workflow, self.run.claims)
-        self._log_outcome("started", f"claim {self.run.claims}")
-        outcome = await self._execute()
-        self.listener.run_finished(self.run_id, outcome)
-        self._log_outcome(outcome, self._why)
+        (``run_<outcome>``) as the record's attributes, for JSON logs. When tracing
+        (``tracing``), the execution is a span, current while the workflow runs."""
+        traced = tracing.execution(self.run, self.memo, self.listener)
+        if traced is not None:
+            self.listener = traced
+        with tracing.active(traced):
+            self.listener.run_started(self.run_id, self.run.workflow, self.run.claims)
+            self._log_outcome("started", f"claim {self.run.claims}")
+            outcome = await self._execute()
+            self.listener.run_finished(self.run_id, outcome)
+            self._log_outcome(outcome, self._why)
+            tracing.concluded(traced, outcome, self._why, self._wake_at)
         return outcome
 
     def _log_outcome(self, outcome: str, why: str | None) -> None:

@@ -21,6 +21,7 @@ import kopf
 
 from stepwise.backends.base import RunStatus
 from stepwise.client.client import Client
+from stepwise.core import tracing
 from stepwise.errors import DatabaseUnavailable
 from stepwise.operator import models, schedule_models
 from stepwise.operator.kubeapi import ObjectRef
@@ -84,16 +85,18 @@ async def start_run(
         if await client.find(uid) is not None:
             run = None  # started before the operator restarted: nothing to do
         else:
-            run = await client.start(
-                parsed.workflow,
-                parsed.input,
-                run_id=uid,
-                idempotency_key=idempotency_key(uid),
-                deadline=parsed.deadline_after(created),
-                start_at=parsed.start_after(created),
-                version=parsed.version,
-                scheduled_at=scheduled_at(meta),
-            )
+            # The run's trace continues the annotation's, else it starts at the client's span.
+            with tracing.remote_parent(meta.annotations.get(models.TRACEPARENT_ANNOTATION)):
+                run = await client.start(
+                    parsed.workflow,
+                    parsed.input,
+                    run_id=uid,
+                    idempotency_key=idempotency_key(uid),
+                    deadline=parsed.deadline_after(created),
+                    start_at=parsed.start_after(created),
+                    version=parsed.version,
+                    scheduled_at=scheduled_at(meta),
+                )
     except DatabaseUnavailable as exc:
         raise kopf.TemporaryError(str(exc), delay=DATABASE_RETRY_DELAY) from exc
     if run is not None:

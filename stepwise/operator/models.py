@@ -33,6 +33,8 @@ RETRY_ANNOTATION = f"{GROUP}/retry"
 RUN_ID_ANNOTATION = f"{GROUP}/run-id"
 """On the WorkflowRun of a child run: the run it mirrors, which its parent's step started (the
 operator starts none for it)."""
+TRACEPARENT_ANNOTATION = f"{GROUP}/traceparent"
+"""A W3C traceparent: the run's trace continues the one it names (``core.tracing``)."""
 PARENT_LABEL = f"{GROUP}/parent"
 """On the WorkflowRun of a child run: the name of its parent's WorkflowRun, its owner."""
 

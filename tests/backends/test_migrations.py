@@ -32,7 +32,7 @@ EXPECTED_COLUMNS = {
         "available_at", "created_at", "started_at", "finished_at", "updated_at",
         "first_attempt", "forked_from",
         "recoveries", "progress_at_claim", "warning", "scheduled_at", "concurrency_key",
-        "parent_id", "parent_step", "wake_pending",
+        "parent_id", "parent_step", "wake_pending", "traceparent",
     },
     "steps": {
         "seq", "run_id", "key", "status", "output", "error", "attempts", "started_at",

@@ -100,12 +100,15 @@ def readme_project() -> dict[str, str]:
     return snippets(section)
 
 
-def run_in(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``argv`` to completion in ``cwd`` (a program of an install), output captured."""
+def run_in(
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` to completion in ``cwd`` (a program of an install), output captured, with
+    ``env`` added to the environment."""
     return subprocess.run(
         argv,
         cwd=cwd,
-        env=child_env(ISOLATED),
+        env=child_env({**ISOLATED, **(env or {})}),
         capture_output=True,
         text=True,
         timeout=120,

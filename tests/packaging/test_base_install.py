@@ -19,7 +19,9 @@ from stepwise import Client
 from tests.packaging.conftest import ISOLATED, Installs, readme_project, run_in
 
 ADA = '{"name": "ada"}'
-EXTRAS_ONLY = ("aiohttp", "prometheus_client", "kopf", "kubernetes_asyncio", "asyncpg")
+EXTRAS_ONLY = (
+    "aiohttp", "prometheus_client", "kopf", "kubernetes_asyncio", "asyncpg", "opentelemetry",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,20 @@ def test_a_health_port_without_the_extra_is_one_line_naming_it(base: Path, proje
     assert (
         "--health-port needs prometheus_client: pip install 'stepwise-workflows[worker]'"
         in refused.stderr
+    )
+    assert "Traceback" not in refused.stderr
+
+
+def test_tracing_without_the_extra_is_one_line_naming_it(base: Path, project: Path) -> None:
+    refused = run_in(
+        [str(base / "stepwise"), "worker", "--app", "greetings.py", "--database-url",
+         f"sqlite:///{project / 'runs.db'}"],
+        project,
+        env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"},
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "OpenTelemetry's SDK is not installed: pip install 'stepwise-workflows[otel]'" in (
+        refused.stderr
     )
     assert "Traceback" not in refused.stderr
 

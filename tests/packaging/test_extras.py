@@ -18,6 +18,7 @@ PROMISED = {
     "postgres": ("asyncpg", "stepwise.backends.postgres.backend"),
     "worker": ("aiohttp", "prometheus_client", "stepwise.worker.metrics"),
     "operator": ("kopf", "kubernetes_asyncio", "yaml", "asyncpg", "stepwise.operator.handlers"),
+    "otel": ("opentelemetry.sdk.trace", "opentelemetry.exporter.otlp.proto.http.trace_exporter"),
 }
 
 

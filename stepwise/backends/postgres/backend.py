@@ -230,6 +230,7 @@ class PostgresBackend:
                 new.deadline_at,
                 new.available_at,
                 new.scheduled_at,
+                new.traceparent,
             )
             if rows:
                 return _READ.run(rows[0]), rows[0]["created"]
@@ -486,6 +487,7 @@ class PostgresBackend:
             new.input,
             new.deadline_at,
             child.wake_at,
+            new.traceparent,
         )
         return _READ.run(rows[0]) if rows else None
 

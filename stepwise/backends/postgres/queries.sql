@@ -57,9 +57,10 @@ SELECT 1;
 -- statement's snapshot yields no row at all: the caller asks again.
 WITH inserted AS (
     INSERT INTO runs (
-        id, workflow, version, input, idempotency_key, deadline_at, available_at, scheduled_at
+        id, workflow, version, input, idempotency_key, deadline_at, available_at, scheduled_at,
+        traceparent
     )
-    VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8)
+    VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, now()), $8, $9)
     ON CONFLICT (workflow, idempotency_key) DO NOTHING
     RETURNING *
 )
@@ -474,7 +475,8 @@ UPDATE runs SET warning = $3::json, updated_at = now()
 WHERE id = $1 AND lease_token = $2::uuid AND status = 'running';
 
 -- name: start_child --
--- Child run $4 of workflow $5 (version $6, input $7, deadline $8) started by step $3 of run $1,
+-- Child run $4 of workflow $5 (version $6, input $7, deadline $8, traceparent $10) started by
+-- step $3 of run $1,
 -- fenced by the parent's token $2 (no row: the lease is gone): the child and the parent's step
 -- (sleeping; awaited until $9 unless null) are stored together (migration 0009). A step that
 -- exists already stores nothing and returns the child it started (started = false).
@@ -487,8 +489,10 @@ WITH parent AS (
     ON CONFLICT (run_id, key) DO NOTHING
     RETURNING child_id
 ), child AS (
-    INSERT INTO runs (id, workflow, version, input, deadline_at, parent_id, parent_step)
-    SELECT step.child_id, $5, $6, $7, $8, $1, $3 FROM step
+    INSERT INTO runs (
+        id, workflow, version, input, deadline_at, parent_id, parent_step, traceparent
+    )
+    SELECT step.child_id, $5, $6, $7, $8, $1, $3, $10 FROM step
     RETURNING *
 )
 SELECT true AS started, child.*

@@ -225,6 +225,7 @@ class SqliteBackend:
             "deadline_at": _maybe_text(new.deadline_at),
             "available_at": _text(new.available_at or now),
             "scheduled_at": _maybe_text(new.scheduled_at),
+            "traceparent": new.traceparent,
             "now": _text(now),
         }
         record, created = await self._atomic(lambda conn: _insert_run(conn, params))
@@ -530,6 +531,7 @@ class SqliteBackend:
             "input": new.input,
             "deadline_at": _maybe_text(new.deadline_at),
             "wake_at": _maybe_text(child.wake_at),
+            "traceparent": new.traceparent,
             "now": _text(_now()),
         }
         record, started = await self._atomic(lambda conn: _start_child(conn, params))

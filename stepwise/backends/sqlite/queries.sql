@@ -35,11 +35,11 @@ INSERT INTO stepwise_migrations (version, name, applied_at) VALUES (:version, :n
 -- A run with an idempotency key already used for its workflow inserts nothing (no row back).
 INSERT INTO runs (
     id, workflow, version, status, input, idempotency_key, deadline_at, available_at,
-    created_at, updated_at, scheduled_at
+    created_at, updated_at, scheduled_at, traceparent
 )
 VALUES (
     :id, :workflow, :version, 'pending', :input, :idempotency_key, :deadline_at, :available_at,
-    :now, :now, :scheduled_at
+    :now, :now, :scheduled_at, :traceparent
 )
 ON CONFLICT (workflow, idempotency_key) DO NOTHING
 RETURNING *;
@@ -526,11 +526,11 @@ WHERE steps.run_id = :run_id AND steps.key = :key;
 -- Postgres twin).
 INSERT INTO runs (
     id, workflow, version, status, input, deadline_at, available_at, created_at, updated_at,
-    parent_id, parent_step
+    parent_id, parent_step, traceparent
 )
 VALUES (
     :id, :workflow, :version, 'pending', :input, :deadline_at, :now, :now, :now,
-    :run_id, :key
+    :run_id, :key, :traceparent
 )
 RETURNING *;
 
