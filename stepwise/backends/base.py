@@ -547,6 +547,12 @@ class Backend(Protocol):
         existing run and False instead. Wakes idle workers."""
         ...
 
+    async def create_runs(self, new: Sequence[NewRun]) -> list[tuple[RunRecord, bool]]:
+        """``create_run`` for a batch, in one transaction and (Postgres) one round trip: what
+        ``create_run`` returns for each, in the order given. A key repeated in the batch starts
+        one run, which the later items return with False."""
+        ...
+
     async def get_run(self, run_id: str) -> RunRecord | None: ...
 
     async def list_runs(self, query: RunFilter) -> list[RunRecord]:

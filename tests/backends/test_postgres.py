@@ -353,6 +353,9 @@ async def test_each_hot_path_call_is_one_round_trip(
     assert await cycle(50) == {"create_run": 50, "claim_runs": 1, "heartbeat": 1, "write": 1}
     runs = await backend.list_runs(RunFilter(statuses=[RunStatus.SUCCEEDED], limit=1000))
     assert len(runs) == 53
+    await backend.create_runs([new_run()])  # prepare the batch statement
+    batch = backend.create_runs([new_run() for _ in range(500)])
+    assert await round_trips(counter, batch) == 1
 
 
 # ---- writes that only the set-based path could get wrong ---------------------------------------

@@ -20,6 +20,7 @@ SPLIT_IN_SQLITE = {
     "claim_runs": {"claim_candidates", "claim_run", "runs_by_ids", "steps_of_runs"},
     "heartbeat": {"heartbeat_runs", "heartbeat_worker"},
     "create_run": {"insert_run", "run_by_idempotency_key"},
+    "create_runs": {"insert_run", "run_by_idempotency_key"},  # once per run, one transaction
     "fire_schedule": {"advance_schedule", "insert_scheduled_run"},
     "send_signal": {"insert_signal", "signal_by_idempotency_key", "signal_awaited"},
     "receive_signal": {"completed_step", "deliver_signal", "store_wait"},

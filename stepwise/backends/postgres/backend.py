@@ -88,6 +88,21 @@ def _op_document(n: int, op: base.WriteOp) -> dict[str, Any]:
     return {**encoding.document(op), "n": n, "run_id": None if run_id is None else str(run_id)}
 
 
+def _run_values(new: base.NewRun) -> tuple[Any, ...]:
+    """A new run as create_run's parameters (create_runs takes them as columns)."""
+    return (
+        new.id,
+        new.workflow,
+        new.version,
+        new.input,
+        new.idempotency_key,
+        new.deadline_at,
+        new.available_at,
+        new.scheduled_at,
+        new.traceparent,
+    )
+
+
 def _claimed_run(row: Any) -> base.ClaimedRun:
     return _READ.claimed(row, [_READ.step(step) for step in row["steps"]])
 
@@ -220,21 +235,24 @@ class PostgresBackend:
 
     async def create_run(self, new: base.NewRun) -> tuple[base.RunRecord, bool]:
         for _ in range(_RACE_RETRIES):
-            rows = await self._fetch(
-                "create_run",
-                new.id,
-                new.workflow,
-                new.version,
-                new.input,
-                new.idempotency_key,
-                new.deadline_at,
-                new.available_at,
-                new.scheduled_at,
-                new.traceparent,
-            )
+            rows = await self._fetch("create_run", *_run_values(new))
             if rows:
                 return _READ.run(rows[0]), rows[0]["created"]
         raise RuntimeError(f"could not create nor find run {new.id} (idempotency key race)")
+
+    async def create_runs(self, new: Sequence[base.NewRun]) -> list[tuple[base.RunRecord, bool]]:
+        done: dict[int, tuple[base.RunRecord, bool]] = {}
+        for _ in range(_RACE_RETRIES):
+            todo = [i for i in range(len(new)) if i not in done]
+            if not todo:
+                break
+            columns = zip(*(_run_values(new[i]) for i in todo), strict=True)
+            rows = await self._fetch("create_runs", *(list(column) for column in columns))
+            for row in rows:
+                done[todo[row["ord"] - 1]] = _READ.run(row), row["created"]
+        if len(done) < len(new):
+            raise RuntimeError("could not create nor find every run (idempotency key race)")
+        return [done[i] for i in range(len(new))]
 
     async def get_run(self, run_id: str) -> base.RunRecord | None:
         key = _uuid(run_id)

@@ -7,6 +7,7 @@
 --   write           1  SELECT stepwise_write(batch): fencing + all ops + NOTIFY, one transaction
 --   claim_runs      1  lock, lease and return the runs with their steps, one statement
 --   create_run      1  insert or return the run holding the idempotency key (+1 on a rare race)
+--   create_runs     1  the same for a whole batch (+1 when a key repeats in it or races)
 --   cancel_run      5  BEGIN, lock_descendants, cancel_run, cancel_steps, COMMIT (+1 when a
 --                      concurrent write finished the run meanwhile)
 --   expire_runs     4  BEGIN, expire_runs, cancel_steps, COMMIT
@@ -71,6 +72,46 @@ UNION ALL
 SELECT false AS created, runs.*
 FROM runs
 WHERE workflow = $2 AND idempotency_key = $5 AND NOT EXISTS (SELECT FROM inserted);
+
+-- name: create_runs --
+-- create_run for a batch, in one statement: $1..$9 are arrays, one element per run. Each row
+-- says which element (ord, from 1) it answers. A key repeated in the batch inserts its first
+-- element only; like a key taken by a concurrent commit, the others get no row here and the
+-- caller asks again for them. Wakes workers once, however many runs it inserts.
+WITH batch AS (
+    SELECT *
+    FROM unnest(
+        $1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+        $7::timestamptz[], $8::timestamptz[], $9::text[]
+    ) WITH ORDINALITY AS b (
+        id, workflow, version, input, idempotency_key, deadline_at, available_at, scheduled_at,
+        traceparent, ord
+    )
+),
+inserted AS (
+    INSERT INTO runs (
+        id, workflow, version, input, idempotency_key, deadline_at, available_at, scheduled_at,
+        traceparent
+    )
+    SELECT id, workflow, version, input::jsonb, idempotency_key, deadline_at,
+        coalesce(available_at, now()), scheduled_at, traceparent
+    FROM batch
+    ORDER BY ord
+    ON CONFLICT (workflow, idempotency_key) DO NOTHING
+    RETURNING *
+),
+wake AS (
+    SELECT pg_notify(stepwise_channel('work'), '') FROM (SELECT FROM inserted LIMIT 1) AS any_run
+)
+SELECT true AS created, batch.ord, inserted.*
+FROM inserted
+JOIN batch USING (id)
+LEFT JOIN wake ON true
+UNION ALL
+SELECT false AS created, batch.ord, runs.*
+FROM batch
+JOIN runs USING (workflow, idempotency_key)
+WHERE NOT EXISTS (SELECT FROM inserted WHERE inserted.id = batch.id);
 
 -- name: get_run --
 SELECT * FROM runs WHERE id = $1;

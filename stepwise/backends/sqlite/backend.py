@@ -215,23 +215,16 @@ class SqliteBackend:
     # ---- client side ----
 
     async def create_run(self, new: base.NewRun) -> tuple[base.RunRecord, bool]:
+        (created,) = await self.create_runs([new])
+        return created
+
+    async def create_runs(self, new: Sequence[base.NewRun]) -> list[tuple[base.RunRecord, bool]]:
         now = _now()
-        params = {
-            "id": new.id,
-            "workflow": new.workflow,
-            "version": new.version,
-            "input": new.input,
-            "idempotency_key": new.idempotency_key,
-            "deadline_at": _maybe_text(new.deadline_at),
-            "available_at": _text(new.available_at or now),
-            "scheduled_at": _maybe_text(new.scheduled_at),
-            "traceparent": new.traceparent,
-            "now": _text(now),
-        }
-        record, created = await self._atomic(lambda conn: _insert_run(conn, params))
-        if created:
+        batch = [_new_run_params(run, now) for run in new]
+        results = await self._atomic(lambda conn: [_insert_run(conn, p) for p in batch])
+        if any(created for _, created in results):
             self._work.set()
-        return record, created
+        return results
 
     async def get_run(self, run_id: str) -> base.RunRecord | None:
         return await self._call(lambda conn: _get_run(conn, run_id))
@@ -597,6 +590,21 @@ def _migrate(conn: sqlite3.Connection, url: str) -> None:
             _QUERIES["record_migration"],
             {"version": migration.version, "name": migration.name, "now": _text(_now())},
         )
+
+
+def _new_run_params(new: base.NewRun, now: datetime) -> _Params:
+    return {
+        "id": new.id,
+        "workflow": new.workflow,
+        "version": new.version,
+        "input": new.input,
+        "idempotency_key": new.idempotency_key,
+        "deadline_at": _maybe_text(new.deadline_at),
+        "available_at": _text(new.available_at or now),
+        "scheduled_at": _maybe_text(new.scheduled_at),
+        "traceparent": new.traceparent,
+        "now": _text(now),
+    }
 
 
 def _insert_run(conn: sqlite3.Connection, params: _Params) -> tuple[base.RunRecord, bool]:
