@@ -79,7 +79,7 @@ def list_(
         if after is not None:
             print(f"more runs: stepwise runs list --cursor {after}", file=sys.stderr)
         if as_json:
-            console.print_json([_listed(run) for run in found])
+            console.print_json([view.listed(run) for run in found])
             return 0
         if not found:
             print("no runs found", file=sys.stderr)  # stdout stays empty for scripts
@@ -96,9 +96,7 @@ def list_(
             )
             for run in found
         ]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        print("\n".join(view.columns(rows)))
         return 0
 
     return console.execute(work())
@@ -110,20 +108,6 @@ def _status(run: Run, now: datetime) -> str:
     if run.status is RunStatus.PENDING and run.available_at > now:
         shown += f", starts {view.stamp(run.available_at)}"
     return shown
-
-
-def _listed(run: Run) -> dict[str, object]:
-    return {
-        "id": run.id,
-        "workflow": run.workflow,
-        "version": run.version,
-        "status": run.status.value,
-        "attempt": run.attempt,
-        "created_at": run.created_at.isoformat(),
-        "available_at": run.available_at.isoformat(),
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-    }
 
 
 @runs.command("count")
@@ -165,7 +149,8 @@ def count(
 @options.database
 def show(run_id: str, as_json: bool, database_url: str, schema: str) -> int:
     """Show RUN_ID (or a unique prefix): every step with its status, attempts, duration and
-    output, every error with its traceback, and when a sleeping step wakes."""
+    output, every error with its traceback, when a sleeping step wakes, the signals sent to
+    the run and the child runs it started."""
 
     async def work() -> int:
         async with Client.connect(database_url, schema=schema, create=False) as client:
@@ -176,6 +161,8 @@ def show(run_id: str, as_json: bool, database_url: str, schema: str) -> int:
                 attempts=await client.attempts(run.id),
                 waiting=await client.waiting_reason(run),
                 logs=await runlogs.tail(client, run.id),
+                signals=await client.signals(run.id),
+                children=await _children(client, run.id),
             )
         if as_json:
             console.print_json(view.document(shown))
@@ -184,6 +171,18 @@ def show(run_id: str, as_json: bool, database_url: str, schema: str) -> int:
         return 0
 
     return console.execute(work())
+
+
+async def _children(client: Client, run_id: str) -> list[Run]:
+    """Every child run ``run_id`` started, in start order (``list`` pages newest first)."""
+    found: list[Run] = []
+    cursor = None
+    while True:
+        page = await client.list(parent_id=run_id, limit=limits.MAX_LIST_LIMIT, cursor=cursor)
+        found += page
+        cursor = page.next_cursor
+        if cursor is None:
+            return found[::-1]
 
 
 @runs.command("logs")

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from stepwise.backends.base import StepStatus
-from stepwise.client.client import Run, RunAttempt, Step
+from stepwise.client.client import Run, RunAttempt, Signal, Step
 from stepwise.core import steps as step_api
 from stepwise.core import tracebacks
 
@@ -38,6 +38,10 @@ class Shown:
     waiting: str | None
     logs: Sequence[str] = ()
     """The run's last log lines as printed, and as ``runs show --json`` lists them."""
+    signals: Sequence[Signal] = ()
+    """Every signal sent to the run, in send order, received or still kept for a wait."""
+    children: Sequence[Run] = ()
+    """The child runs it started, in start order."""
 
 
 def document(shown: Shown) -> dict[str, Any]:
@@ -92,6 +96,36 @@ def document(shown: Shown) -> dict[str, Any]:
             for s in shown.steps
         ],
         "logs": list(shown.logs),
+        "signals": [
+            {
+                "seq": s.seq,
+                "name": s.name,
+                "payload": s.payload,
+                "idempotency_key": s.idempotency_key,
+                "sent_at": _iso(s.sent_at),
+                "delivered_to": s.delivered_to,
+                "delivered_at": _iso(s.delivered_at),
+            }
+            for s in shown.signals
+        ],
+        "children": [
+            listed(child) | {"parent_step": child.parent_step} for child in shown.children
+        ],
+    }
+
+
+def listed(run: Run) -> dict[str, object]:
+    """A run as ``runs list --json`` lists it, and ``runs show --json`` its children."""
+    return {
+        "id": run.id,
+        "workflow": run.workflow,
+        "version": run.version,
+        "status": run.status.value,
+        "attempt": run.attempt,
+        "created_at": run.created_at.isoformat(),
+        "available_at": run.available_at.isoformat(),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
     }
 
 
@@ -124,6 +158,10 @@ def render(shown: Shown, now: datetime) -> str:
     lines = [f"{name:<12}{value}" for name, value in facts if value is not None]
     if shown.steps:
         lines += ["", *_table(shown.steps, now)]
+    if shown.signals:
+        lines += ["", "SIGNALS", *_signals(shown.signals)]
+    if shown.children:
+        lines += ["", "CHILD RUNS", *_children(shown.children)]
     lines += _errors(shown)
     if shown.logs:
         lines += ["", "LOGS (the last lines; all of them: stepwise runs logs RUN_ID)", *shown.logs]
@@ -149,6 +187,35 @@ def _table(steps: Sequence[Step], now: datetime) -> list[str]:
         + "  "
         + row[-1]
         for row in rows
+    ]
+
+
+def _signals(signals: Sequence[Signal]) -> list[str]:
+    rows = [("#", "NAME", "SENT", "RECEIVED BY", "PAYLOAD")]
+    rows += [
+        (
+            str(s.seq),
+            s.name,
+            stamp(s.sent_at),
+            f"step {s.delivered_to}" if s.delivered_to is not None else "kept for a wait",
+            cut(s.payload),
+        )
+        for s in signals
+    ]
+    return columns(rows)
+
+
+def _children(children: Sequence[Run]) -> list[str]:
+    rows = [("ID", "WORKFLOW", "STATUS", "STEP")]
+    rows += [(c.id, c.workflow, c.status.value, c.parent_step or "") for c in children]
+    return columns(rows)
+
+
+def columns(rows: Sequence[Sequence[str]]) -> list[str]:
+    """``rows`` as lines of left-aligned columns, two spaces apart (the first row: headings)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
 
 
