@@ -6,13 +6,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs unit dev-cluster dev-cluster-down k8s-tools node-tools browser-tools images bench crds clean
+.PHONY: demo test lint docs unit dev-cluster dev-cluster-down k8s-tools node-tools browser-tools images bench bench-scale crds clean
 
 $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing stepwise with its test tools"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[all]' --group test --group lint --group docs
+	$(BIN)/pip install -q -e '.[all]' --group test --group lint --group docs --group bench
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -63,6 +63,11 @@ crds: $(STAMP)
 bench: $(STAMP) k8s-tools
 	bash scripts/ensure-postgres.sh
 	$(BIN)/python -m bench
+
+# How cost grows (docs/performance.md): about 15 minutes on 2 cores, Kubernetes case included.
+bench-scale: $(STAMP) k8s-tools
+	bash scripts/ensure-postgres.sh
+	$(BIN)/python -m bench --only scale
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache stepwise.db* site

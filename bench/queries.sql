@@ -83,3 +83,16 @@ SELECT count(*), extract(epoch FROM min(created_at))::float8,
        extract(epoch FROM max(created_at))::float8,
        extract(epoch FROM max(finished_at))::float8
 FROM {schema}.runs;
+
+-- name: stepwise_finish_times --
+-- The scale suite's drain curve: when each run finished, in order, in epoch seconds.
+SELECT extract(epoch FROM finished_at)::float8
+FROM {schema}.runs WHERE finished_at IS NOT NULL
+ORDER BY finished_at;
+
+-- name: stepwise_workers --
+-- Worker processes registered (the scale suite waits for all of them before it enqueues).
+SELECT count(*) FROM {schema}.workers;
+
+-- name: wal_bytes_between --
+SELECT pg_wal_lsn_diff($2::text::pg_lsn, $1::text::pg_lsn)::bigint;
