@@ -18,6 +18,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +34,10 @@ except ImportError:  # the otel extra is not installed: nothing is traced
 
 TRACER_NAME = "stepwise"
 _W3C = TraceContextTextMapPropagator() if trace is not None else None
-_tracer_of: tuple[object, Any] | None = None
-"""(the provider, its tracer), kept so each execution does not ask for a new tracer."""
+_tracer_of: tuple[object, Any] = (None, None)
+"""(the provider, our tracer or None): the answer of ``_tracer`` while the provider stays."""
+_UNSET = (trace.ProxyTracerProvider, trace.NoOpTracerProvider) if trace is not None else ()
+_NOTHING = contextlib.nullcontext()
 
 
 def _tracer() -> Any:
@@ -43,10 +46,9 @@ def _tracer() -> Any:
     if trace is None:
         return None
     provider = trace.get_tracer_provider()
-    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-        return None
-    if _tracer_of is None or _tracer_of[0] is not provider:
-        _tracer_of = (provider, provider.get_tracer(TRACER_NAME))
+    if provider is not _tracer_of[0]:
+        tracer = None if isinstance(provider, _UNSET) else provider.get_tracer(TRACER_NAME)
+        _tracer_of = (provider, tracer)
     return _tracer_of[1]
 
 
@@ -68,11 +70,33 @@ def _extracted(traceparent: str | None) -> Any:
 
 
 class Start:
-    """What ``starting`` gives ``Client.start``: the context to store with the run."""
+    """Around storing a new run (``with starting(workflow) as start``): a ``start <workflow>``
+    span when tracing, whose context the run keeps (``traceparent``); without a tracer
+    provider, the caller's current context if it has one (a remote parent the operator
+    attached, say), so workers that trace still join the caller's trace."""
 
-    def __init__(self, traceparent: str | None, span: Any = None) -> None:
-        self.traceparent = traceparent
-        self._span = span
+    def __init__(self, tracer: Any, workflow: str) -> None:
+        self.traceparent: str | None = None
+        self._span: Any = None
+        self._scope: Any = None
+        if tracer is not None:
+            self._scope = tracer.start_as_current_span(
+                f"start {workflow}",
+                kind=trace.SpanKind.PRODUCER,
+                attributes={"stepwise.workflow": workflow},
+            )
+
+    def __enter__(self) -> Start:
+        if self._scope is not None:
+            self._span = self._scope.__enter__()
+            self.traceparent = _traceparent(self._span)
+        elif trace is not None:
+            self.traceparent = _traceparent(trace.get_current_span())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._scope is not None:
+            self._scope.__exit__(*exc)
 
     def stored(self, run_id: str, created: bool) -> None:
         if self._span is not None:
@@ -80,22 +104,9 @@ class Start:
             self._span.set_attribute("stepwise.created", created)
 
 
-@contextlib.contextmanager
-def starting(workflow: str) -> Iterator[Start]:
-    """Around storing a new run: a ``start <workflow>`` span when tracing, whose context the
-    run keeps; without a tracer provider, the caller's current context if it has one (a remote
-    parent the operator attached, say), so workers that trace still join the caller's trace."""
-    tracer = _tracer()
-    if tracer is None:
-        current = None if trace is None else _traceparent(trace.get_current_span())
-        yield Start(current)
-        return
-    kind = trace.SpanKind.PRODUCER
-    attributes = {"stepwise.workflow": workflow}
-    with tracer.start_as_current_span(
-        f"start {workflow}", kind=kind, attributes=attributes
-    ) as span:
-        yield Start(_traceparent(span), span)
+def starting(workflow: str) -> Start:
+    """The ``Start`` of a run of ``workflow``."""
+    return Start(_tracer(), workflow)
 
 
 @contextlib.contextmanager
@@ -146,22 +157,10 @@ def execution(
     return RunTrace(tracer, run, memo, listener)
 
 
-@contextlib.contextmanager
-def active(run_trace: RunTrace | None) -> Iterator[None]:
+def active(run_trace: RunTrace | None) -> AbstractContextManager[None]:
     """The execution's span current inside (the workflow's task inherits it); an exception
     that escapes ends it as an error."""
-    if run_trace is None:
-        yield
-        return
-    token = otel_context.attach(run_trace.context)
-    try:
-        yield
-    except BaseException as exc:
-        run_trace.span.record_exception(exc)
-        run_trace.concluded("crashed", f"{type(exc).__name__}: {exc}", None)
-        raise
-    finally:
-        otel_context.detach(token)
+    return _NOTHING if run_trace is None else run_trace.active()
 
 
 def concluded(
@@ -244,7 +243,19 @@ class RunTrace(ExecutionListener):
     def run_finished(self, run_id: str, outcome: str) -> None:
         self._inner.run_finished(run_id, outcome)
 
-    # ---- the execution's end ----
+    # ---- the execution's span: current, then ended ----
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        token = otel_context.attach(self.context)
+        try:
+            yield
+        except BaseException as exc:
+            self.span.record_exception(exc)
+            self.concluded("crashed", f"{type(exc).__name__}: {exc}", None)
+            raise
+        finally:
+            otel_context.detach(token)
+
     def concluded(self, outcome: str, why: str | None, wake_at: datetime | None) -> None:
         """End the execution's span with its outcome; steps still open were interrupted."""
         if self._ended:
