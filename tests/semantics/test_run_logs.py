@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
+import sys
 import threading
 from typing import Any
 
@@ -286,3 +288,16 @@ async def test_a_canceled_runs_later_lines_are_not_stored(engine: Engine) -> Non
         stop.set()
         await task
     assert [e.text for e in await engine.client.logs(run.id)] == ["before the cancel"]
+
+
+def test_capturing_does_not_silence_an_application_without_logging_setup() -> None:
+    """The capture handler on the root logger must not hide warnings from an application that
+    configured no logging (Python prints those through ``logging.lastResort``)."""
+    code = (
+        "import logging; from stepwise.core import runlog; runlog.capture(); "
+        "logging.getLogger('app').warning('still shown'); logging.getLogger('app').info('not')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stderr == "still shown\n"
