@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from stepwise.cli import console, follow, options, view
-from stepwise.client.client import Client
+from stepwise.client.client import SLOT_WAIT, Client, Run
 from stepwise.core import limits
 from stepwise.core.definitions import checked_name
 from stepwise.core.registry import default_registry
@@ -139,12 +139,9 @@ def start(
                 version=version,
             )
             print(started.id)
-            if started.available_at > datetime.now(UTC):
-                when = view.when(started.available_at, datetime.now(UTC))
-                print(f"note: the run starts at {when}", file=sys.stderr)
             reason = await client.waiting_reason(started)
-            if reason:
-                print(f"note: {reason}; the run waits until one starts", file=sys.stderr)
+            for note in _notes(started, reason, datetime.now(UTC)):
+                print(f"note: {note}", file=sys.stderr)
             if not wait:
                 return 0
             try:
@@ -156,3 +153,18 @@ def start(
             return console.report(finished)
 
     return console.execute(work())
+
+
+def _notes(run: Run, reason: str | None, now: datetime) -> list[str]:
+    """Why a run just started will not run at once, worded for what it waits for: its start
+    time, a worker that serves it, or a slot of its concurrency group. A delayed run's slot
+    is not mentioned: the group's runs now say nothing about the group's runs then."""
+    slot = reason is not None and reason.startswith(SLOT_WAIT)
+    if run.available_at > now:
+        notes = [f"the run starts at {view.when(run.available_at, now)}"]
+        if reason is not None and not slot:
+            notes.append(f"{reason} now; if none does by then, the run waits until one starts")
+        return notes
+    if reason is None:
+        return []
+    return [f"{reason}; the run waits until {'one of them ends' if slot else 'one starts'}"]
