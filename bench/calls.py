@@ -17,8 +17,8 @@ from stepwise.backends.base import Backend
 TIMED = frozenset(
     {
         "create_run", "get_run", "list_runs", "list_steps", "cancel_run", "expire_runs",
-        "register_worker", "unregister_worker", "serving_workers", "claim_runs", "heartbeat",
-        "write",
+        "register_worker", "unregister_worker", "serving_workers", "served_versions",
+        "claim_runs", "heartbeat", "write",
     }
 )  # fmt: skip
 """Backend calls that are one database round trip each (``wait_for_work`` only waits)."""

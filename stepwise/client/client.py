@@ -34,7 +34,8 @@ from stepwise.backends.base import (
 from stepwise.backoff import Backoff
 from stepwise.client import paging, schedules
 from stepwise.client.paging import Page
-from stepwise.core import codec, limits, steps, tracebacks, tracing, versions
+from stepwise.client.served import SERVED_VERSIONS_TTL, ServedVersions
+from stepwise.core import codec, limits, steps, tracebacks, tracing
 from stepwise.core.definitions import (
     InT,
     OutT,
@@ -149,6 +150,7 @@ class Client:
         registry: Registry | None = None,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
         wait_for_database: float = 0.0,
+        served_versions_ttl: float = SERVED_VERSIONS_TTL,
     ) -> None:
         self.backend = backend
         self._registry = registry
@@ -156,6 +158,8 @@ class Client:
             max_payload_bytes, "max_payload_bytes", high=codec.MAX_PAYLOAD_BYTES
         )
         self._wait_for_database = limits.seconds(wait_for_database, "wait_for_database", zero=True)
+        ttl = limits.seconds(served_versions_ttl, "served_versions_ttl", zero=True)
+        self._served = ServedVersions(backend, ttl)
 
     @classmethod
     def connect(
@@ -167,16 +171,21 @@ class Client:
         create: bool = True,
         max_payload_bytes: int = codec.DEFAULT_MAX_PAYLOAD_BYTES,
         wait_for_database: float = 0.0,
+        served_versions_ttl: float = SERVED_VERSIONS_TTL,
     ) -> Client:
         """A client with its own backend, opened by ``async with``; with ``create=False`` a
         missing SQLite file is an error instead of a new database (see ``open_backend``).
         ``wait_for_database`` seconds: how long opening keeps trying a database that cannot
-        be reached yet (a worker started beside a database that is still starting)."""
+        be reached yet (a worker started beside a database that is still starting).
+        ``served_versions_ttl`` seconds: how long a start without a version goes on using the
+        versions live workers served when this client last read them (0: read at every
+        start)."""
         return cls(
             open_backend(url, schema=schema, create=create),
             registry=registry,
             max_payload_bytes=max_payload_bytes,
             wait_for_database=wait_for_database,
+            served_versions_ttl=served_versions_ttl,
         )
 
     async def __aenter__(self) -> Client:
@@ -236,7 +245,8 @@ class Client:
         ``start_at`` (a timezone-aware datetime) or ``delay`` (seconds or a timedelta, not both)
         starts the run later: it stays pending and no worker claims it before then.
         ``version`` pins the run to that version of the workflow (the workflow object's own
-        when it has one); without one, the run takes the newest version a live worker serves
+        when it has one); without one, the run takes the newest version a live worker serves,
+        as this client read it at most ``served_versions_ttl`` seconds (5) ago
         (``docs/versions.md``), and a run that finds none is pinned by the first worker that
         claims it, to the newest version that worker serves."""
         name, definition, version = await self._resolve(workflow, version, idempotency_key)
@@ -328,8 +338,7 @@ class Client:
             if value is not None:
                 limits.text(value, label, max_length=limits.MAX_KEY_LENGTH)
         if version is None:
-            served = await self.backend.served_versions(name, WORKER_LIVENESS_SECONDS)
-            version = versions.newest(served)
+            version = await self._served.newest(name)
         return name, definition, version
 
     def _started(

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from harness.workers import async_wait_until
-from stepwise import Registry, RunStatus, Worker, workflow
+from stepwise import Client, Registry, RunStatus, Worker, workflow
 from stepwise.backends.base import WORKER_LIVENESS_SECONDS
+from stepwise.client.served import SERVED_VERSIONS_TTL
 from stepwise.core import versions
 from stepwise.errors import DefinitionError, UnknownWorkflow
 from tests.conftest import Engine
@@ -95,21 +96,38 @@ async def test_one_worker_serves_two_versions_and_runs_each_run_with_its_own(
 
 
 async def test_a_start_without_a_version_takes_the_newest_a_live_worker_serves(
-    engine: Engine,
+    engine: Engine, backend_url: str
 ) -> None:
     old, new = Registry(), Registry()
     definitions(old, "1.9")
     definitions(new, "1.10")
-    async with serving(engine, old):
-        assert (await engine.client.start(NAME)).version == "1.9"
+
+    async def started(version: str) -> str | None:
+        run = await engine.client.start(NAME)
+        return run.id if run.version == version else None
+
+    async with (
+        serving(engine, old),
+        Client.connect(backend_url, served_versions_ttl=3600) as keeping,
+    ):
+        assert await started("1.9")
+        assert (await keeping.start(NAME)).version == "1.9"
         async with serving(engine, new):
-            run = await engine.client.start(NAME)
-            assert run.version == "1.10"
-            assert await engine.client.wait(run.id, timeout=TIMEOUT) == (
+            # A client keeps the versions it read for served_versions_ttl seconds: its next
+            # start costs no read and stays on 1.9; a client with the default switches soon.
+            assert (await keeping.start(NAME)).version == "1.9"
+            run_id = await async_wait_until(
+                lambda: started("1.10"), SERVED_VERSIONS_TTL + TIMEOUT, "a start takes 1.10",
+                interval=0.5,
+            )  # fmt: skip
+            assert await engine.client.wait(run_id, timeout=TIMEOUT) == (
                 "1.10 ran run pinned to 1.10"
             )
         # The 1.10 worker is gone (unregistered): the newest live one is 1.9 again.
-        assert (await engine.client.start(NAME)).version == "1.9"
+        await async_wait_until(
+            lambda: started("1.9"), SERVED_VERSIONS_TTL + TIMEOUT, "a start takes 1.9 again",
+            interval=0.5,
+        )  # fmt: skip
 
 
 async def test_a_run_started_while_no_worker_serves_a_version_is_pinned_by_its_claim(
