@@ -40,6 +40,10 @@ def runs() -> None:
     "--limit", type=options.Count(limits.MAX_LIST_LIMIT), default=50,
     help="at most this many (a page)",
 )  # fmt: skip
+@options.option(
+    "--parent", "parent", default=None,
+    help="only the child runs this run (or a unique prefix of its id) started",
+)  # fmt: skip
 @options.option("--cursor", default=None, help="the page after the one that printed this cursor")
 @options.option("--all", "every", is_flag=True, help="every page, not only the first")
 @options.option("--json", "as_json", is_flag=True, help="print a JSON list instead of a table")
@@ -50,6 +54,7 @@ def list_(
     since: datetime | None,
     until: datetime | None,
     limit: int,
+    parent: str | None,
     cursor: str | None,
     every: bool,
     as_json: bool,
@@ -61,6 +66,7 @@ def list_(
 
     async def work() -> int:
         async with Client.connect(database_url, schema=schema, create=False) as client:
+            parent_id = None if parent is None else await client.resolve(parent)
             found: list[Run] = []
             after = cursor
             while True:
@@ -71,6 +77,7 @@ def list_(
                     since=since,
                     until=until,
                     cursor=after,
+                    parent_id=parent_id,
                 )
                 found += page
                 after = page.next_cursor
