@@ -29,7 +29,9 @@ from stepwise.backends.sqlfiles import load_queries
 
 Q = load_queries("bench")
 _TICKS = os.sysconf("SC_CLK_TCK")
-_BENCH_SETTINGS = {"shared_buffers": "128MB"}
+_BENCH_SETTINGS = {"shared_buffers": "128MB", "wal_keep_size": "4GB"}
+"""wal_keep_size: a long run's WAL window must still be on disk when pg_waldump reads it after
+the run (a checkpoint inside a 10,000-run window would otherwise recycle its first segments)."""
 _COMMIT_LINE = re.compile(r"^Transaction/COMMIT\s+(\d+)", re.MULTILINE)
 _TOTAL_LINE = re.compile(r"^Total\s+(\d+)\s.*?(\d+) \[100", re.MULTILINE)
 
