@@ -12,6 +12,7 @@ the ``worker`` extra, and a plain install runs a worker without them.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -23,6 +24,19 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from stepwise.worker.worker import Worker
+
+
+@dataclass(frozen=True, slots=True)
+class _Labelled:
+    """One workflow's children of the per-step metrics, made once: ``labels()`` takes a lock
+    and builds a key, which on every step would cost more than the count itself."""
+
+    workflow: str
+    ok: Counter
+    retrying: Counter
+    failed: Counter
+    replayed: Counter
+    seconds: Histogram
 
 
 class Metrics(ExecutionListener):
@@ -76,34 +90,50 @@ class Metrics(ExecutionListener):
             ["workflow"],
             registry=self.registry,
         )
-        self._executing: dict[str, tuple[str, float]] = {}
-        """Run id → its workflow and the start of its execution: the step hooks name the run
-        only."""
+        self._labelled: dict[str, _Labelled] = {}
+        self._executing: dict[str, tuple[_Labelled, float]] = {}
+        """Run id → its workflow's children and the start of its execution: the step hooks
+        name the run only."""
 
-    def _workflow(self, run_id: str) -> str:
+    def _children(self, workflow: str) -> _Labelled:
+        made = self._labelled.get(workflow)
+        if made is None:
+            made = self._labelled[workflow] = _Labelled(
+                workflow,
+                self.steps.labels(workflow, "ok"),
+                self.steps.labels(workflow, "retrying"),
+                self.steps.labels(workflow, "failed"),
+                self.steps_replayed.labels(workflow),
+                self.step_seconds.labels(workflow),
+            )
+        return made
+
+    def _of(self, run_id: str) -> _Labelled:
         entry = self._executing.get(run_id)
-        return backlog.OTHER if entry is None else entry[0]
+        return self._children(backlog.OTHER) if entry is None else entry[0]
 
     def run_started(self, run_id: str, workflow: str, claims: int) -> None:
-        self._executing[run_id] = (workflow, time.monotonic())
+        self._executing[run_id] = (self._children(workflow), time.monotonic())
         self.runs_started.labels(workflow).inc()
         self.active_runs.inc()
 
     def step_replayed(self, run_id: str, key: str) -> None:
-        self.steps_replayed.labels(self._workflow(run_id)).inc()
+        self._of(run_id).replayed.inc()
 
     def step_finished(
         self, run_id: str, key: str, *, ok: bool, seconds: float, error: str | None, retrying: bool
     ) -> None:
-        workflow = self._workflow(run_id)
-        self.steps.labels(workflow, "ok" if ok else ("retrying" if retrying else "failed")).inc()
-        self.step_seconds.labels(workflow).observe(seconds)
+        children = self._of(run_id)
+        (children.ok if ok else children.retrying if retrying else children.failed).inc()
+        children.seconds.observe(seconds)
 
     def run_diverged(self, run_id: str, workflow: str, missing: list[str], new: list[str]) -> None:
         self.divergences.labels(workflow).inc()
 
     def run_finished(self, run_id: str, outcome: str) -> None:
-        workflow, started = self._executing.pop(run_id, (backlog.OTHER, time.monotonic()))
+        entry = self._executing.pop(run_id, None)
+        workflow = backlog.OTHER if entry is None else entry[0].workflow
+        started = time.monotonic() if entry is None else entry[1]
         self.runs_finished.labels(workflow, outcome).inc()
         self.run_seconds.labels(workflow, outcome).observe(time.monotonic() - started)
         self.active_runs.dec()
@@ -113,10 +143,11 @@ class Metrics(ExecutionListener):
     ) -> web.AppRunner:
         """Serve ``/healthz``, ``/readyz`` (the worker claims) and these metrics; with
         ``backlog_metrics``, the backlog gauges of the worker's database too. The counters of
-        each workflow served start at 0; those with an outcome or result appear on the first."""
+        each workflow served start at 0; those by outcome appear with their first one."""
         for workflow in worker.registry.names():  # a labelled counter shows once it has a child
-            for counter in (self.runs_started, self.steps_replayed, self.divergences):
-                counter.labels(workflow)
+            self.runs_started.labels(workflow)
+            self.divergences.labels(workflow)
+            self._children(workflow)
         refresh = None
         if backlog_metrics:
             gauges = backlog.BacklogCollector(worker.backend, worker.registry.names())

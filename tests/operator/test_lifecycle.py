@@ -103,6 +103,10 @@ def test_apply_shows_live_progress_then_the_output(
     assert op.reasons("fetch-42") == ["Started", "Succeeded"]
     metrics = _get(f"http://127.0.0.1:{op.health_port}/metrics")
     assert "stepwise_operator_workflowruns 1.0\n" in metrics
+    # The operator serves the backlog gauges (read from the database) and its process metrics.
+    assert 'stepwise_runs{status="pending",workflow="fan-out"} 0.0\n' in metrics
+    assert 'stepwise_backlog{workflow="fan-out"} 0.0\n' in metrics
+    assert "\nprocess_cpu_seconds_total " in metrics
     writes = re.search(
         r'^stepwise_operator_api_requests_total\{kind="status"\} (\d+)\.0$', metrics, re.M
     )
