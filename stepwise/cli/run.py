@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from stepwise.cli import console, follow, options, view
+from stepwise.cli import console, follow, options, telemetry, view
 from stepwise.client.client import SLOT_WAIT, Client, Run
 from stepwise.core import limits
 from stepwise.core.definitions import checked_name
@@ -84,7 +84,7 @@ def run(
             announced.update(finished, await client.steps(started.id))
         return console.report(finished)
 
-    return console.execute(work())
+    return console.execute(telemetry.serving("stepwise-run", work(), inherit=True))
 
 
 @click.command("start")
@@ -152,7 +152,7 @@ def start(
                 return 1
             return console.report(finished)
 
-    return console.execute(work())
+    return console.execute(telemetry.serving("stepwise-start", work(), inherit=True))
 
 
 def _notes(run: Run, reason: str | None, now: datetime) -> list[str]:

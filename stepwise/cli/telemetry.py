@@ -17,6 +17,7 @@ from collections.abc import Coroutine, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
+from stepwise.core import tracing
 from stepwise.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -87,11 +88,14 @@ def _exporter(name: str) -> type:
     )
 
 
-async def serving(service: str, work: Coroutine[Any, Any, int]) -> int:
-    """``work`` (a command's), traced as the environment says (``configure``)."""
+async def serving(service: str, work: Coroutine[Any, Any, int], *, inherit: bool = False) -> int:
+    """``work`` (a command's), traced as the environment says (``configure``); with
+    ``inherit``, in the trace that ``TRACEPARENT`` names, as CI systems and otel-cli pass one
+    to the commands they run (``stepwise start`` and ``run``: the runs they start join it)."""
     try:
         configure(os.environ, service)
     except BaseException:
         work.close()
         raise
-    return await work
+    with tracing.remote_parent(os.environ.get("TRACEPARENT") if inherit else None):
+        return await work
