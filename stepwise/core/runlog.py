@@ -29,9 +29,8 @@ import itertools
 import logging
 import threading
 from collections.abc import Iterator, MutableMapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from stepwise.backends.base import LogEntry, LogLine
 from stepwise.core import limits
@@ -48,8 +47,9 @@ MAX_MESSAGE_CHARS = 8192
 """A longer line (message and traceback) is cut to this and marked as cut."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Scope:
+class _Scope(NamedTuple):
+    """Where a line is logged; a tuple, as one is made per step attempt."""
+
     sink: RunLog
     step: str | None
     attempt: int
@@ -115,18 +115,25 @@ class RunLog:
             _scope.reset(token)
 
 
-@contextlib.contextmanager
-def step(key: str, attempt: int) -> Iterator[None]:
-    """Attempt ``attempt`` of step ``key`` runs inside: its lines say so."""
-    scope = _scope.get()
-    if scope is None:
-        yield
-        return
-    token = _scope.set(_Scope(scope.sink, key, attempt))
-    try:
-        yield
-    finally:
-        _scope.reset(token)
+class step:
+    """Attempt ``attempt`` of step ``key`` runs inside: its lines say so. A class, not a
+    generator: entered once per step attempt, it must cost next to nothing."""
+
+    __slots__ = ("_attempt", "_key", "_token")
+
+    def __init__(self, key: str, attempt: int) -> None:
+        self._key = key
+        self._attempt = attempt
+        self._token: contextvars.Token[_Scope | None] | None = None
+
+    def __enter__(self) -> None:
+        scope = _scope.get()
+        if scope is not None:
+            self._token = _scope.set(_Scope(scope.sink, self._key, self._attempt))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _scope.reset(self._token)
 
 
 class RunLogger(logging.LoggerAdapter[logging.Logger]):
