@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CLUSTER=${CLUSTER:-stepwise-e2e}
-TAG=${TAG:-0.1.0}
+TAG=${TAG:-0.2.0}
 NS=${NS:-stepwise-e2e}
 RELEASE=${RELEASE:-sw}
 KEEP=${KEEP:-0}

@@ -120,7 +120,7 @@ def test_chart_metadata() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["apiVersion"] == "v2"
     assert chart["kubeVersion"] == ">=1.28.0-0"
-    assert (chart["version"], chart["appVersion"]) == ("0.1.0", "0.1.0")
+    assert (chart["version"], chart["appVersion"]) == ("0.2.0", "0.2.0")
     assert SCENARIOS, "charts/stepwise/ci/ holds no *-values.yaml scenario"
 
 
@@ -232,7 +232,7 @@ def test_default_install(helm: Any) -> None:
     assert operator["spec"]["template"]["spec"]["serviceAccountName"] == f"{FULLNAME}-operator"
 
     w = container(worker)
-    assert w["image"] == "stepwise:0.1.0"
+    assert w["image"] == "stepwise:0.2.0"
     assert w["args"] == ["worker", "--concurrency", "10", "--lease", "30", "--shutdown-grace", "25"]
     assert w["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-health"}
     assert w["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-health"}

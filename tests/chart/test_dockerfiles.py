@@ -85,7 +85,7 @@ def test_build_context_holds_what_the_dockerfile_copies() -> None:
 
 def test_examples_image_serves_every_example() -> None:
     steps = instructions(REPO / "examples" / "Dockerfile")
-    assert steps[0] == ("ARG", "STEPWISE_IMAGE=stepwise:0.1.0")
+    assert steps[0] == ("ARG", "STEPWISE_IMAGE=stepwise:0.2.0")
     assert steps[1] == ("FROM", "${STEPWISE_IMAGE}")
     assert ("COPY", "*.py /app/workflows/") in steps
     (app,) = [args for word, args in steps if word == "ENV" and args.startswith("STEPWISE_APP=")]
