@@ -16,28 +16,13 @@ from typing import Any
 
 import pytest
 
-from harness.controlplane import ControlPlane
 from harness.processes import wait_until
 from harness.workers import Proc
 from stepwise import Client, Signal, StepStatus
-from stepwise.operator import crd, signal_models
-from tests.operator.conftest import REPO, Database, OperatorHarness
+from stepwise.operator import signal_models
+from tests.operator.conftest import Database, OperatorHarness
 
 pytestmark = [pytest.mark.kube, pytest.mark.postgres]
-
-WFSIG_CRD = f"{signal_models.PLURAL}.stepwise.dev"
-
-
-@pytest.fixture(scope="session")
-def wfsig_crd(kube: ControlPlane) -> str:
-    kube.kubectl("apply", "-f", str(REPO / crd.SIGNAL.targets[0]))
-    kube.kubectl("wait", "--for=condition=Established", f"crd/{WFSIG_CRD}", "--timeout=60s")
-    wait_until(
-        lambda: kube.kubectl("get", "wfsig", "-A", check=False).returncode == 0,
-        timeout=30,
-        what="WorkflowSignals to be served",
-    )
-    return WFSIG_CRD
 
 
 def send(op: OperatorHarness, name: str, run: str, signal: str, payload: Any) -> None:
@@ -77,7 +62,6 @@ def stored_signals(url: str, run_id: str) -> list[Signal]:
 
 def test_a_workflow_signal_reaches_the_parked_run_once(
     operator: OperatorHarness,
-    wfsig_crd: str,
     worker: Callable[..., Proc],
     database: Database,
 ) -> None:
@@ -128,7 +112,6 @@ def test_a_workflow_signal_reaches_the_parked_run_once(
 
 def test_a_signal_sent_before_its_workflow_run_exists_waits_for_it(
     operator: OperatorHarness,
-    wfsig_crd: str,
     worker: Callable[..., Proc],
     database: Database,
 ) -> None:
