@@ -8,7 +8,17 @@ import click
 
 from stepwise.cli import console, options
 from stepwise.client.client import Client
-from stepwise.errors import ConfigurationError
+from stepwise.errors import ConfigurationError, InvalidArgument
+
+
+def _host_name(text: str) -> str:
+    """A name for ``--allow-host``: a DNS name or an address, without scheme, path or port."""
+    if not text or text != text.strip() or any(c in text for c in "/:@ "):
+        raise InvalidArgument("", f"{text!r} is not a host name (dashboard.example.com)")
+    return text.lower().rstrip(".")
+
+
+HOST_NAME = options.Checked("host", _host_name)
 
 
 @click.command("dashboard")
@@ -21,6 +31,11 @@ from stepwise.errors import ConfigurationError
     help="port to serve on (0: any free port, printed at start)",
 )  # fmt: skip
 @options.option(
+    "--allow-host", "allow_hosts", multiple=True, type=HOST_NAME,
+    help="also answer requests for this host name, repeatable (a Service's DNS name, an "
+    "ingress host); besides those, only localhost and the bound addresses are answered",
+)  # fmt: skip
+@options.option(
     "--allow-actions", is_flag=True,
     help="show Cancel and Retry buttons (read-only without it)",
 )  # fmt: skip
@@ -29,6 +44,7 @@ from stepwise.errors import ConfigurationError
 def dashboard(
     hosts: tuple[str, ...],
     port: int,
+    allow_hosts: tuple[str, ...],
     allow_actions: bool,
     database_url: str,
     schema: str,
@@ -47,7 +63,9 @@ def dashboard(
             database_url, schema=schema, create=False, wait_for_database=wait_for_database
         ) as client:
             try:
-                runner = await app.serve(client, hosts, port, allow_actions=allow_actions)
+                runner = await app.serve(
+                    client, hosts, port, allow_actions=allow_actions, allow_hosts=allow_hosts
+                )
             except OSError as exc:
                 raise ConfigurationError(
                     f"cannot serve the dashboard on {' '.join(hosts)} port {port}: "

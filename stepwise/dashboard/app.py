@@ -10,13 +10,22 @@ from aiohttp import web
 from stepwise import endpoint
 from stepwise.client.client import Client
 from stepwise.dashboard import views
+from stepwise.dashboard.hosts import guard
 
 STATIC = Path(__file__).with_name("static")
 
 
-def make_app(client: Client, *, allow_actions: bool = False) -> web.Application:
-    """The dashboard over ``client``; Cancel and Retry only with ``allow_actions``."""
-    app = web.Application()
+def make_app(
+    client: Client,
+    *,
+    allow_actions: bool = False,
+    hosts: Sequence[str] = ("127.0.0.1",),
+    allow_hosts: Sequence[str] = (),
+) -> web.Application:
+    """The dashboard over ``client``; Cancel and Retry only with ``allow_actions``. It answers
+    only requests whose ``Host`` names one of ``hosts`` (those it binds), ``allow_hosts`` or
+    localhost (``hosts.guard``)."""
+    app = web.Application(middlewares=[guard(hosts, allow_hosts)])
     app[views.CLIENT] = client
     app[views.ALLOW_ACTIONS] = allow_actions
     app[views.TEMPLATES] = views.templates()
@@ -34,11 +43,17 @@ def make_app(client: Client, *, allow_actions: bool = False) -> web.Application:
 
 
 async def serve(
-    client: Client, hosts: Sequence[str], port: int, *, allow_actions: bool
+    client: Client,
+    hosts: Sequence[str],
+    port: int,
+    *,
+    allow_actions: bool,
+    allow_hosts: Sequence[str] = (),
 ) -> web.AppRunner:
-    """Serve the dashboard on ``port`` (0: a free one) of each of ``hosts``; the caller
-    cleans it up."""
-    return await endpoint.start(make_app(client, allow_actions=allow_actions), hosts, port)
+    """Serve the dashboard on ``port`` (0: a free one) of each of ``hosts``, to requests for
+    those or ``allow_hosts``; the caller cleans it up."""
+    app = make_app(client, allow_actions=allow_actions, hosts=hosts, allow_hosts=allow_hosts)
+    return await endpoint.start(app, hosts, port)
 
 
 def bound_port(runner: web.AppRunner) -> int:
