@@ -12,12 +12,18 @@ from stepwise.cli import console, options, telemetry
     "--namespace", "namespaces", multiple=True, help="serve this namespace (repeatable)"
 )
 @options.option("--all-namespaces", is_flag=True, help="serve every namespace (the default)")
+@options.option(
+    "--metrics-workflow", "metrics_workflows", multiple=True,
+    help="a workflow whose backlog gauges keep its own label while no worker has registered it "
+    "(repeatable): to scale one workflow's workers from zero",
+)  # fmt: skip
 @options.health(8080, "the liveness endpoint /healthz")
 @options.serving
 @options.wait_for_database
 def operator(
     namespaces: tuple[str, ...],
     all_namespaces: bool,
+    metrics_workflows: tuple[str, ...],
     health_port: int,
     health_host: str,
     database_url: str,
@@ -38,6 +44,7 @@ def operator(
                 health_port=health_port,
                 health_host=health_host,
                 wait_for_database=wait_for_database,
+                metrics_workflows=metrics_workflows,
             ),
         )
     )

@@ -70,8 +70,10 @@ async def run(
     health_port: int,
     health_host: str = "0.0.0.0",
     wait_for_database: float = 0.0,
+    metrics_workflows: Sequence[str] = (),
 ) -> int:
-    """Serve WorkflowRuns in ``namespaces`` (or all of them) until SIGTERM/SIGINT."""
+    """Serve WorkflowRuns in ``namespaces`` (or all of them) until SIGTERM/SIGINT. The backlog
+    gauges name ``metrics_workflows`` even while no worker has registered them."""
     logging.getLogger("kopf.objects").addFilter(_ObjectLogs())
     instance = socket.gethostname()
     async with (
@@ -83,7 +85,9 @@ async def run(
         if health_port:
             from stepwise.operator import metrics  # aiohttp and prometheus_client: only when served
 
-            endpoint = await metrics.serve(mirror, health_host, health_port)
+            endpoint = await metrics.serve(
+                mirror, health_host, health_port, workflows=metrics_workflows
+            )
         following = asyncio.create_task(mirror.run(), name="stepwise mirror")
         await asyncio.sleep(0)  # let it start, so kopf counts its tasks as not its own
         operating = asyncio.create_task(

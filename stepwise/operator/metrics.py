@@ -9,7 +9,7 @@ as one replica, and it runs while the workers are scaled to zero.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -50,11 +50,14 @@ class MirrorCollector(Collector):
         yield requests
 
 
-async def serve(mirror: Mirror, host: str, port: int) -> web.AppRunner:
-    """Serve ``/healthz`` (with the mirror's counters), ``/readyz`` and ``/metrics``."""
+async def serve(
+    mirror: Mirror, host: str, port: int, *, workflows: Sequence[str] = ()
+) -> web.AppRunner:
+    """Serve ``/healthz`` (with the mirror's counters), ``/readyz`` and ``/metrics``; the
+    backlog gauges label ``workflows`` and those the workers registered."""
     registry = endpoint.process_registry()
     registry.register(MirrorCollector(mirror))
-    gauges = backlog.BacklogCollector(mirror.client.backend)
+    gauges = backlog.BacklogCollector(mirror.client.backend, workflows)
     registry.register(gauges)
     return await endpoint.serve(
         registry,

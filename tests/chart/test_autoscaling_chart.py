@@ -15,7 +15,7 @@ import pytest
 
 from harness.processes import free_port
 from harness.workers import Procs, wait_until
-from tests.chart.test_chart import CHART, find, helm, render
+from tests.chart.test_chart import CHART, container, find, helm, render
 from tests.worker.test_backlog_metrics import ECHO, FLOWS, runs, scrape
 
 __all__ = ["helm"]  # the fixture, used by name
@@ -100,6 +100,19 @@ def test_keda_and_an_hpa_together_are_refused(helm: Any) -> None:
     )  # fmt: skip
     assert result.returncode != 0
     assert "turn on keda or hpa, not both" in result.stderr
+
+
+def test_the_operator_names_the_workflows_to_scale_from_zero(helm: Any) -> None:
+    objects = render(
+        helm, "operator.metricsWorkflows={ingest,report}", scenario="default-values.yaml"
+    )
+    args = container(find(objects, "Deployment", "demo-stepwise-operator"))["args"]
+    assert args[-4:] == ["--metrics-workflow", "ingest", "--metrics-workflow", "report"]
+    default = render(helm, scenario="default-values.yaml")
+    assert (
+        "--metrics-workflow"
+        not in container(find(default, "Deployment", "demo-stepwise-operator"))["args"]
+    )
 
 
 def test_the_grafana_dashboard_goes_into_a_configmap_for_the_sidecar(helm: Any) -> None:

@@ -97,6 +97,8 @@ class OperatorHarness:
     database_url: str
     all_namespaces: bool
     log_level: str = "INFO"
+    extra_args: list[str] = field(default_factory=list)
+    """More flags of ``stepwise operator``, for the next ``start``."""
     kubeconfig: Path = field(init=False)
     service_account: str = field(init=False)
     rbac: str = field(init=False)
@@ -132,6 +134,7 @@ class OperatorHarness:
             sys.executable, "-m", "stepwise", "--log-level", self.log_level, "operator",
             *scope, "--database-url", self.database_url,
             "--health-port", str(self.health_port), "--health-host", "127.0.0.1",
+            *self.extra_args,
         ]  # fmt: skip
         self.runs += 1
         self.proc = self.procs.spawn(
