@@ -75,3 +75,18 @@ def test_the_dashboard_uses_an_existing_secret(helm: Any) -> None:
     objects = render(helm, "dashboard.enabled=true", scenario="existing-secret-values.yaml")
     url = env_of(find(objects, "Deployment", DASHBOARD))["STEPWISE_DATABASE_URL"]
     assert url["valueFrom"] == {"secretKeyRef": {"name": "stepwise-db", "key": "url"}}
+
+
+def test_the_dashboard_answers_its_service_names_and_allow_hosts(helm: Any) -> None:
+    objects = render(
+        helm, "dashboard.allowHosts={dash.example.com}", scenario="dashboard-values.yaml"
+    )
+    args = container(find(objects, "Deployment", DASHBOARD))["args"]
+    allowed = [args[i + 1] for i, arg in enumerate(args) if arg == "--allow-host"]
+    assert allowed == [
+        DASHBOARD,
+        f"{DASHBOARD}.ns1",
+        f"{DASHBOARD}.ns1.svc",
+        f"{DASHBOARD}.ns1.svc.cluster.local",
+        "dash.example.com",
+    ]
