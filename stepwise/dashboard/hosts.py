@@ -4,8 +4,8 @@ A page on another site can point its own DNS name at 127.0.0.1 and then read the
 as if it were that site: the browser sees a single origin. The request still carries the
 site's name in ``Host``, so the dashboard answers only the names it knows it has: the
 addresses it binds, ``localhost``, and each ``--allow-host`` (a Service's DNS name, an ingress
-host). Bound to every address (``0.0.0.0``, ``::``), it also answers any IP address: rebinding
-needs a DNS name, and every address of the machine is then one it serves.
+host). Any IP address is answered too (a Service's ClusterIP, a node's address): rebinding
+needs a DNS name, and a page whose origin is an IP address is a page of whatever serves there.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from collections.abc import Iterable
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
-
-EVERY_ADDRESS = frozenset({"0.0.0.0", "::"})
 
 
 def host_name(header: str) -> str:
@@ -31,23 +29,21 @@ def host_name(header: str) -> str:
 
 
 def guard(hosts: Iterable[str], allow: Iterable[str]) -> Middleware:
-    """A middleware that refuses, with 421, a request whose ``Host`` names none of ``hosts``
-    (the bound addresses), ``allow`` or ``localhost``."""
-    bound = {host_name(host) for host in hosts}
-    names = frozenset(bound | {host_name(name) for name in allow} | {"localhost"})
-    any_address = not bound.isdisjoint(EVERY_ADDRESS)
+    """A middleware that refuses, with 421, a request whose ``Host`` is no IP address and
+    names none of ``hosts`` (the bound addresses), ``allow`` or ``localhost``."""
+    names = frozenset({host_name(name) for name in (*hosts, *allow)} | {"localhost"})
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get(hdrs.HOST, "")
         name = host_name(given)
-        if name in names or (any_address and _is_address(name)):
+        if name in names or _is_address(name):
             return await handler(request)
         return web.Response(
             status=421,
             text=(
                 f"stepwise dashboard: refused Host {given!r}: not a name this dashboard serves "
-                f"(its addresses, localhost); serve that name with --allow-host {name or 'NAME'}\n"
+                f"(an IP address, localhost); serve that name with --allow-host {name or 'NAME'}\n"
             ),
         )
 
