@@ -261,12 +261,20 @@ async def run(
     }
     if sizes.k8s_runs:
         cases["kubernetes"] = lambda: k8s.run(pg, sizes.k8s_runs, log=log)
+    failed = []
     for name, case in cases.items():
         t0 = time.monotonic()
-        result[name] = await case()
+        try:
+            result[name] = await case()
+        except Exception as exc:  # the other cases' figures are kept, and the suite fails
+            log(f"  !! {name} failed: {exc}")
+            result[name] = {"error": str(exc)}
+            failed.append(name)
         result[name]["case_seconds"] = round(time.monotonic() - t0, 1)
     if images is not None:
         from bench import scale_plots  # matplotlib only where plots are drawn
 
         result["images"] = scale_plots.draw(result, images)
+    if failed:
+        result["failed_cases"] = failed
     return result

@@ -84,4 +84,5 @@ def draw(result: dict[str, Any], images: Path) -> list[str]:
         "payloads": _payloads,
         "workers": _workers,
     }
-    return [plot(result[name], images) for name, plot in plots.items() if name in result]
+    drawn = {name: case for name, case in result.items() if name in plots and "error" not in case}
+    return [plots[name](case, images) for name, case in drawn.items()]
