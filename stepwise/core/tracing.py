@@ -9,7 +9,7 @@ while the step function runs (what the function traces nests under it). Replayed
 retries, sleeps and errors are events and statuses on those spans.
 
 Without the extra, or while no tracer provider is configured, ``execution`` returns None and
-the engine goes its usual way: one check of one global per execution and per start.
+the engine goes its usual way: one lookup of the tracer provider per execution and per start.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def starting(workflow: str) -> Start:
 @contextlib.contextmanager
 def remote_parent(traceparent: str | None) -> Iterator[None]:
     """Make the context that ``traceparent`` names current inside (nothing when it names
-    none): what a WorkflowRun's ``stepwise.dev/traceparent`` annotation asks."""
+    none): what a WorkflowRun's ``stepwise.dev/traceparent`` annotation, or ``TRACEPARENT``
+    for ``stepwise start``, asks."""
     context = _extracted(traceparent)
     if context is None:
         yield
