@@ -63,6 +63,12 @@ if [ ! -f "$src/go.mod" ]; then
   chmod -R u+w "$src.tmp"
   mv "$src.tmp" "$src"
 fi
+# The module zip of v3.7.3 lacks workflow/executor/osspecific/signal_linux.go (argoexec then
+# fails with "undefined: Setpgid"); its darwin twin is plain POSIX: use it for Linux too.
+osspecific=$src/workflow/executor/osspecific
+if [ ! -f "$osspecific/signal_linux.go" ] && [ -f "$osspecific/signal_darwin.go" ]; then
+  cp "$osspecific/signal_darwin.go" "$osspecific/signal_linux.go"
+fi
 need_go=$(sed -nE 's/^go ([0-9.]+)$/\1/p' "$src/go.mod")
 have_go=$(go env GOVERSION | sed -E 's/^go//; s/[^0-9.].*$//')
 [ "$(printf '%s\n%s\n' "$need_go" "$have_go" | sort -V | head -1)" = "$need_go" ] ||
