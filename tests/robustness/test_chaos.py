@@ -8,32 +8,28 @@ place. Then every run must finish successfully, and the ledger must show that no
 completion was stored ran again (see ``checks``). A short lease lets survivors take over the
 dead workers' runs.
 
-Why these choices: the kills must land on runs in flight, or the test proves nothing. So a
-victim is killed only once it is known to hold a run: it is frozen (SIGSTOP), and killed if
-the ledger shows a step of its that started and did not return, else thawed and checked again
-a moment later; the oldest worker that qualifies is taken. No kill depends on timing, and each
-one interrupts at least one run, which another worker must claim again.
+Why these choices: the kills must land on runs in flight, or the test proves nothing, so each
+kill takes a worker caught running a step (``chaos.kill_one_holding_a_run``): no kill depends
+on timing, and each one interrupts at least one run, which another worker must claim again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from harness.workers import Proc, Procs, async_wait_until, wait_until
+from harness.workers import Proc, Procs
 from stepwise import Client, Run, RunStatus
+from tests.robustness.chaos import kill_one_holding_a_run
 from tests.robustness.checks import (
     assert_all_succeeded,
     assert_completed_steps_never_rerun,
     assert_no_errors_logged,
     assert_outputs_are_what_was_stored,
 )
-from tests.robustness.flows import read_ledger
 
 FLOWS = Path(__file__).with_name("flows.py")
 RUNS = 200
@@ -43,42 +39,6 @@ WORKERS = 3
 CHAOS_SECONDS = 10.0
 KILL_EVERY = 0.2
 LEASE = 2.0
-HOLD_TIMEOUT = 60.0
-"""How long a kill may wait for a worker that runs a step: runs arrive every tick, so far
-longer than it takes."""
-
-
-def _stopped(proc: Proc) -> bool:
-    """Whether ``proc`` is stopped (state T), so it cannot finish a step until thawed."""
-    stat = Path(f"/proc/{proc.pid}/stat").read_text(encoding="ascii")
-    return stat.rsplit(")", 1)[1].split()[0] == "T"
-
-
-def _running_a_step(proc: Proc, ledger: Path) -> bool:
-    """Whether a step of ``proc``'s started and has not returned (its run is held by it)."""
-    entries = read_ledger(ledger)
-    returned = {e.execution for e in entries if e.event == "done"}
-    return any(
-        e.event == "start" and e.pid == proc.pid and e.execution not in returned for e in entries
-    )
-
-
-async def _kill_one_holding_a_run(slots: Sequence[Proc], ledger: Path) -> Proc:
-    """SIGKILL the oldest of ``slots`` that runs a step, caught frozen so the step cannot end
-    between the check and the kill; returns it."""
-
-    async def frozen_holder() -> Proc | None:
-        for proc in slots:
-            proc.pause()
-            wait_until(functools.partial(_stopped, proc), 10, f"{proc.name} is stopped")
-            if _running_a_step(proc, ledger):
-                return proc
-            proc.resume()
-        return None
-
-    victim = await async_wait_until(frozen_holder, HOLD_TIMEOUT, "a worker runs a step")
-    victim.kill()
-    return victim
 
 
 @pytest.mark.slow
@@ -108,7 +68,7 @@ async def test_sigkill_and_restart_workers_under_load(
                 plan = {"ledger": str(ledger), "steps": STEPS, "seed": i, "seconds": STEP_SECONDS}
                 runs.append(await client.start("robust-mixed", plan))
             await asyncio.sleep(KILL_EVERY)  # the chaos cadence, not a wait for a condition
-            slots.remove(await _kill_one_holding_a_run(slots, ledger))
+            slots.remove(await kill_one_holding_a_run(slots, ledger))
             start_worker()
         finished_during_chaos = len(await client.list(status=RunStatus.SUCCEEDED, limit=RUNS))
 

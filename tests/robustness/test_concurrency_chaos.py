@@ -26,6 +26,7 @@ import pytest
 
 from harness.workers import Proc, Procs
 from stepwise import Client, Run, RunStatus
+from tests.robustness.chaos import kill_one_holding_a_run
 from tests.robustness.checks import (
     assert_all_succeeded,
     assert_completed_steps_never_rerun,
@@ -34,7 +35,6 @@ from tests.robustness.checks import (
 )
 from tests.robustness.flows import read_ledger
 from tests.robustness.limited_flows import LIMIT
-from tests.robustness.test_chaos import _kill_one_holding_a_run
 
 FLOWS = Path(__file__).with_name("limited_flows.py")
 RUNS = 30
@@ -107,7 +107,7 @@ async def test_the_limit_holds_under_sigkill(
         sampling = asyncio.create_task(sampler.run(stop))
         try:
             for kill in range(KILLS):
-                victim = await _kill_one_holding_a_run(slots, ledger)
+                victim = await kill_one_holding_a_run(slots, ledger)
                 killed_at[victim.pid] = time.time()
                 slots.remove(victim)
                 start_worker(WORKERS + kill)
