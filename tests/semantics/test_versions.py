@@ -130,6 +130,31 @@ async def test_a_start_without_a_version_takes_the_newest_a_live_worker_serves(
         )  # fmt: skip
 
 
+async def test_concurrent_starts_share_one_read_of_the_served_versions(engine: Engine) -> None:
+    """A start without a version costs no round trip of its own: 50 starts at once read the
+    versions live workers serve once, and a client with ``served_versions_ttl=0`` per start."""
+    registry = Registry()
+    definitions(registry, "1", "2")
+    backend = engine.client.backend
+    read = backend.served_versions
+    reads = 0
+
+    async def counted(workflow: str, within_seconds: float) -> list[str]:
+        nonlocal reads
+        reads += 1
+        return await read(workflow, within_seconds)
+
+    backend.served_versions = counted  # type: ignore[method-assign]
+    async with serving(engine, registry):
+        started = await asyncio.gather(*(engine.client.start(NAME) for _ in range(50)))
+        assert {run.version for run in started} == {"2"}
+        assert reads == 1
+        uncached = Client(backend, served_versions_ttl=0)
+        for _ in range(3):
+            assert (await uncached.start(NAME)).version == "2"
+        assert reads == 4
+
+
 async def test_a_run_started_while_no_worker_serves_a_version_is_pinned_by_its_claim(
     engine: Engine,
 ) -> None:
