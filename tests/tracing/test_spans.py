@@ -223,3 +223,32 @@ async def test_a_child_run_continues_the_trace_from_its_parents_step(
     assert [a for n, a in resumed.events if n == "step replayed"] == [
         {"stepwise.step": "traced-child"}
     ]
+
+
+async def test_a_wait_for_a_signal_spans_the_executions_it_parked_and_resumed(
+    engine: Engine, spans: InMemorySpanExporter
+) -> None:
+    @workflow("traced-signal", registry=engine.registry)
+    async def waits(ctx: Any) -> Any:
+        return await ctx.step.wait_for_signal("go")
+
+    run = await engine.client.start(waits)
+    finishing = asyncio.create_task(
+        run_to_completion(engine.client, engine.registry, run.id, timeout=30)
+    )
+    deadline = asyncio.get_running_loop().time() + 30
+    while not _by_name(from_sdk(spans.get_finished_spans()), "run traced-signal"):
+        assert asyncio.get_running_loop().time() < deadline, "the run never parked"
+        await asyncio.sleep(0.02)
+    await engine.client.signal(run.id, "go", 7)
+    assert (await finishing).output == 7
+
+    views = from_sdk(spans.get_finished_spans())
+    parked, resumed = _by_name(views, "run traced-signal")
+    assert parked.attributes["stepwise.outcome"] == "sleeping"
+    waits_for = {s.parent_id: s for s in _by_name(views, "step go")}
+    assert set(waits_for) == {parked.span_id, resumed.span_id}
+    waiting, received = waits_for[parked.span_id], waits_for[resumed.span_id]
+    assert waiting.attributes["stepwise.step.interrupted"] == "sleeping"
+    assert received.start_ns <= parked.end_ns < resumed.start_ns <= received.end_ns
+    assert received.error is None
