@@ -39,6 +39,10 @@ WORKERS = 3
 CHAOS_SECONDS = 10.0
 KILL_EVERY = 0.2
 LEASE = 2.0
+# Fifty kills of workers holding up to 20 runs each: under load one run can be in flight at
+# more than the default five crashes, which the crash-loop guard would rightly fail. That guard
+# has its own test (test_crash_loop.py); here it must not decide the outcome.
+RECOVERIES = ("--max-recovery-attempts", "1000")
 
 
 @pytest.mark.slow
@@ -57,7 +61,14 @@ async def test_sigkill_and_restart_workers_under_load(
             nonlocal spawned
             spawned += 1
             slots.append(
-                procs.worker(FLOWS, backend_url, lease=LEASE, concurrency=20, name=f"w{spawned}")
+                procs.worker(
+                    FLOWS,
+                    backend_url,
+                    lease=LEASE,
+                    concurrency=20,
+                    name=f"w{spawned}",
+                    args=RECOVERIES,
+                )
             )
 
         for _ in range(WORKERS):
