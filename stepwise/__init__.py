@@ -6,6 +6,8 @@ else is public. ``import stepwise`` pulls in neither kopf nor a database driver.
 
 from __future__ import annotations
 
+from importlib import metadata
+
 from stepwise.backends.base import RunStatus, StepStatus
 from stepwise.client.client import Client, Run, RunAttempt, RunHandle, Signal, Step
 from stepwise.client.paging import Page
@@ -54,7 +56,8 @@ from stepwise.errors import (
 from stepwise.loader import load_app
 from stepwise.worker.worker import Worker
 
-__version__ = "0.1.0"
+__version__ = metadata.version("stepwise-workflows")
+"""The installed distribution's version (``stepwise`` on PyPI is another project's name)."""
 
 __all__ = [
     "NO_RETRY",

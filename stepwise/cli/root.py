@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 
 import click
 
+from stepwise import __version__
 from stepwise.cli import dashboard, operator, options, run, runs, schedules, worker
-
-DISTRIBUTION = "stepwise-workflows"
-"""The distribution that installs the ``stepwise`` package (the name ``stepwise`` on PyPI is
-another project's)."""
 
 
 def _print_version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
-        click.echo(f"stepwise {metadata.version(DISTRIBUTION)}")
+        click.echo(f"stepwise {__version__}")
         ctx.exit()
 
 
