@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from stepwise.backends.base import RunStatus, StepStatus
+from stepwise.backends.base import LogEntry, RunStatus, StepStatus
 from stepwise.client.client import Client, Run, RunAttempt, RunHandle, Signal, Step
 from stepwise.client.paging import Page
 from stepwise.core.children import ChildHandle
@@ -75,6 +75,7 @@ __all__ = [
     "IdempotencyConflict",
     "InvalidArgument",
     "InvalidInput",
+    "LogEntry",
     "NestedStepError",
     "NonRetryableError",
     "Page",

@@ -23,6 +23,7 @@ PUBLIC = [
     "IdempotencyConflict",
     "InvalidArgument",
     "InvalidInput",
+    "LogEntry",
     "NestedStepError",
     "NonRetryableError",
     "Page",
