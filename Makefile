@@ -64,7 +64,7 @@ bench: $(STAMP) k8s-tools
 	bash scripts/ensure-postgres.sh
 	$(BIN)/python -m bench
 
-# How cost grows (docs/performance.md): about 15 minutes on 2 cores, Kubernetes case included.
+# How cost grows (docs/performance.md): about 8 minutes at load 8-20 plus the 5,000-WorkflowRun case.
 bench-scale: $(STAMP) k8s-tools
 	bash scripts/ensure-postgres.sh
 	$(BIN)/python -m bench --only scale
