@@ -4,7 +4,10 @@
     python -m bench --only throughput,latency --rounds 3
     python -m bench --only throughput --systems stepwise,openworkflow --runs 200 --rounds 1
 
-Suites: throughput (sequential and parallel shapes), ceiling (pgbench), latency, k8s. Results
+Suites: throughput (sequential and parallel shapes), ceiling (pgbench), latency, k8s, and scale
+(how cost grows; not in the default set: ``--only scale`` or ``make bench-scale``), and argo
+(Argo Workflows beside stepwise on the real node, as root, not in the default set either:
+``flock /tmp/e2e.lock python -m bench --only argo``). Results
 of suites not run this time are kept from the previous ``results.json``, so one suite can be
 re-run alone; every suite records when it ran and the load average at each measured run.
 """
@@ -22,12 +25,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import ceiling, k8s, latency, machine, peers, report, throughput
+from bench import argo, ceiling, k8s, latency, machine, peers, report, scale, throughput
 from bench.pgserver import BenchServer
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 README = Path(__file__).resolve().parent.parent / "README.md"
 SUITES = ("throughput", "ceiling", "latency", "k8s")
+EVERY_SUITE = (*SUITES, "scale", "argo")
+IMAGES = README.parent / "docs" / "images"
 
 
 def _csv(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
@@ -43,7 +48,7 @@ def _csv(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
-    p.add_argument("--only", type=_csv(SUITES), default=list(SUITES), help="suites to run")
+    p.add_argument("--only", type=_csv(EVERY_SUITE), default=list(SUITES), help="suites to run")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per shape")
     p.add_argument("--runs", type=int, default=1000, help="workflow runs per throughput run")
     p.add_argument("--concurrency", type=int, default=100, help="worker concurrency")
@@ -62,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-runs", type=int, default=200, help="runs timed one at a time")
     p.add_argument("--ceiling-seconds", type=int, default=10, help="pgbench -T")
     p.add_argument("--k8s-runs", type=int, default=500, help="WorkflowRuns created at once")
+    p.add_argument(
+        "--scale-tiny",
+        action="store_true",
+        help="the scale suite at its smoke-test size (50 runs, 50 steps, no Kubernetes)",
+    )
+    p.add_argument("--images", type=Path, default=IMAGES, help="where the scale suite's PNGs go")
     p.add_argument(
         "--cache-dir", type=Path, default=peers.DEFAULT_CACHE, help="where the peers install"
     )
@@ -112,6 +123,9 @@ async def main(args: argparse.Namespace) -> int:
             jobs["latency"] = lambda: latency.run(pg, installed, args.latency_runs, log=log)
         jobs["ceiling"] = lambda: ceiling.run(pg, args.ceiling_seconds, log=log)
         jobs["k8s"] = lambda: k8s.run(pg, args.k8s_runs, log=log)
+        sizes = scale.TINY if args.scale_tiny else scale.Sizes()
+        jobs["scale"] = lambda: scale.run(pg, sizes, log=log, images=args.images)
+        jobs["argo"] = lambda: asyncio.to_thread(argo.run, log=log)
         for name in args.only:
             log(f"==> {name}")
             t0 = time.monotonic()
