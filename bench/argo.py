@@ -48,6 +48,7 @@ SINGLE = 10
 BATCH = 100
 TIMEOUT = 900.0
 POLL = 0.1
+ENDED = ("Succeeded", "Failed", "Error")
 ARGO_NAMESPACE = "argo"
 _REQUEST = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[\d.e+]+)$")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
@@ -291,9 +292,8 @@ def _batch(plane: ControlPlane, system: System, runs: int) -> dict[str, Any]:
         items = plane.api.request("GET", system.collection)["items"]
         lists += 1
         phases = Counter((it.get("status") or {}).get("phase") or "-" for it in items)
-        if phases["Failed"] or phases["Error"]:
-            raise RuntimeError(f"{system.name}: runs failed: {dict(phases)}")
-        if phases["Succeeded"] >= runs + SINGLE:
+        # A run that fails under the load is a figure too (Argo's did at load 80): count it.
+        if sum(phases[p] for p in ENDED) >= runs + SINGLE:
             break
         if time.perf_counter() - t0 > TIMEOUT:
             raise RuntimeError(f"{system.name}: not all Succeeded after {TIMEOUT:.0f}s: {phases}")
@@ -308,6 +308,7 @@ def _batch(plane: ControlPlane, system: System, runs: int) -> dict[str, Any]:
     top = sorted(theirs.items(), key=lambda kv: -kv[1])[:12]
     return {
         "runs": runs,
+        "ended": {p: phases[p] - (SINGLE if p == "Succeeded" else 0) for p in ENDED if phases[p]},
         "all_succeeded_seconds": round(seconds, 2),
         "api_requests_per_run": round(total / runs, 1),
         "pods_created_per_run": round(theirs[("POST", "pods")] / runs, 2),
@@ -320,7 +321,8 @@ def _measure(plane: ControlPlane, system: System, log: Callable[[str], None]) ->
     log(f"  {system.name}: one run p50 {statistics.median(singles):.2f}s")
     batch = _batch(plane, system, BATCH)
     log(
-        f"  {system.name}: {BATCH} runs in {batch['all_succeeded_seconds']}s,"
+        f"  {system.name}: {BATCH} runs ended in {batch['all_succeeded_seconds']}s,"
+        f" {batch['ended']},"
         f" {batch['api_requests_per_run']} API requests/run,"
         f" {batch['pods_created_per_run']} Pods/run"
     )
