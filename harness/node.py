@@ -54,6 +54,9 @@ from harness.nodeconfig import (
 from harness.processes import free_port, spawn, wait_until
 from harness.tools import REPO_ROOT, cache_dir
 
+CRI_SERVING = "Start streaming server"
+"""What containerd 1.6's CRI plugin logs last before it marks itself initialized."""
+
 
 class NodeError(ControlPlaneError):
     """The node could not start (or is held by another user of this machine)."""
@@ -240,6 +243,14 @@ class Node:
             lambda: self.ctr("version", check=False) and True,
             timeout=60,
             what="containerd to answer",
+        )
+        # containerd answers before its CRI plugin has recovered the state of earlier pods (a
+        # second or more with a warm state dir); a kubelet started then exits at once ("server
+        # is not initialized yet"). The plugin logs this line just before it starts serving.
+        wait_until(
+            lambda: CRI_SERVING in self.log("containerd").read_text(errors="replace"),
+            timeout=120,
+            what="containerd's CRI plugin to serve",
         )
 
     def container_pid(self, container_id: str) -> int:

@@ -25,6 +25,12 @@ from harness.processes import wait_until
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "stepwise"
 CRD = "workflowruns.stepwise.dev"
+CHART_CRDS = tuple(
+    ".".join(reversed(path.stem.split("_", 1)))
+    for path in sorted((CHART / "files" / "crds").glob("*.yaml"))
+)
+"""Every CRD the chart installs (its file ``stepwise.dev_workflowruns.yaml`` holds
+``workflowruns.stepwise.dev``)."""
 
 
 @dataclass
@@ -112,23 +118,27 @@ class Release:
         """``helm install|upgrade`` with ``values`` (as a file), waiting for readiness."""
         path = self.cluster.root / f"values-{self.ns}-{verb}.json"
         path.write_text(json.dumps(values), encoding="utf-8")
-        self.adopt_crd()
+        self.adopt_crds()
         result = self.plane.helm(
             verb, self.name, str(CHART), "-n", self.ns, "-f", str(path),
             "--wait", "--timeout", "300s", *args, timeout=330,
         )  # fmt: skip
         return result.stdout
 
-    def adopt_crd(self) -> None:
-        """The CRD is cluster-wide and kept by uninstall: mark it as this release's, the way an
-        operator adopts an existing object into Helm."""
-        if self.plane.kubectl("get", "crd", CRD, check=False).returncode != 0:
-            return
-        self.plane.kubectl("label", "crd", CRD, "--overwrite", "app.kubernetes.io/managed-by=Helm")
-        self.plane.kubectl(
-            "annotate", "crd", CRD, "--overwrite",
-            f"meta.helm.sh/release-name={self.name}", f"meta.helm.sh/release-namespace={self.ns}",
-        )  # fmt: skip
+    def adopt_crds(self) -> None:
+        """The CRDs are cluster-wide and kept by uninstall: mark those an earlier release left
+        as this release's, the way an operator adopts existing objects into Helm."""
+        for crd in CHART_CRDS:
+            if self.plane.kubectl("get", "crd", crd, check=False).returncode != 0:
+                continue
+            self.plane.kubectl(
+                "label", "crd", crd, "--overwrite", "app.kubernetes.io/managed-by=Helm"
+            )
+            self.plane.kubectl(
+                "annotate", "crd", crd, "--overwrite",
+                f"meta.helm.sh/release-name={self.name}",
+                f"meta.helm.sh/release-namespace={self.ns}",
+            )  # fmt: skip
 
     # ---- reading ----
 
