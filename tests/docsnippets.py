@@ -7,7 +7,11 @@ block without one continues the last file named.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+from harness.workers import child_env
 
 BLOCK = re.compile(r"(?:^`(?P<file>[\w.]+\.py)`:\n\n)?^```python\n(?P<code>.*?)^```", re.M | re.S)
 
@@ -26,3 +30,28 @@ def snippets(markdown: str) -> dict[str, str]:
 def write(files: dict[str, str], folder: Path) -> None:
     for name, code in files.items():
         (folder / name).write_text(code)
+
+
+PRINTS = re.compile(r"`python main\.py` prints:\n\n```(?:text)?\n(.*?)```", re.S)
+
+
+def assert_guide_runs(guide: Path, files: set[str], folder: Path) -> None:
+    """Write ``guide``'s snippets (exactly ``files``) to ``folder``, run its ``main.py`` and
+    check that it prints what the page says it prints."""
+    text = guide.read_text()
+    snippet_files = snippets(text)
+    assert set(snippet_files) == files
+    write(snippet_files, folder)
+    done = subprocess.run(
+        [sys.executable, "main.py"],
+        cwd=folder,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    printed = PRINTS.search(text)
+    assert printed is not None
+    assert done.stdout == printed[1]
