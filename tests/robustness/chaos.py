@@ -3,7 +3,8 @@
 The kills must land on runs in flight, or a chaos test proves nothing. So a victim is killed
 only once it is known to hold a run: it is frozen (SIGSTOP), and killed if the ledger shows a
 step of its that started and did not return, else thawed and checked again a moment later; the
-oldest worker that qualifies is taken.
+oldest worker that qualifies is taken. When no run is pending or running (the workers drained
+every run that had arrived), there is nothing to hit, and no one is killed.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.workers import Proc, async_wait_until, wait_until
+from stepwise import Client, RunStatus
 from tests.robustness.flows import read_ledger
 
 HOLD_TIMEOUT = 60.0
-"""How long a kill may wait for a worker that runs a step: runs arrive every tick, so far
-longer than it takes."""
+"""How long a kill may wait for a worker that runs a step while runs are pending or running:
+far longer than a claim takes, even of a run whose holder died and whose lease must expire."""
+IN_FLIGHT = [RunStatus.PENDING, RunStatus.RUNNING]
 
 
 def _stopped(proc: Proc) -> bool:
@@ -35,19 +38,26 @@ def _running_a_step(proc: Proc, ledger: Path) -> bool:
     )
 
 
-async def kill_one_holding_a_run(slots: Sequence[Proc], ledger: Path) -> Proc:
+async def kill_one_holding_a_run(
+    slots: Sequence[Proc], ledger: Path, client: Client
+) -> Proc | None:
     """SIGKILL the oldest of ``slots`` that runs a step, caught frozen so the step cannot end
-    between the check and the kill; returns it."""
+    between the check and the kill, and return it; None if no run is pending or running."""
 
-    async def frozen_holder() -> Proc | None:
+    async def frozen_holder_or_idle() -> tuple[Proc | None] | None:
         for proc in slots:
             proc.pause()
             wait_until(functools.partial(_stopped, proc), 10, f"{proc.name} is stopped")
             if _running_a_step(proc, ledger):
-                return proc
+                return (proc,)
             proc.resume()
+        if not await client.count(status=IN_FLIGHT):
+            return (None,)
         return None
 
-    victim = await async_wait_until(frozen_holder, HOLD_TIMEOUT, "a worker runs a step")
-    victim.kill()
+    (victim,) = await async_wait_until(
+        frozen_holder_or_idle, HOLD_TIMEOUT, "a worker runs a step, or no run is in flight"
+    )
+    if victim is not None:
+        victim.kill()
     return victim

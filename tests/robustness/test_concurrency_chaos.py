@@ -107,7 +107,8 @@ async def test_the_limit_holds_under_sigkill(
         sampling = asyncio.create_task(sampler.run(stop))
         try:
             for kill in range(KILLS):
-                victim = await kill_one_holding_a_run(slots, ledger)
+                victim = await kill_one_holding_a_run(slots, ledger, client)
+                assert victim is not None, f"kill {kill + 1} of {KILLS}: every run finished"
                 killed_at[victim.pid] = time.time()
                 slots.remove(victim)
                 start_worker(WORKERS + kill)
