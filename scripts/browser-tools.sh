@@ -7,18 +7,5 @@
 #   sudo bash scripts/browser-tools.sh     # a no-op when both are installed
 set -euo pipefail
 
-packages=(chromium chromium-driver)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
-    missing+=("$package")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" -ne 0 ]; then
-  echo "browser-tools: the dashboard's browser tests need ${missing[*]}: run 'sudo bash scripts/browser-tools.sh'" >&2
-  exit 1
-fi
-echo "==> installing ${missing[*]} (apt-get)"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+apt_install_missing "the dashboard's browser tests need" chromium chromium-driver

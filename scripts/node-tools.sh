@@ -10,18 +10,6 @@
 #   sudo bash scripts/node-tools.sh     # a no-op when everything is installed
 set -euo pipefail
 
-packages=(containerd runc containernetworking-plugins iptables conntrack buildah mmdebstrap)
-missing=()
-for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
-    missing+=("$package")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" -ne 0 ]; then
-  echo "node-tools: the test node needs ${missing[*]}: run 'sudo bash scripts/node-tools.sh'" >&2
-  exit 1
-fi
-echo "==> installing ${missing[*]} (apt-get)"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
+apt_install_missing "the test node needs" \
+  containerd runc containernetworking-plugins iptables conntrack buildah mmdebstrap
