@@ -378,30 +378,3 @@ def run(*, log: Callable[[str], None]) -> dict[str, Any]:
         _sh("bash", str(REPO / "scripts" / "argo-tools.sh"), "--print-dir").strip()
     ).name.removeprefix("argo-")
     return results
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """The README's and docs/performance.md's table of one argo suite result."""
-    argo, ours, ratios = result["argo"], result["stepwise"], result["ratios_argo_over_stepwise"]
-    rows = [
-        ("one run, create -> Succeeded, p50 of 10 (s)", "single_run_p50_seconds", "single_run_p50"),
-        (
-            f"{BATCH} runs at once -> all Succeeded (s)",
-            "all_succeeded_seconds",
-            "batch_all_succeeded",
-        ),
-        ("API requests per run (all clients)", "api_requests_per_run", "api_requests_per_run"),
-        ("Pods created per run", "pods_created_per_run", ""),
-        ("controller / operator peak RSS (MiB)", "controller_peak_rss_mib", "controller_peak_rss"),
-    ]
-    lines = [
-        f"| seed shape (3 parallel + 1 final step) | Argo Workflows {result['argo_version']}"
-        " | stepwise | Argo / stepwise |",
-        "|---|---:|---:|---:|",
-    ]
-    for label, key, ratio in rows:
-        theirs = argo[key] if key in argo else argo["batch"][key]
-        mine = ours[key] if key in ours else ours["batch"][key]
-        factor = f"{ratios[ratio]}x" if ratio and ratios.get(ratio) else "-"
-        lines.append(f"| {label} | {theirs} | {mine} | {factor} |")
-    return "\n".join(lines)

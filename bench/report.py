@@ -108,6 +108,10 @@ def _loads(node: Any) -> list[float]:
     return []
 
 
+# The suites whose figures the machine line's load range describes (the Argo table has its own).
+_MACHINE_LOAD_SUITES = ("throughput", "latency", "ceiling", "k8s")
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The README's figures: one table per shape, then latency, ceiling, Kubernetes, machine."""
     suites, m = doc["suites"], doc["machine"]
@@ -171,8 +175,10 @@ def markdown(doc: dict[str, Any]) -> str:
             " MiB."
         )
         out.append("")
+    if "argo" in suites:
+        out += [*_argo(suites["argo"]), ""]
     pg = m.get("postgres", {})
-    loads = _loads(suites)
+    loads = _loads({name: suites[name] for name in _MACHINE_LOAD_SUITES if name in suites})
     load_text = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "?"
     out.append(
         f"Machine: {m['cores']} vCPU {m['cpu']}, {m['ram_gib']} GiB RAM, {m['os']}, "
@@ -182,6 +188,67 @@ def markdown(doc: dict[str, Any]) -> str:
         f"processes included); {doc['generated_at'][:16].replace('T', ' ')} UTC."
     )
     return "\n".join(out)
+
+
+NOT_MEASURED = "not measured"
+
+# The Argo table's rows: label, the figure's path in one side's result, its unit.
+_ARGO_ROWS = (
+    ("one run, create -> Succeeded, p50 of {singles}", ("single_run_p50_seconds",), "s"),
+    ("{runs} runs at once -> all Succeeded", ("batch", "all_succeeded_seconds"), "s"),
+    ("API requests per run (all clients)", ("batch", "api_requests_per_run"), ""),
+    ("Pods created per run", ("batch", "pods_created_per_run"), ""),
+    ("controller / operator peak RSS", ("controller_peak_rss_mib",), "MiB"),
+)
+
+_ARGO_SIDES = {"argo": "Argo", "stepwise": "stepwise"}
+
+
+def _argo(result: dict[str, Any]) -> list[str]:
+    """The Argo Workflows table of the ``argo`` suite: a figure it lacks (a failed or partial
+    run) reads "not measured", and the line below says at what load each side was measured,
+    since the two sides may come from different runs."""
+    sides = {label: result.get(name) or {} for name, label in _ARGO_SIDES.items()}
+    singles = max(
+        (side.get("single_runs_succeeded") or len(side.get("single_run_seconds", [])))
+        for side in sides.values()
+    )
+    runs = max(_get(side, "batch", "runs") or 0 for side in sides.values())
+    version = result.get("argo_version", "")
+    out = [
+        "**Argo Workflows side by side** (the seed's shape: three parallel no-op steps, then a "
+        f"final one; Argo {version} built here from its Go module, on the same real node; "
+        "`sudo flock /tmp/e2e.lock python -m bench --only argo`):",
+        "",
+        f"| seed shape | Argo Workflows {version} | stepwise |",
+        "|---|---:|---:|",
+    ]
+    for label, path, unit in _ARGO_ROWS:
+        cells = []
+        for side in sides.values():
+            value = _get(side, *path)
+            cells.append(NOT_MEASURED if value is None else f"{_fmt(value)} {unit}".strip())
+        out.append(
+            f"| {label.format(singles=singles or '?', runs=runs or '?')} | {' | '.join(cells)} |"
+        )
+    out += ["", _argo_loads(result, sides)]
+    if result.get("error"):
+        out += ["", f"Not complete: {str(result['error']).rstrip('.')}."]
+    return out
+
+
+def _argo_loads(result: dict[str, Any], sides: dict[str, dict[str, Any]]) -> str:
+    """Each side's 1-minute load average when its measurements started (a side measured in a
+    separate run carries its own), and during Argo's batch when recorded."""
+    parts = []
+    for name, side in sides.items():
+        load = side.get("load_average") or result.get("load_average")
+        parts.append(f"{name} {load[0]:.1f}" if load else f"{name} {NOT_MEASURED}")
+    text = "1-minute load average when each side's figures were measured: " + ", ".join(parts)
+    during = result.get("load_average_during_batch")
+    if during is not None:
+        text += f"; during Argo's batch: {during:.1f}"
+    return f"{text} ({str(result.get('ran_at', '?'))[:10]})."
 
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
