@@ -10,8 +10,9 @@ completion was stored ran again (see ``checks``). A short lease lets survivors t
 dead workers' runs.
 
 Why these choices: the kills must land on runs in flight, or the test proves nothing, so each
-kill takes a worker caught running a step (``chaos.kill_one_holding_a_run``): no kill depends
-on timing, and each one interrupts at least one run, which another worker must claim again.
+kill takes a worker caught running a step (``chaos.WorkerPool.kill_one_holding_a_run``): no
+kill depends on timing, and each one interrupts at least one run, which another worker must
+claim again.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.workers import Proc, Procs
+from harness.workers import Procs
 from stepwise import Client, Run, RunStatus
-from tests.robustness.chaos import kill_one_holding_a_run
+from tests.robustness.chaos import WorkerPool
 from tests.robustness.checks import (
     assert_all_succeeded,
     assert_completed_steps_never_rerun,
@@ -55,35 +56,17 @@ async def test_sigkill_and_restart_workers_under_load(
     ticks = round(CHAOS_SECONDS / KILL_EVERY)
     async with Client.connect(backend_url) as client:
         runs: list[Run] = []
-        slots: list[Proc] = []
-        spawned = 0
-
-        def start_worker() -> None:
-            nonlocal spawned
-            spawned += 1
-            slots.append(
-                procs.worker(
-                    FLOWS,
-                    backend_url,
-                    lease=LEASE,
-                    concurrency=20,
-                    name=f"w{spawned}",
-                    args=RECOVERIES,
-                )
-            )
-
-        for _ in range(WORKERS):
-            start_worker()
+        pool = WorkerPool(
+            procs, FLOWS, backend_url, client, ledger, lease=LEASE, concurrency=20, args=RECOVERIES
+        )
+        pool.start(WORKERS)
         # Runs arrive all through the chaos, so the kills keep hitting runs in flight.
         for tick in range(ticks):
             for i in range(tick * RUNS // ticks, (tick + 1) * RUNS // ticks):
                 plan = {"ledger": str(ledger), "steps": STEPS, "seed": i, "seconds": STEP_SECONDS}
                 runs.append(await client.start("robust-mixed", plan))
             await asyncio.sleep(KILL_EVERY)  # the chaos cadence, not a wait for a condition
-            victim = await kill_one_holding_a_run(slots, ledger, client)
-            if victim is not None:
-                slots.remove(victim)
-                start_worker()
+            await pool.kill_one_holding_a_run()
         finished_during_chaos = len(await client.list(status=RunStatus.SUCCEEDED, limit=RUNS))
 
         settle_started = time.monotonic()
@@ -99,8 +82,8 @@ async def test_sigkill_and_restart_workers_under_load(
 
     claims = sum(run.claims for run in finished)
     summary = (
-        f"chaos on {backend_url.split(':')[0]}: {spawned} worker processes, "
-        f"{spawned - WORKERS} SIGKILLed; {finished_during_chaos}/{RUNS} runs done during the "
+        f"chaos on {backend_url.split(':')[0]}: {pool.spawned} worker processes, "
+        f"{len(pool.killed)} SIGKILLed; {finished_during_chaos}/{RUNS} runs done during the "
         f"chaos, the rest {settle_seconds:.1f}s after it; {claims} claims for {RUNS} runs; "
         f"{replays.executions} step executions for {replays.steps} steps "
         f"({replays.reruns} re-run after a crash, none after completing)"

@@ -18,15 +18,14 @@ whose result was kept, and no completed step ran again (``checks``).
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from harness.workers import Proc, Procs
+from harness.workers import Procs
 from stepwise import Client, Run, RunStatus
-from tests.robustness.chaos import kill_one_holding_a_run
+from tests.robustness.chaos import WorkerPool
 from tests.robustness.checks import (
     assert_all_succeeded,
     assert_completed_steps_never_rerun,
@@ -92,26 +91,17 @@ async def test_the_limit_holds_under_sigkill(
     backend_url: str, procs: Procs, tmp_path: Path
 ) -> None:
     ledger = tmp_path / "ledger"
-    killed_at: dict[int, float] = {}
-    slots: list[Proc] = []
-
-    def start_worker(n: int) -> None:
-        slots.append(procs.worker(FLOWS, backend_url, lease=LEASE, concurrency=5, name=f"w{n}"))
-
     async with Client.connect(backend_url) as client, Client.connect(backend_url) as reader:
-        for n in range(WORKERS):
-            start_worker(n)
+        pool = WorkerPool(procs, FLOWS, backend_url, client, ledger, lease=LEASE, concurrency=5)
+        pool.start(WORKERS)
         plan = {"ledger": str(ledger), "steps": STEPS, "seconds": STEP_SECONDS}
         runs: list[Run] = [await client.start("robust-limited", plan) for _ in range(RUNS)]
         sampler, stop = Sampler(reader), asyncio.Event()
         sampling = asyncio.create_task(sampler.run(stop))
         try:
             for kill in range(KILLS):
-                victim = await kill_one_holding_a_run(slots, ledger, client)
+                victim = await pool.kill_one_holding_a_run()
                 assert victim is not None, f"kill {kill + 1} of {KILLS}: every run finished"
-                killed_at[victim.pid] = time.time()
-                slots.remove(victim)
-                start_worker(WORKERS + kill)
             finished = [await client.wait_finished(run.id, timeout=300) for run in runs]
         finally:
             stop.set()
@@ -125,7 +115,7 @@ async def test_the_limit_holds_under_sigkill(
         )
         await assert_outputs_are_what_was_stored(client, finished)
 
-    in_user_code = most_runs_in_user_code(ledger, killed_at)
+    in_user_code = most_runs_in_user_code(ledger, pool.killed)
     claims = sum(run.claims for run in finished)
     summary = (
         f"limit {LIMIT} on {backend_url.split(':')[0]}: {KILLS} workers SIGKILLed; "

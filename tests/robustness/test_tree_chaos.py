@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from harness.workers import Proc, Procs
+from harness.workers import Procs
 from stepwise import Client, Run
-from tests.robustness.chaos import kill_one_holding_a_run
+from tests.robustness.chaos import WorkerPool
 from tests.robustness.checks import (
     assert_all_succeeded,
     assert_completed_steps_never_rerun,
@@ -58,25 +58,10 @@ async def test_sigkill_workers_while_parents_children_and_signals_are_in_flight(
     go = {"children": CHILDREN}
     async with Client.connect(backend_url) as client:
         parents: list[Run] = []
-        slots: list[Proc] = []
-        spawned = 0
-
-        def start_worker() -> None:
-            nonlocal spawned
-            spawned += 1
-            slots.append(
-                procs.worker(
-                    FLOWS,
-                    backend_url,
-                    lease=LEASE,
-                    concurrency=20,
-                    name=f"w{spawned}",
-                    args=RECOVERIES,
-                )
-            )
-
-        for _ in range(WORKERS):
-            start_worker()
+        pool = WorkerPool(
+            procs, FLOWS, backend_url, client, ledger, lease=LEASE, concurrency=20, args=RECOVERIES
+        )
+        pool.start(WORKERS)
         late: list[Run] = []
         for tick in range(ticks):
             for run in late:  # started a tick ago: most are parked on their wait by now
@@ -91,10 +76,7 @@ async def test_sigkill_workers_while_parents_children_and_signals_are_in_flight(
                 else:  # kept until the parent waits for it
                     await client.signal(run.id, "go", go)
             await asyncio.sleep(KILL_EVERY)  # the chaos cadence, not a wait for a condition
-            victim = await kill_one_holding_a_run(slots, ledger, client)
-            if victim is not None:
-                slots.remove(victim)
-                start_worker()
+            await pool.kill_one_holding_a_run()
         for run in late:
             await client.signal(run.id, "go", go)
 
@@ -129,8 +111,8 @@ async def test_sigkill_workers_while_parents_children_and_signals_are_in_flight(
     everyone = [*finished, *children]
     recoveries = sum(run.recoveries for run in everyone)
     summary = (
-        f"tree chaos on {backend_url.split(':')[0]}: {spawned} worker processes, "
-        f"{spawned - WORKERS} SIGKILLed; {PARENTS} parents, {len(children)} children, "
+        f"tree chaos on {backend_url.split(':')[0]}: {pool.spawned} worker processes, "
+        f"{len(pool.killed)} SIGKILLed; {PARENTS} parents, {len(children)} children, "
         f"{PARENTS} signals; {sum(r.claims for r in everyone)} claims, {recoveries} after a "
         f"worker died; step executions: parents {parent_replays.executions} for "
         f"{parent_replays.steps} steps, children {child_replays.executions} for "
