@@ -3,11 +3,12 @@
 Why it looks like this:
 
 * The hot path is one round trip per call. A ``write`` batch is ONE statement: the plpgsql
-  function ``stepwise_write`` (migration 0001) locks the runs, fences every op by its lease
-  token, applies the ops set-based and NOTIFYs, in one transaction. A claim is ONE statement
-  that locks (``SKIP LOCKED``), leases and returns the runs with their steps. The Python side
-  only serialises ops once (``json.dumps`` of small dicts). The pool's reset query on release
-  is skipped: no call leaves session state behind (see ``_reset``).
+  function ``stepwise_write`` (migrations 0001 and 0013) locks the runs, fences every op by its
+  lease token, applies the ops set-based (one function per kind of write) and NOTIFYs, in one
+  transaction. A claim is ONE statement that locks (``SKIP LOCKED``), leases and returns the
+  runs with their steps. The Python side only serialises ops once (``json.dumps`` of small
+  dicts). The pool's reset query on release is skipped: no call leaves session state behind
+  (see ``_reset``).
 * The schema name is validated, quoted and set as every connection's ``search_path``, so all
   SQL (in ``queries.sql`` and the migrations) uses unqualified names and two schemas in one
   database never see each other's runs or notifications.

@@ -507,7 +507,7 @@ WITH worker AS (
 SELECT lease_token::text AS token FROM extended;
 
 -- name: write --
--- See stepwise_write in migrations/0001_init.sql; returns the refused tokens.
+-- See stepwise_write in migrations/0013_write_per_kind.sql; returns the refused tokens.
 SELECT stepwise_write($1::jsonb);
 
 -- name: record_warning --

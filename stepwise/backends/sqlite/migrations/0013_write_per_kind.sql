@@ -1,0 +1,3 @@
+-- stepwise_write split by kind of write (see the Postgres twin of this migration). SQLite has
+-- no stored function: its backend applies writes in Python, so nothing changes here, and this
+-- file keeps the two dialects' migration numbers in step.
