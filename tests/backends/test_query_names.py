@@ -11,7 +11,7 @@ from __future__ import annotations
 from stepwise.backends.sqlfiles import load_queries
 
 SPLIT_IN_SQLITE = {
-    # stepwise_write (migration 0001) fences and applies a whole batch; SQLite fences with
+    # stepwise_write (migration 0013) fences and applies a whole batch; SQLite fences with
     # fence_ops (the same rule, the same SQL shape) and runs the statement named by each op.
     "write": {
         "fence_ops", "step_started", "step_finished", "step_sleeping", "finish_run",
