@@ -4,7 +4,9 @@
     python -m bench --only throughput,latency --rounds 3
     python -m bench --only throughput --systems stepwise,openworkflow --runs 200 --rounds 1
 
-Suites: throughput (sequential and parallel shapes), ceiling (pgbench), latency, k8s, and scale
+Suites: throughput (sequential and parallel shapes), headline (the sequential shape at
+``--headline-runs``, 10,000 by default, beside OpenWorkflow and DBOS's defaults), ceiling
+(pgbench), latency, k8s, and scale
 (how cost grows; not in the default set: ``--only scale`` or ``make bench-scale``), and argo
 (Argo Workflows beside stepwise on the real node, as root, not in the default set either:
 ``flock /tmp/e2e.lock python -m bench --only argo``). Results
@@ -30,7 +32,8 @@ from bench.pgserver import BenchServer
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 README = Path(__file__).resolve().parent.parent / "README.md"
-SUITES = ("throughput", "ceiling", "latency", "k8s")
+SUITES = ("throughput", "headline", "ceiling", "latency", "k8s")
+HEADLINE_SYSTEMS = ("stepwise", "openworkflow", "dbos")
 EVERY_SUITE = (*SUITES, "scale", "argo")
 IMAGES = README.parent / "docs" / "images"
 
@@ -51,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", type=_csv(EVERY_SUITE), default=list(SUITES), help="suites to run")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per shape")
     p.add_argument("--runs", type=int, default=1000, help="workflow runs per throughput run")
+    p.add_argument(
+        "--headline-runs", type=int, default=10_000, help="workflow runs per headline run"
+    )
     p.add_argument("--concurrency", type=int, default=100, help="worker concurrency")
     p.add_argument(
         "--shapes",
@@ -109,7 +115,7 @@ async def main(args: argparse.Namespace) -> int:
     info = machine.describe()
     log(f"==> machine: {info['cores']} cores, load {info['load_average_at_start']}")
     failures: list[str] = []
-    need_peers = "throughput" in args.only or "latency" in args.only
+    need_peers = bool({"throughput", "headline", "latency"} & set(args.only))
     installed = peers.ensure(args.cache_dir) if need_peers else None
     async with BenchServer() as pg:
         info["postgres"] = await pg.describe()
@@ -119,6 +125,15 @@ async def main(args: argparse.Namespace) -> int:
             setup = throughput.Setup(installed, args.runs, args.concurrency)
             jobs["throughput"] = lambda: throughput.run(
                 pg, setup, shapes=args.shapes, systems=args.systems, rounds=args.rounds, log=log
+            )
+            headline = throughput.Setup(installed, args.headline_runs, args.concurrency)
+            jobs["headline"] = lambda: throughput.run(
+                pg,
+                headline,
+                shapes=["sequential"],
+                systems=[s for s in args.systems if s in HEADLINE_SYSTEMS],
+                rounds=args.rounds,
+                log=log,
             )
             jobs["latency"] = lambda: latency.run(pg, installed, args.latency_runs, log=log)
         jobs["ceiling"] = lambda: ceiling.run(pg, args.ceiling_seconds, log=log)

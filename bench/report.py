@@ -24,6 +24,7 @@ def _target(value: float | None, goal: float, *, below: bool = False) -> dict[st
 
 def targets(suites: dict[str, Any]) -> dict[str, Any]:
     seq = ("throughput", "sequential")
+    head = ("headline", "sequential")
     ours_steps = _get(suites, *seq, "systems", "stepwise", "median_db_steps_per_s")
     tps = _get(suites, "ceiling", "tps")
     share = ratio(ours_steps, tps)
@@ -34,11 +35,25 @@ def targets(suites: dict[str, Any]) -> dict[str, Any]:
         "stepwise/dbos workflows/s >= 10": _target(
             _get(suites, *seq, "ratios", "stepwise/dbos", "db_workflows_per_s"), 10.0
         ),
+        "stepwise/openworkflow workflows/s at the headline size >= 10": _target(
+            _get(suites, *head, "ratios", "stepwise/openworkflow", "db_workflows_per_s"), 10.0
+        ),
+        "stepwise/dbos workflows/s at the headline size >= 50": _target(
+            _get(suites, *head, "ratios", "stepwise/dbos", "db_workflows_per_s"), 50.0
+        ),
         "stepwise steps/s as a share of the pgbench ceiling >= 0.25": _target(share, 0.25),
         "p50 start->result ms < 50 (idle worker)": _target(
             _get(suites, "latency", "systems", "stepwise", "client", "p50_ms"), 50.0, below=True
         ),
     }
+
+
+# The throughput tables, in the order they are shown: (suite, shape).
+_THROUGHPUT_TABLES = (
+    ("headline", "sequential"),
+    ("throughput", "sequential"),
+    ("throughput", "parallel"),
+)
 
 
 def _fmt(value: Any) -> str:
@@ -52,11 +67,11 @@ def _fmt(value: Any) -> str:
 def render(doc: dict[str, Any]) -> str:
     lines = ["", "== results (medians) =="]
     suites = doc["suites"]
-    for shape in ("sequential", "parallel"):
-        block = _get(suites, "throughput", shape)
+    for suite, shape in _THROUGHPUT_TABLES:
+        block = _get(suites, suite, shape)
         if not block or "systems" not in block:
             continue
-        lines.append(f"throughput, {shape} (4 steps), {suites['throughput']['runs']} runs:")
+        lines.append(f"{suite}, {shape} (4 steps), {suites[suite]['runs']} runs:")
         lines.append(
             f"  {'system':13} {'db wf/s':>9} {'db steps/s':>11} {'e2e wf/s':>9}"
             f" {'commits/wf':>10} {'cpu ms/wf':>9} {'pg cpu ms/wf':>12}"
@@ -109,20 +124,20 @@ def _loads(node: Any) -> list[float]:
 
 
 # The suites whose figures the machine line's load range describes (the Argo table has its own).
-_MACHINE_LOAD_SUITES = ("throughput", "latency", "ceiling", "k8s")
+_MACHINE_LOAD_SUITES = ("throughput", "headline", "latency", "ceiling", "k8s")
 
 
 def markdown(doc: dict[str, Any]) -> str:
     """The README's figures: one table per shape, then latency, ceiling, Kubernetes, machine."""
     suites, m = doc["suites"], doc["machine"]
     out: list[str] = []
-    for shape, title in (("sequential", "4 sequential steps"), ("parallel", "4 parallel steps")):
-        block = _get(suites, "throughput", shape)
+    for suite, shape in _THROUGHPUT_TABLES:
+        block = _get(suites, suite, shape)
         if not block or "systems" not in block:
             continue
-        t = suites["throughput"]
+        t = suites[suite]
         out += [
-            f"**{t['runs']} runs x {title}, worker concurrency {t['concurrency']}** "
+            f"**{t['runs']:,} runs x 4 {shape} steps, worker concurrency {t['concurrency']}** "
             f"(medians of {t['rounds']} interleaved rounds; database side = first claim to "
             "last finish):",
             "",

@@ -125,3 +125,50 @@ def test_the_readme_block_is_replaced_between_its_markers(tmp_path: Path) -> Non
     assert (head, tail) == ("intro\n", "\nlink\n")
     assert "| seed shape |" in block
     assert "old" not in block
+
+
+def throughput_suite(runs: int, ours: float, theirs: dict[str, float]) -> dict[str, Any]:
+    """A throughput-shaped suite (sequential shape only) where stepwise does ``ours`` wf/s."""
+
+    def system(wf_s: float) -> dict[str, float]:
+        return {
+            "median_db_workflows_per_s": wf_s,
+            "median_db_steps_per_s": 4 * wf_s,
+            "median_e2e_workflows_per_s": wf_s,
+            "median_commits_per_workflow": 1.0,
+        }
+
+    return {
+        "runs": runs,
+        "concurrency": 100,
+        "rounds": 3,
+        "labels": {"openworkflow": "OpenWorkflow 0.10.1", "dbos": "DBOS 3.4.0, defaults"},
+        "sequential": {
+            "systems": {"stepwise": system(ours), **{n: system(v) for n, v in theirs.items()}},
+            "ratios": {
+                f"stepwise/{n}": {
+                    "db_workflows_per_s": round(ours / v, 2),
+                    "db_workflows_per_s_each_round": [ours / v] * 3,
+                }
+                for n, v in theirs.items()
+            },
+        },
+        "load_average": [0.5, 0.4, 0.3],
+    }
+
+
+def test_the_headline_table_comes_first_and_its_targets_are_checked() -> None:
+    suites = {
+        "headline": throughput_suite(10_000, 5_000.0, {"openworkflow": 450.0, "dbos": 60.0}),
+        "throughput": throughput_suite(1_000, 4_000.0, {"openworkflow": 500.0}),
+    }
+    markdown = report.markdown(doc(suites))
+    headline = markdown.index("**10,000 runs x 4 sequential steps")
+    assert headline < markdown.index("**1,000 runs x 4 sequential steps")
+    assert "| OpenWorkflow 0.10.1 | 450.0 |" in markdown
+    goals = report.targets(suites)
+    assert goals["stepwise/openworkflow workflows/s at the headline size >= 10"]["met"] is True
+    assert goals["stepwise/dbos workflows/s at the headline size >= 50"]["met"] is True
+    assert goals["stepwise/openworkflow workflows/s >= 2"]["value"] == 8.0
+    without = report.targets({"throughput": suites["throughput"]})
+    assert without["stepwise/dbos workflows/s at the headline size >= 50"]["met"] is None
