@@ -1,7 +1,8 @@
 """The kopf handlers of ``WorkflowRun``: thin, each one event → one client call.
 
 * create → start the run under the resource's uid (``run_id`` and idempotency key), so a
-  create delivered twice, or replayed after an operator restart, never makes a second run;
+  create delivered twice, or replayed after an operator restart, never makes a second run
+  (kopf counts a create as handled once the status names the run: ``persistence``);
 * delete (behind kopf's finalizer) → cancel the run if it is unfinished, then let go;
 * every watch event → tell the mirror the resource exists (it writes the status);
 * login → ``kubernetes_asyncio``'s credentials (in-cluster, else the kubeconfig), as the
@@ -82,12 +83,10 @@ async def start_run(
     created = datetime.fromisoformat(str(meta["creationTimestamp"]))
     client = memo.client
     try:
-        if await client.find(uid) is not None:
-            run = None  # started before the operator restarted: nothing to do
-        else:
+        if await client.find(uid) is None:  # else started already (a create seen again)
             # The run's trace continues the annotation's, else it starts at the client's span.
             with tracing.remote_parent(meta.annotations.get(models.TRACEPARENT_ANNOTATION)):
-                run = await client.start(
+                await client.start(
                     parsed.workflow,
                     parsed.input,
                     run_id=uid,
@@ -99,15 +98,9 @@ async def start_run(
                 )
     except DatabaseUnavailable as exc:
         raise kopf.TemporaryError(str(exc), delay=DATABASE_RETRY_DELAY) from exc
-    if run is not None:
-        memo.mirror.announce(
-            ref_of(body),
-            reason="Started",
-            message=f"started run {run.id} of workflow {run.workflow}",
-            warning=False,
-        )
-    # Not at once: a worker usually claims the run within moments, and the first status
-    # then already says Running (one patch less per run).
+    # No Event: the status says the run started. Its first write not at once: a worker
+    # usually finishes a short run within moments, and the first status then already says
+    # Succeeded (one status write for the whole run).
     memo.mirror.mark(uid, delay=memo.mirror.min_interval)
 
 

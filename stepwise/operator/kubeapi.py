@@ -86,13 +86,13 @@ class KubeApi:
         self.requests: Counter[str] = Counter()
         """Requests made, by kind (``status``, ``event``, ``delete``, ``create``, ``list``)."""
 
-    async def replace_status(self, ref: ObjectRef, status: dict[str, Any]) -> None:
+    async def replace_status(self, ref: ObjectRef, status: dict[str, Any]) -> str:
         """Replace the whole status (a JSON patch ``add /status``, sent as such because the
         body is a list: no stale key survives, as one could in a merge patch); the ``test`` op
         makes sure the resource is still the one we mean, not a new one under the same name.
-        ``NotFound`` when it is gone."""
+        The resource's new ``resourceVersion``; ``NotFound`` when it is gone."""
         self.requests["status"] += 1
-        await self._call(
+        written: dict[str, Any] = await self._call(
             ref,
             self._custom.patch_namespaced_custom_object_status(
                 models.GROUP,
@@ -107,6 +107,7 @@ class KubeApi:
                 _request_timeout=REQUEST_TIMEOUT,
             ),
         )
+        return str(written["metadata"]["resourceVersion"])
 
     async def delete(self, ref: ObjectRef) -> None:
         """Delete exactly this resource (a uid precondition); gone already is fine."""

@@ -1,10 +1,9 @@
 """``stepwise operator``: kopf embedded in this process, the status mirror beside it.
 
 kopf runs standalone (no peering objects: the chart runs exactly one operator with the
-Recreate strategy) with its bookkeeping in annotations under ``operator.stepwise.dev/``, so
-the status stays ours. Its diff base leaves out ``spec.input``: the spec is immutable, and a
-large input copied into an annotation would push the resource past the 256 KiB annotation
-limit. The health port serves ``/healthz`` (liveness, with the mirror's counters),
+Recreate strategy) with its handler progress in annotations under ``operator.stepwise.dev/``,
+so the status stays ours; it writes no diff base (``persistence``: the status says whether a
+create was handled). The health port serves ``/healthz`` (liveness, with the mirror's counters),
 ``/readyz`` and ``/metrics`` (``stepwise.endpoint``, as a worker does).
 """
 
@@ -18,12 +17,11 @@ from collections.abc import Sequence
 import kopf
 
 from stepwise.client.client import Client
-from stepwise.operator import handlers, kubeapi
+from stepwise.operator import handlers, kubeapi, persistence
 from stepwise.operator import schedules as schedules  # registers its timer
 from stepwise.operator import signals as signals  # registers its handler
 from stepwise.operator.mirror import Mirror
 
-ANNOTATION_PREFIX = "operator.stepwise.dev"
 FINALIZER = "stepwise.dev/cancel-run"
 
 
@@ -50,12 +48,8 @@ def settings(instance: str) -> kopf.OperatorSettings:
     configured = kopf.OperatorSettings()
     configured.peering.standalone = True
     configured.persistence.finalizer = FINALIZER
-    configured.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix=ANNOTATION_PREFIX, v1=False
-    )
-    configured.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, ignored_fields=["spec.input"], v1=False
-    )
+    configured.persistence.progress_storage = persistence.QuietProgress()
+    configured.persistence.diffbase_storage = persistence.StatusRunDiffBase()
     configured.posting.reporting_component = kubeapi.COMPONENT
     configured.posting.reporting_instance = instance
     return configured

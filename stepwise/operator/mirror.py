@@ -4,6 +4,11 @@ One task serves the whole operator (a kopf daemon per resource would be thousand
 
 * kopf's event handler tells the mirror which resources exist (``observe``/``forget``): the
   run id is the resource's uid, so run id → (namespace, name) is a dict lookup;
+* a resource whose final status is written, and that asks for nothing more (no TTL, no new
+  retry value), is let go once its watch event shows that write: the operator's memory
+  follows the unfinished runs, not every run it has seen; the resource's next event (a retry
+  annotation, a delete) brings it back as it is then. A finished run retried by other means
+  (``stepwise runs retry``) is seen again only on such an event or an operator restart;
 * ``backend.watch()`` (Postgres LISTEN/NOTIFY) names the runs that changed; those that belong
   to a resource are *marked*;
 * a marked resource is *refreshed* (run + steps read, status built, patched if it changed) no
@@ -83,6 +88,9 @@ class Tracked:
     """The run mirrored: the uid, or a child run's id (``stepwise.dev/run-id``)."""
     children: set[str] = field(default_factory=set)
     """The child runs whose WorkflowRuns this operator created (or found) since it started."""
+    written: str | None = None
+    """The ``resourceVersion`` of the mirror's last status write; ``seen``: of the last event."""
+    seen: str = ""
 
     @property
     def retry_wanted(self) -> bool:
@@ -165,12 +173,15 @@ class Mirror:
 
     def observe(self, body: Mapping[str, Any]) -> None:
         """A watch event of a WorkflowRun (not a deletion): learn it, or update what may
-        change (generation, ttl, deletion); the status is taken only on first sight."""
+        change (generation, ttl, deletion); the status is taken only on first sight. A
+        finished resource with nothing left to do (no retry asked, no TTL) is not kept."""
         meta = body["metadata"]
         uid = str(meta["uid"])
         spec = body.get("spec") or {}
         tracked = self._tracked.get(uid)
         if tracked is None:
+            if _settled(body):
+                return
             tracked = Tracked(
                 ref=ObjectRef(str(meta["namespace"]), str(meta["name"]), uid),
                 generation=meta.get("generation"),
@@ -191,6 +202,21 @@ class Mirror:
         if tracked.retry_wanted and tracked.status.get("runId"):
             self.mark(uid)
         self._schedule_expiry(tracked)
+        tracked.seen = str(meta.get("resourceVersion", ""))
+        self._release(uid)
+
+    def _release(self, uid: str) -> None:
+        """Stop following a resource that needs nothing more: finished, with no retry asked,
+        no TTL to serve and no refresh due, whose last event showed the mirror's last status
+        write (so no older event, with an older status or annotation, can still come). Its
+        next event brings it back if it asks for something (``observe``)."""
+        tracked = self._tracked.get(uid)
+        if tracked is None or not tracked.finished or tracked.retry_wanted:
+            return
+        if tracked.ttl is not None or uid in self._due or uid in self._busy:
+            return
+        if tracked.written is None or _not_older(tracked.seen, tracked.written):
+            self.forget(uid)
 
     def forget(self, uid: str) -> None:
         """The resource is gone."""
@@ -310,6 +336,7 @@ class Mirror:
             if uid in self._again:
                 self._again.discard(uid)
                 self.mark(uid)
+            self._release(uid)
             self._wake.set()
 
     # ---- one resource ----------------------------------------------------------------------
@@ -341,7 +368,7 @@ class Mirror:
             new["retryRequest"] = tracked.retried
         if new == tracked.status:
             return
-        await self.kube.replace_status(tracked.ref, new)
+        tracked.written = await self.kube.replace_status(tracked.ref, new)
         before = tracked.status.get("phase")
         tracked.status = new
         phase = new["phase"]
@@ -405,6 +432,25 @@ class Mirror:
             return  # gone, going, or retried since its expiry was scheduled
         log.info("deleting %s/%s: finished %ss ago", *_where(tracked), tracked.ttl)
         await self.kube.delete(tracked.ref)
+
+
+def _settled(body: Mapping[str, Any]) -> bool:
+    """A finished WorkflowRun that asks for nothing: no new retry value, no TTL."""
+    status = body.get("status") or {}
+    meta = body["metadata"]
+    retry = (meta.get("annotations") or {}).get(RETRY_ANNOTATION)
+    wanted = retry is not None and retry != status.get("retryRequest")
+    ttl = (body.get("spec") or {}).get("ttlSecondsAfterFinished")
+    return status.get("phase") in _FINAL and not wanted and ttl is None
+
+
+def _not_older(version: str, than: str) -> bool:
+    """Whether resourceVersion ``version`` is ``than`` or later (etcd's are integers; any
+    other kind can only be compared for equality)."""
+    try:
+        return int(version) >= int(than)
+    except ValueError:
+        return version == than
 
 
 def _story(status: Mapping[str, Any]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import sys
 import urllib.error
@@ -159,6 +160,19 @@ class OperatorHarness:
         except (OSError, urllib.error.URLError, ValueError):
             return None
 
+    def tracked(self) -> int | None:
+        """WorkflowRuns the operator's mirror keeps (None while it does not answer)."""
+        health = self.health()
+        return None if health is None else int(health["mirror"]["tracked"])
+
+    def wait_released(self, timeout: float = 60) -> None:
+        """Until the mirror keeps no WorkflowRun (every one finished and let go)."""
+        wait_until(
+            lambda: self.tracked() == 0,
+            timeout=timeout,
+            what=f"the operator to let go of every finished WorkflowRun ({self.tracked()} kept)",
+        )
+
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.kill()
@@ -252,6 +266,71 @@ class OperatorHarness:
                 self.stop()
         with contextlib.suppress(Exception):
             self.kube.kubectl("delete", "--ignore-not-found", "-f", "-", input=self.rbac)
+
+
+def flow_schema(name: str, op: OperatorHarness) -> dict[str, Any]:
+    return {
+        "apiVersion": "flowcontrol.apiserver.k8s.io/v1",
+        "kind": "FlowSchema",
+        "metadata": {"name": name},
+        "spec": {
+            "priorityLevelConfiguration": {"name": "workload-low"},
+            "matchingPrecedence": 850,
+            "distinguisherMethod": {"type": "ByUser"},
+            "rules": [
+                {
+                    "subjects": [
+                        {
+                            "kind": "ServiceAccount",
+                            "serviceAccount": {
+                                "name": op.service_account,
+                                "namespace": op.namespace,
+                            },
+                        }
+                    ],
+                    "resourceRules": [
+                        {
+                            "verbs": ["*"],
+                            "apiGroups": ["*"],
+                            "resources": ["*"],
+                            "namespaces": ["*"],
+                            "clusterScope": True,
+                        }
+                    ],
+                    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                }
+            ],
+        },
+    }
+
+
+def dispatched(kube: ControlPlane, schema: str) -> int | None:
+    """Requests the API server dispatched under ``schema`` so far (None: none yet)."""
+    metrics = kube.kubectl("get", "--raw", "/metrics").stdout
+    pattern = (
+        r"^apiserver_flowcontrol_dispatched_requests_total\{"
+        rf'flow_schema="{re.escape(schema)}",priority_level="workload-low"\}} (\S+)$'
+    )
+    match = re.search(pattern, metrics, re.MULTILINE)
+    return int(float(match[1])) if match else None
+
+
+@contextlib.contextmanager
+def counting_requests(kube: ControlPlane, op: OperatorHarness) -> Iterator[Callable[[], int]]:
+    """Start the operator and count the API requests it makes (kopf's and the mirror's alike)
+    as the API server itself counts them: a FlowSchema matches the operator's ServiceAccount
+    and nothing else, and ``apiserver_flowcontrol_dispatched_requests_total`` for it counts
+    every request. Yields "requests since the operator was ready"."""
+    schema = f"stepwise-test-{op.namespace}"
+    kube.apply(json.dumps(flow_schema(schema, op)))
+    try:
+        op.start()
+        # The FlowSchema is in force once it has counted the operator's start-up requests.
+        wait_until(lambda: dispatched(kube, schema), timeout=60, what="the FlowSchema to count")
+        before = dispatched(kube, schema) or 0
+        yield lambda: (dispatched(kube, schema) or 0) - before
+    finally:
+        kube.kubectl("delete", "flowschema", schema, "--ignore-not-found")
 
 
 def _exited(proc: Proc) -> bool:
