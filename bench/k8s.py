@@ -8,13 +8,16 @@ stops when a LIST shows every one with ``status.phase: Succeeded``.
 
 Also measured: API requests per run made by the operator (the apiserver's
 ``apiserver_request_total`` for WorkflowRuns and Events, minus this benchmark's own creates
-and LISTs) and the operator's peak RSS (``VmHWM``).
+and LISTs) and the operator's peak RSS (``VmHWM``). Then whether its memory grows with
+finished runs: its RSS (``VmRSS``) and the WorkflowRuns its mirror keeps (``/healthz``) once
+the N have Succeeded, and again after N/2 more have been created and Succeeded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import sys
@@ -64,9 +67,14 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 def _peak_rss_mib(pid: int) -> float | None:
+    return _rss_mib(pid, "VmHWM")
+
+
+def _rss_mib(pid: int, field: str = "VmRSS") -> float | None:
+    """The process's current (``VmRSS``) or peak (``VmHWM``) resident set, in MiB."""
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024, 1)
     return None
 
@@ -95,7 +103,9 @@ def _collection(namespace: str) -> str:
     return f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{namespace}/{models.PLURAL}"
 
 
-async def _create_all(plane: ControlPlane, namespace: str, runs: int) -> None:
+async def _create_all(
+    plane: ControlPlane, namespace: str, runs: int, prefix: str = "bench"
+) -> None:
     """POST every WorkflowRun, CREATORS at a time: "applied at once", not paced by a client."""
     gate = asyncio.Semaphore(CREATORS)
 
@@ -103,7 +113,7 @@ async def _create_all(plane: ControlPlane, namespace: str, runs: int) -> None:
         body = {
             "apiVersion": models.API_VERSION,
             "kind": models.KIND,
-            "metadata": {"name": f"bench-{i:04d}", "namespace": namespace},
+            "metadata": {"name": f"{prefix}-{i:04d}", "namespace": namespace},
             "spec": {"workflow": WORKFLOW, "input": {"i": i}},
         }
         async with gate:
@@ -117,20 +127,66 @@ def _phases(plane: ControlPlane, namespace: str) -> Counter[str]:
     return Counter((item.get("status") or {}).get("phase") or "-" for item in answer["items"])
 
 
+async def _healthz(port: int) -> dict[str, Any] | None:
+    """The ``/healthz`` answer of the process on ``port``: its JSON, ``{}`` for a plain ``ok``,
+    None unless a 200."""
+    with contextlib.suppress(OSError):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.0\r\n\r\n")
+        answer = await reader.read()
+        writer.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        if b" 200 " not in head.split(b"\r\n", 1)[0]:
+            return None
+        try:
+            health: dict[str, Any] = json.loads(body)
+        except ValueError:
+            return {}  # a worker's plain "ok"
+        return health
+    return None
+
+
 async def _wait_healthy(port: int, proc: asyncio.subprocess.Process, what: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.returncode is not None:
             raise RuntimeError(f"{what} exited with {proc.returncode} while starting")
-        with contextlib.suppress(OSError):
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /healthz HTTP/1.0\r\n\r\n")
-            status = await reader.readline()
-            writer.close()
-            if b" 200 " in status:
-                return
+        if await _healthz(port) is not None:
+            return
         await asyncio.sleep(0.2)
     raise RuntimeError(f"{what} not healthy on port {port} within 60s")
+
+
+async def _wait_succeeded(
+    plane: ControlPlane, namespace: str, runs: int, t0: float, procs: dict[str, Any]
+) -> int:
+    """Poll (LIST) until ``runs`` WorkflowRuns show Succeeded; the LISTs it took."""
+    lists = 0
+    phases: Counter[str] = Counter()
+    while phases["Succeeded"] < runs:
+        if time.perf_counter() - t0 > TIMEOUT:
+            raise RuntimeError(f"not all Succeeded after {TIMEOUT:.0f}s: {dict(phases)}")
+        for what, proc in procs.items():
+            if proc.returncode is not None:
+                raise RuntimeError(f"the {what} exited with {proc.returncode}")
+        await asyncio.sleep(0.25)
+        phases = await asyncio.to_thread(_phases, plane, namespace)
+        lists += 1
+    return lists
+
+
+async def _settled_memory(port: int, pid: int) -> dict[str, Any]:
+    """The operator's memory once its mirror has let go of the finished runs (or after 60 s):
+    RSS now and at its peak, and the WorkflowRuns still kept."""
+    deadline = time.monotonic() + 60
+    kept = None
+    while time.monotonic() < deadline:
+        health = await _healthz(port)
+        kept = None if health is None else health.get("mirror", {}).get("tracked")
+        if kept == 0:
+            break
+        await asyncio.sleep(0.25)
+    return {"rss_mib": _rss_mib(pid), "peak_rss_mib": _peak_rss_mib(pid), "kept": kept}
 
 
 async def _timeline(url: str, epoch0: float) -> dict[str, float]:
@@ -192,31 +248,36 @@ async def _measure(
         t0, epoch0 = time.perf_counter(), time.time()
         await _create_all(plane, namespace, runs)
         created_s = time.perf_counter() - t0
-        lists = 0
-        phases: Counter[str] = Counter()
-        while phases["Succeeded"] < runs:
-            if time.perf_counter() - t0 > TIMEOUT:
-                raise RuntimeError(f"not all Succeeded after {TIMEOUT:.0f}s: {dict(phases)}")
-            for proc, what in ((operator, "operator"), (worker, "worker")):
-                if proc.returncode is not None:
-                    raise RuntimeError(f"the {what} exited with {proc.returncode}")
-            await asyncio.sleep(0.25)
-            phases = await asyncio.to_thread(_phases, plane, namespace)
-            lists += 1
+        procs = {"operator": operator, "worker": worker}
+        lists = await _wait_succeeded(plane, namespace, runs, t0, procs)
         all_succeeded_s = time.perf_counter() - t0
         # Let the operator finish what it does after the last status (events, bookkeeping).
         await asyncio.sleep(2.0)
         after = await asyncio.to_thread(_requests, plane)
         peak_rss = _peak_rss_mib(operator.pid)
         cpu = {"operator": _cpu_seconds(operator.pid), "worker": _cpu_seconds(worker.pid)}
-    timeline = await _timeline(url, epoch0)
+        timeline = await _timeline(url, epoch0)
+        # Does the operator's memory grow with finished runs? N/2 more, then look again.
+        first = await _settled_memory(operator_port, operator.pid)
+        more = max(runs // 2, 1)
+        probe_load = load_average()
+        t1 = time.perf_counter()
+        await _create_all(plane, namespace, more, prefix="probe")
+        await _wait_succeeded(plane, namespace, runs + more, t1, procs)
+        probe_s = time.perf_counter() - t1
+        second = await _settled_memory(operator_port, operator.pid)
     delta = after - before
     ours = Counter({("workflowruns", "", "POST"): runs, ("workflowruns", "", "LIST"): lists})
     operator_requests = delta - ours
     total = sum(operator_requests.values())
+    growth = None
+    if first["rss_mib"] is not None and second["rss_mib"] is not None:
+        growth = round((second["rss_mib"] - first["rss_mib"]) * 1000 / more, 2)
     log(
         f"  {runs} WorkflowRuns: all Succeeded after {all_succeeded_s:.1f}s"
-        f" ({total / runs:.1f} operator API requests per run, peak RSS {peak_rss} MiB)"
+        f" ({total / runs:.2f} operator API requests per run, peak RSS {peak_rss} MiB);"
+        f" RSS {first['rss_mib']} MiB after them, {second['rss_mib']} MiB after {more} more"
+        f" ({growth} MiB per 1,000 finished runs; kept: {first['kept']}, {second['kept']})"
     )
     return {
         "workflow_runs": runs,
@@ -233,10 +294,18 @@ async def _measure(
             for (resource, sub, verb), n in sorted(operator_requests.items())
         },
         "operator_peak_rss_mib": peak_rss,
+        "operator_memory": {
+            "after_runs": {"finished_runs": runs, **first},
+            "after_more": {"finished_runs": runs + more, **second},
+            "more_runs_seconds": round(probe_s, 2),
+            "load_average_at_more": probe_load,
+            "rss_growth_mib_per_1000_finished_runs": growth,
+        },
         "database_timeline_seconds": timeline,
         "cpu_seconds": cpu,
         "summary": (
             f"{runs} WorkflowRuns Succeeded in {all_succeeded_s:.1f}s, "
-            f"{total / runs:.1f} API requests/run, operator peak RSS {peak_rss} MiB"
+            f"{total / runs:.2f} API requests/run, operator peak RSS {peak_rss} MiB, "
+            f"RSS growth {growth} MiB per 1,000 finished runs"
         ),
     }
