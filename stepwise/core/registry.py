@@ -33,6 +33,8 @@ class Registry:
 
     def __init__(self) -> None:
         self._by_name: dict[str, dict[str | None, WorkflowDefinition]] = {}
+        self._newest: dict[str, str | None] = {}
+        """Each name's newest version, kept at ``add``: ``get`` runs once per claimed run."""
 
     def add(self, definition: WorkflowDefinition) -> None:
         same_name = self._by_name.setdefault(definition.name, {})
@@ -44,6 +46,7 @@ class Registry:
                 f"{existing.origin} and {definition.origin}"
             )
         same_name[definition.version] = definition
+        self._newest[definition.name] = versions.newest(same_name)
 
     def get(self, name: str, version: str | None = None) -> WorkflowDefinition:
         """The definition of ``name`` at ``version``; without a version, the newest one
@@ -51,7 +54,7 @@ class Registry:
         same_name = self._by_name.get(name)
         if same_name is None:
             raise UnknownWorkflow(name, self.names())
-        chosen = versions.newest(same_name) if version is None else version
+        chosen = self._newest[name] if version is None else version
         try:
             return same_name[chosen]
         except KeyError:

@@ -72,6 +72,16 @@ def test_a_registry_holds_several_versions_of_one_name() -> None:
     with pytest.raises(UnknownWorkflow, match=r"unknown version '3' of workflow .*1\.10, 1\.9"):
         registry.get(NAME, "3")
 
+
+def test_the_newest_version_stands_whatever_order_versions_are_registered_in() -> None:
+    registry = Registry()
+    definitions(registry, "1.10")
+    assert registry.get(NAME).version == "1.10"
+    definitions(registry, "1.9", "blue")
+    assert registry.get(NAME).version == "1.10"
+    definitions(registry, "2.0")
+    assert registry.get(NAME).version == "2.0"
+
     @workflow(NAME, version="1.9", registry=Registry())
     async def other(ctx: Any) -> None:
         return None

@@ -85,8 +85,22 @@ _RETRYABLE = (base.RunStatus.FAILED.value, base.RunStatus.CANCELED.value)
 def _op_document(n: int, op: base.WriteOp) -> dict[str, Any]:
     """``op`` as the JSON object ``stepwise_write`` reads into its ``write_op`` type: the one
     encoding of ops, numbered, its run id canonical (or null: then it names no stored run)."""
-    run_id = _uuid(op.run_id)
-    return {**encoding.document(op), "n": n, "run_id": None if run_id is None else str(run_id)}
+    doc = encoding.document(op)
+    doc["n"] = n
+    doc["run_id"] = _canonical_uuid(op.run_id)
+    return doc
+
+
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _canonical_uuid(text: str) -> str | None:
+    """``text`` as a canonical UUID, or None when it cannot be one. The ids the engine writes
+    are canonical already (read from the database): the match spares a parse per op."""
+    if _CANONICAL_UUID.fullmatch(text):
+        return text
+    key = _uuid(text)
+    return None if key is None else str(key)
 
 
 def _run_values(new: base.NewRun) -> tuple[Any, ...]:
