@@ -68,7 +68,7 @@ async def throughput(
             profiler = cProfile.Profile() if cprofile else None
             if profiler is not None:
                 profiler.enable()
-            start_epoch, t0 = time.time(), time.perf_counter()
+            start_epoch, t0, cpu0 = time.time(), time.perf_counter(), time.process_time()
             async with serving(client, concurrency) as worker:
                 while True:
                     finished, succeeded = await monitor.fetchrow(progress)
@@ -76,6 +76,7 @@ async def throughput(
                         break
                     await asyncio.sleep(0.01)
                 process_s = time.perf_counter() - t0
+                process_cpu_s = time.process_time() - cpu0
                 if profiler is not None:
                     profiler.disable()
                     profiler.dump_stats(str(cprofile))
@@ -88,6 +89,7 @@ async def throughput(
     return {
         "enqueue_ms": round(enqueue_s * 1000),
         "process_ms": round(process_s * 1000),
+        "process_cpu_ms": round(process_cpu_s * 1000),
         "process_start_epoch": start_epoch,
         "wal_start": wal_start,
         "wal_end": wal_end,
