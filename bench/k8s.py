@@ -9,8 +9,8 @@ stops when a LIST shows every one with ``status.phase: Succeeded``.
 Also measured: API requests per run made by the operator (the apiserver's
 ``apiserver_request_total`` for WorkflowRuns and Events, minus this benchmark's own creates
 and LISTs) and the operator's peak RSS (``VmHWM``). Then whether its memory grows with
-finished runs: its RSS (``VmRSS``) and the WorkflowRuns its mirror keeps (``/healthz``) once
-the N have Succeeded, and again after N/2 more have been created and Succeeded.
+finished runs: its RSS (``VmRSS``) and the WorkflowRuns its mirror keeps (``/healthz``) when
+idle, once the N have Succeeded, and again after each of two more waves of N/4.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ DATABASE = "bench_k8s"
 WORKFLOW = "bench-sequential"
 TIMEOUT = 600.0
 CREATORS = 16
+PROBE_WAVES = 2
+"""After the N runs, this many waves of N/4 more, the operator's memory measured after each."""
 _REQUEST = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\} (?P<value>[\d.e+]+)$")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
@@ -120,6 +122,14 @@ async def _create_all(
             await asyncio.to_thread(plane.api.request, "POST", _collection(namespace), body)
 
     await asyncio.gather(*(create(i) for i in range(runs)))
+
+
+def _growth_per_1000(first: dict[str, Any], last: dict[str, Any]) -> float | None:
+    """MiB of RSS per 1,000 more finished runs, from one settled point to a later one."""
+    if first["rss_mib"] is None or last["rss_mib"] is None:
+        return None
+    more = int(last["finished_runs"]) - int(first["finished_runs"])
+    return round((float(last["rss_mib"]) - float(first["rss_mib"])) * 1000 / more, 2)
 
 
 def _phases(plane: ControlPlane, namespace: str) -> Counter[str]:
@@ -243,6 +253,7 @@ async def _measure(
     ):
         await _wait_healthy(worker_port, worker, "stepwise worker")
         await _wait_healthy(operator_port, operator, "stepwise operator")
+        idle = await _settled_memory(operator_port, operator.pid)
         before = await asyncio.to_thread(_requests, plane)
         load = load_average()
         t0, epoch0 = time.perf_counter(), time.time()
@@ -257,27 +268,28 @@ async def _measure(
         peak_rss = _peak_rss_mib(operator.pid)
         cpu = {"operator": _cpu_seconds(operator.pid), "worker": _cpu_seconds(worker.pid)}
         timeline = await _timeline(url, epoch0)
-        # Does the operator's memory grow with finished runs? N/2 more, then look again.
-        first = await _settled_memory(operator_port, operator.pid)
-        more = max(runs // 2, 1)
-        probe_load = load_average()
-        t1 = time.perf_counter()
-        await _create_all(plane, namespace, more, prefix="probe")
-        await _wait_succeeded(plane, namespace, runs + more, t1, procs)
-        probe_s = time.perf_counter() - t1
-        second = await _settled_memory(operator_port, operator.pid)
+        # Does the operator's memory grow with finished runs? Look, then twice N/4 more.
+        points = [{"finished_runs": 0, **idle}]
+        points.append({"finished_runs": runs, **await _settled_memory(operator_port, operator.pid)})
+        more = max(runs // 4, 1)
+        for wave in range(PROBE_WAVES):
+            t1, probe_load = time.perf_counter(), load_average()
+            await _create_all(plane, namespace, more, prefix=f"probe{wave}")
+            finished = runs + (wave + 1) * more
+            await _wait_succeeded(plane, namespace, finished, t1, procs)
+            settled = await _settled_memory(operator_port, operator.pid)
+            points.append({"finished_runs": finished, "load_average": probe_load, **settled})
     delta = after - before
     ours = Counter({("workflowruns", "", "POST"): runs, ("workflowruns", "", "LIST"): lists})
     operator_requests = delta - ours
     total = sum(operator_requests.values())
-    growth = None
-    if first["rss_mib"] is not None and second["rss_mib"] is not None:
-        growth = round((second["rss_mib"] - first["rss_mib"]) * 1000 / more, 2)
+    growth = _growth_per_1000(points[1], points[-1])
+    series = ", ".join(f"{p['rss_mib']} MiB at {p['finished_runs']}" for p in points)
     log(
         f"  {runs} WorkflowRuns: all Succeeded after {all_succeeded_s:.1f}s"
         f" ({total / runs:.2f} operator API requests per run, peak RSS {peak_rss} MiB);"
-        f" RSS {first['rss_mib']} MiB after them, {second['rss_mib']} MiB after {more} more"
-        f" ({growth} MiB per 1,000 finished runs; kept: {first['kept']}, {second['kept']})"
+        f" RSS {series} finished runs ({growth} MiB per 1,000 after the first {runs};"
+        f" kept: {', '.join(str(p['kept']) for p in points)})"
     )
     return {
         "workflow_runs": runs,
@@ -295,10 +307,7 @@ async def _measure(
         },
         "operator_peak_rss_mib": peak_rss,
         "operator_memory": {
-            "after_runs": {"finished_runs": runs, **first},
-            "after_more": {"finished_runs": runs + more, **second},
-            "more_runs_seconds": round(probe_s, 2),
-            "load_average_at_more": probe_load,
+            "points": points,
             "rss_growth_mib_per_1000_finished_runs": growth,
         },
         "database_timeline_seconds": timeline,
