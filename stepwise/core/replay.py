@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -74,6 +74,26 @@ class WorkflowRaised(Exception):
     def __init__(self, original: BaseException) -> None:
         super().__init__(repr(original))
         self.original = original
+
+
+_UNTRACKED = contextlib.nullcontext()
+
+
+class _Tracked:
+    """``task`` in ``inflight`` while inside: a class, not a generator, as it is entered once
+    per step."""
+
+    __slots__ = ("_inflight", "_task")
+
+    def __init__(self, inflight: set[asyncio.Task[Any]], task: asyncio.Task[Any]) -> None:
+        self._inflight = inflight
+        self._task = task
+
+    def __enter__(self) -> None:
+        self._inflight.add(self._task)
+
+    def __exit__(self, *exc: object) -> None:
+        self._inflight.discard(self._task)
 
 
 class Execution:
@@ -149,18 +169,13 @@ class Execution:
     def child_call(self, workflow: object, value: Any) -> ChildCall:
         return child_call(workflow, value, self.journal.max_payload_bytes)
 
-    @contextlib.contextmanager
-    def tracking(self) -> Iterator[None]:
-        """Mark the current task as a step in flight, so stopping waits for it to settle."""
+    def tracking(self) -> AbstractContextManager[None]:
+        """Mark the current task as a step in flight, so stopping waits for it to settle (the
+        workflow's own task, where a sequential step runs, needs no mark)."""
         task = asyncio.current_task()
         if task is None or task is self._task:
-            yield
-            return
-        self._inflight.add(task)
-        try:
-            yield
-        finally:
-            self._inflight.discard(task)
+            return _UNTRACKED
+        return _Tracked(self._inflight, task)
 
     # ---- called by the worker ----
     def release(self) -> None:
