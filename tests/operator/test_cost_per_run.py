@@ -42,8 +42,16 @@ def test_a_run_that_succeeds_costs_at_most_three_requests(
         op.wait_released()
         requests = counted()
     mirror = (op.health() or {})["mirror"]
-    assert mirror["requests"] == {"status": RUNS, "event": RUNS}, mirror
-    assert requests <= 3 * RUNS, f"{requests} requests for {RUNS} runs: {mirror['requests']}"
+    writes = mirror["requests"]["status"]
+    assert mirror["requests"] == {"status": writes, "event": RUNS}, mirror
+    # One status write per run that finished before its first refresh, half a second after
+    # its create (all of them, unless the machine is so loaded that a one-step run took
+    # longer: that run first showed Running, one write more, which is its status, not
+    # overhead). Everything else: kopf's finalizer and the Succeeded Event.
+    unfinished_at_first_write = writes - RUNS
+    assert requests <= 3 * RUNS + unfinished_at_first_write, (
+        f"{requests} requests for {RUNS} runs: {mirror['requests']}"
+    )
     assert [op.reasons(f"quick-{i}") for i in range(RUNS)] == [["Succeeded"]] * RUNS
 
 
