@@ -46,10 +46,15 @@ MAX_PAYLOAD_BYTES = 200 * 1024 * 1024
 """The highest that setting goes: Postgres holds no value of 255 MB or more in a write batch."""
 
 
+_ENCODER = json.JSONEncoder(default=to_jsonable_python, allow_nan=False, separators=(",", ":"))
+"""Made once: ``json.dumps`` with these options builds an encoder per call, half the cost of
+encoding a small result (each encoding makes its own state: safe from any thread)."""
+
+
 def dumps(value: Any) -> str:
     """Compact JSON; what pydantic serialises takes its JSON form; NaN and infinity are refused
     (pydantic leaves them floats, and ``allow_nan=False`` catches them wherever they are)."""
-    return json.dumps(value, default=to_jsonable_python, allow_nan=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def loads(text: str) -> Any:
