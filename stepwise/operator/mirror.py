@@ -5,10 +5,12 @@ One task serves the whole operator (a kopf daemon per resource would be thousand
 * kopf's event handler tells the mirror which resources exist (``observe``/``forget``): the
   run id is the resource's uid, so run id → (namespace, name) is a dict lookup;
 * a resource whose final status is written, and that asks for nothing more (no TTL, no new
-  retry value), is let go once its watch event shows that write: the operator's memory
-  follows the unfinished runs, not every run it has seen; the resource's next event (a retry
-  annotation, a delete) brings it back as it is then. A finished run retried by other means
-  (``stepwise runs retry``) is seen again only on such an event or an operator restart;
+  retry value), is let go once its watch event shows that write: of it the mirror keeps only
+  its name (``_released``, about as much as kopf itself keeps per resource, and gone with the
+  resource), not its status, so the operator's memory follows the unfinished runs; the
+  resource's next event (a retry annotation, a delete) brings it back as it is then, and so
+  does a change of its run in the database (``stepwise runs retry``, the dashboard): the
+  mirror reads the resource again (one LIST by name) and follows it until it is finished;
 * ``backend.watch()`` (Postgres LISTEN/NOTIFY) names the runs that changed; those that belong
   to a resource are *marked*;
 * a marked resource is *refreshed* (run + steps read, status built, patched if it changed) no
@@ -101,6 +103,14 @@ class Tracked:
         return self.status.get("phase") in _FINAL
 
 
+@dataclass(frozen=True, slots=True)
+class Released:
+    """What the mirror keeps of a finished resource it let go: where it is, and its run."""
+
+    ref: ObjectRef
+    run_id: str
+
+
 class _Timeline:
     """Resources due at monotonic times; the due ones come out in time order, in O(log n)
     each (a heap with stale entries skipped), however many thousands are waiting."""
@@ -154,6 +164,9 @@ class Mirror:
         self._tracked: dict[str, Tracked] = {}
         self._uids: dict[str, str] = {}
         """Run id → uid of the resources whose run id is not their uid (children's)."""
+        self._released: dict[str, Released] = {}
+        """The finished resources let go, by uid: their run may still change (a retry)."""
+        self._reviving: set[str] = set()
         self._due = _Timeline()
         """When marked resources are refreshed."""
         self._last: dict[str, float] = {}
@@ -171,26 +184,31 @@ class Mirror:
 
     # ---- what kopf sees --------------------------------------------------------------------
 
-    def observe(self, body: Mapping[str, Any]) -> None:
+    def observe(self, body: Mapping[str, Any], *, follow: bool = False) -> None:
         """A watch event of a WorkflowRun (not a deletion): learn it, or update what may
         change (generation, ttl, deletion); the status is taken only on first sight. A
-        finished resource with nothing left to do (no retry asked, no TTL) is not kept."""
+        finished resource with nothing left to do (no retry asked, no TTL) is let go, unless
+        ``follow`` (its run changed: it is kept until a refresh has shown what changed)."""
         meta = body["metadata"]
         uid = str(meta["uid"])
         spec = body.get("spec") or {}
         tracked = self._tracked.get(uid)
         if tracked is None:
-            if _settled(body):
+            ref = ObjectRef(str(meta["namespace"]), str(meta["name"]), uid)
+            run_id = (meta.get("annotations") or {}).get(RUN_ID_ANNOTATION, uid)
+            if run_id != uid:
+                self._uids[run_id] = uid
+            if _settled(body) and not follow:
+                self._released[uid] = Released(ref, run_id)
                 return
+            self._released.pop(uid, None)
             tracked = Tracked(
-                ref=ObjectRef(str(meta["namespace"]), str(meta["name"]), uid),
+                ref=ref,
                 generation=meta.get("generation"),
                 ttl=spec.get("ttlSecondsAfterFinished"),
                 status=copy.deepcopy(dict(body.get("status") or {})),
-                run_id=(meta.get("annotations") or {}).get(RUN_ID_ANNOTATION, uid),
+                run_id=run_id,
             )
-            if tracked.run_id != uid:
-                self._uids[tracked.run_id] = uid
             tracked.retried = tracked.status.get("retryRequest")
             self._tracked[uid] = tracked
             if tracked.status.get("runId") and not tracked.finished:
@@ -203,7 +221,8 @@ class Mirror:
             self.mark(uid)
         self._schedule_expiry(tracked)
         tracked.seen = str(meta.get("resourceVersion", ""))
-        self._release(uid)
+        if not follow:
+            self._release(uid)
 
     def _release(self, uid: str) -> None:
         """Stop following a resource that needs nothing more: finished, with no retry asked,
@@ -216,13 +235,16 @@ class Mirror:
         if tracked.ttl is not None or uid in self._due or uid in self._busy:
             return
         if tracked.written is None or _not_older(tracked.seen, tracked.written):
-            self.forget(uid)
+            del self._tracked[uid]
+            self._released[uid] = Released(tracked.ref, tracked.run_id)
+            self._expiry.discard(uid)
+            self._last.pop(uid, None)
 
     def forget(self, uid: str) -> None:
         """The resource is gone."""
-        tracked = self._tracked.pop(uid, None)
-        if tracked is not None:
-            self._uids.pop(tracked.run_id, None)
+        known = self._tracked.pop(uid, None) or self._released.pop(uid, None)
+        if known is not None:
+            self._uids.pop(known.run_id, None)
         self._due.discard(uid)
         self._expiry.discard(uid)
         self._last.pop(uid, None)
@@ -232,6 +254,9 @@ class Mirror:
         seconds, or ``min_interval`` after its last refresh if that is later; a resource
         already marked keeps its time."""
         uid = self._uids.get(uid, uid)
+        if uid in self._released:
+            self._revive(uid)
+            return
         if uid not in self._tracked or uid in self._due:
             return
         at = time.monotonic() + delay
@@ -244,9 +269,49 @@ class Mirror:
             if not tracked.finished and not tracked.deleting:
                 self.mark(uid)
 
+    def _revive(self, uid: str) -> None:
+        """The run of a resource let go changed: read the resource again and follow it."""
+        if self._tasks is None or uid in self._reviving:
+            return
+        self._reviving.add(uid)
+        self._tasks.create_task(self._read_again(uid))
+
+    async def _read_again(self, uid: str) -> None:
+        """Until it is read (the API server may be away), unless it is deleted or comes
+        back through an event of its own meanwhile."""
+        failures = 0
+        try:
+            while (released := self._released.get(uid)) is not None:
+                ref = released.ref
+                try:
+                    async with self._limit:
+                        found = await self.kube.list_runs(
+                            ref.namespace, field_selector=f"metadata.name={ref.name}"
+                        )
+                except KubeError as exc:
+                    failures += 1
+                    delay = RETRY_BACKOFF.delay(failures)
+                    log.warning(
+                        "could not read %s/%s (%s); retrying in %.1fs",
+                        ref.namespace, ref.name, exc, delay,
+                    )  # fmt: skip
+                    await asyncio.sleep(delay)
+                    continue
+                body = next((b for b in found if b["metadata"]["uid"] == uid), None)
+                if body is None:
+                    self.forget(uid)
+                else:
+                    del self._released[uid]
+                    self.observe(body, follow=True)
+                    self.mark(uid)
+                return
+        finally:
+            self._reviving.discard(uid)
+
     def stats(self) -> dict[str, Any]:
         return {
             "tracked": len(self._tracked),
+            "released": len(self._released),
             "marked": len(self._due),
             "expiring": len(self._expiry),
             "refreshes": self.refreshes,

@@ -1,8 +1,9 @@
 """What one WorkflowRun costs the operator, with the real API server, Postgres, a ``stepwise
 worker`` and the ``stepwise operator`` process: at most 3 API requests for a run that succeeds
 (kopf's finalizer, one status write, the Succeeded Event), counted by the API server itself;
-and no memory once it is finished: the operator lets a finished WorkflowRun go, and a later
-retry annotation, a user's annotation or a delete of it still works."""
+and no memory once it is finished but its name: the operator lets a finished WorkflowRun go,
+and a later retry annotation, a user's annotation, a retry from outside Kubernetes
+(``stepwise runs retry``) or a delete of it still works."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from harness.controlplane import ControlPlane
 from harness.processes import wait_until
 from harness.workers import Proc
+from stepwise import Client
 from tests.operator.conftest import OperatorHarness, counting_requests
 
 pytestmark = [pytest.mark.kube, pytest.mark.postgres]
@@ -81,3 +83,29 @@ def test_a_finished_run_is_let_go_and_still_answers(
     assert "order-9" not in op.kubectl("get", "wfr", "-o", "name")
     assert op.reasons("order-9") == ["Failed", "Retried", "Succeeded"]
     assert op.tracked() == 0
+
+
+async def test_a_run_let_go_and_retried_outside_kubernetes_shows_in_its_workflowrun(
+    operator: OperatorHarness, worker: Worker, tmp_path: Path
+) -> None:
+    op, down = operator, tmp_path / "down"
+    down.touch()
+    worker()
+    op.start()
+    op.apply("order-10", {"workflow": "downstream", "input": {"down": str(down)}})
+    failed = op.wait_phase("order-10", "Failed")
+    op.wait_released()
+    assert (op.health() or {})["mirror"]["released"] == 1
+
+    down.unlink()
+    async with Client.connect(op.database_url) as client:
+        await client.retry(failed["runId"])  # as `stepwise runs retry` does
+    done = op.wait_phase("order-10", "Succeeded")
+    assert done["attempt"] == 2
+    op.wait_released()
+    op.kubectl("delete", "wfr", "order-10", "--timeout=60s")
+    wait_until(
+        lambda: (op.health() or {})["mirror"]["released"] == 0,
+        timeout=30,
+        what="the operator to forget the deleted WorkflowRun",
+    )

@@ -94,8 +94,15 @@ def test_a_finished_resource_is_let_go_once_its_final_write_is_seen() -> None:
     retry = {RETRY_ANNOTATION: "2"}
     mirror.observe(_body(14, "Succeeded", annotations=retry, status={"retryRequest": "1"}))
     assert mirror.stats() == {
-        "tracked": 1, "marked": 1, "expiring": 0, "refreshes": 0, "requests": {}
+        "tracked": 1, "released": 0, "marked": 1, "expiring": 0, "refreshes": 0, "requests": {}
     }  # fmt: skip
+    # Of a resource let go, only its name is kept, until it is deleted.
+    mirror._due.discard("u1")
+    mirror._tracked["u1"].retried, mirror._tracked["u1"].written = "2", "15"
+    mirror.observe(_body(15, "Succeeded", annotations=retry, status={"retryRequest": "2"}))
+    assert (mirror.stats()["tracked"], mirror.stats()["released"]) == (0, 1)
+    mirror.forget("u1")
+    assert (mirror.stats()["tracked"], mirror.stats()["released"]) == (0, 0)
 
 
 def test_a_finished_resource_with_a_ttl_is_kept_until_deleted() -> None:
