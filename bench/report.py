@@ -184,9 +184,10 @@ def markdown(doc: dict[str, Any]) -> str:
     k8s = suites.get("k8s")
     if k8s and "summary" in k8s:
         out.append(
-            f"Kubernetes: {k8s['workflow_runs']} WorkflowRuns created at once -> all Succeeded in "
-            f"{k8s['all_succeeded_seconds']} s; {k8s['operator_api_requests_per_run']} API "
-            f"requests per run by the operator; operator peak RSS {k8s['operator_peak_rss_mib']}"
+            f"Kubernetes: {k8s['workflow_runs']:,} WorkflowRuns created at once -> all Succeeded "
+            f"in {k8s['all_succeeded_seconds']} s; "
+            f"{_fmt(k8s['operator_api_requests_per_run'])} API requests per run by the operator; "
+            f"operator peak RSS {k8s['operator_peak_rss_mib']}"
             " MiB."
         )
         out.append("")
