@@ -35,9 +35,9 @@ def write(files: dict[str, str], folder: Path) -> None:
 PRINTS = re.compile(r"`python main\.py` prints:\n\n```(?:text)?\n(.*?)```", re.S)
 
 
-def assert_guide_runs(guide: Path, files: set[str], folder: Path) -> None:
-    """Write ``guide``'s snippets (exactly ``files``) to ``folder``, run its ``main.py`` and
-    check that it prints what the page says it prints."""
+def run_guide(guide: Path, files: set[str], folder: Path) -> tuple[str, str]:
+    """Write ``guide``'s snippets (exactly ``files``) to ``folder`` and run its ``main.py``,
+    which must succeed; the page's text and what the run printed."""
     text = guide.read_text()
     snippet_files = snippets(text)
     assert set(snippet_files) == files
@@ -52,6 +52,12 @@ def assert_guide_runs(guide: Path, files: set[str], folder: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    return text, done.stdout
+
+
+def assert_guide_runs(guide: Path, files: set[str], folder: Path) -> None:
+    """``run_guide``, and check that it prints what the page says it prints."""
+    text, stdout = run_guide(guide, files, folder)
     printed = PRINTS.search(text)
     assert printed is not None
-    assert done.stdout == printed[1]
+    assert stdout == printed[1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,16 +58,26 @@ def test_a_run_that_succeeds_costs_at_most_three_requests(
     assert [op.reasons(f"quick-{i}") for i in range(RUNS)] == [["Succeeded"]] * RUNS
 
 
-def test_a_finished_run_is_let_go_and_still_answers(
-    operator: OperatorHarness, worker: Worker, tmp_path: Path
-) -> None:
-    op, down = operator, tmp_path / "down"
+def failed_and_let_go(
+    op: OperatorHarness, worker: Worker, tmp_path: Path, name: str
+) -> tuple[Path, dict[str, Any]]:
+    """A WorkflowRun whose run failed (its downstream is down while ``down`` exists) and that
+    the operator let go; the file to remove to bring the downstream back, and the status."""
+    down = tmp_path / "down"
     down.touch()
     worker()
     op.start()
-    op.apply("order-9", {"workflow": "downstream", "input": {"down": str(down)}})
-    op.wait_phase("order-9", "Failed")
+    op.apply(name, {"workflow": "downstream", "input": {"down": str(down)}})
+    failed = op.wait_phase(name, "Failed")
     op.wait_released()
+    return down, failed
+
+
+def test_a_finished_run_is_let_go_and_still_answers(
+    operator: OperatorHarness, worker: Worker, tmp_path: Path
+) -> None:
+    op = operator
+    down, _ = failed_and_let_go(op, worker, tmp_path, "order-9")
 
     # A user's annotation: nothing to do, nothing kept.
     op.kubectl("annotate", "wfr", "order-9", "team=billing")
@@ -88,13 +99,8 @@ def test_a_finished_run_is_let_go_and_still_answers(
 async def test_a_run_let_go_and_retried_outside_kubernetes_shows_in_its_workflowrun(
     operator: OperatorHarness, worker: Worker, tmp_path: Path
 ) -> None:
-    op, down = operator, tmp_path / "down"
-    down.touch()
-    worker()
-    op.start()
-    op.apply("order-10", {"workflow": "downstream", "input": {"down": str(down)}})
-    failed = op.wait_phase("order-10", "Failed")
-    op.wait_released()
+    op = operator
+    down, failed = failed_and_let_go(op, worker, tmp_path, "order-10")
     assert (op.health() or {})["mirror"]["released"] == 1
 
     down.unlink()
